@@ -1,0 +1,1 @@
+//! logwarden detect: rolling baselines per series and explained alerts.

@@ -1,0 +1,7 @@
+//! logwarden ingest: the Kafka source, log parsing, template mining, and the
+//! segment pipeline that commits offsets only after a [`sink::Sink`] has made
+//! the data durable.
+
+pub mod parse;
+pub mod record;
+pub mod schema;

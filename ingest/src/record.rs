@@ -1,0 +1,216 @@
+//! The log-record model shared by every stage of logwarden.
+//!
+//! A [`LogRecord`] is what a parser makes of one Kafka message (or one input
+//! line). Ingest turns records into Arrow batches ([`crate::schema`]); detect
+//! reads the same fields to build its series. `docs/schema.md` maps each field
+//! to its Arrow and Parquet column.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Severity, normalized from whatever vocabulary the application used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+    #[default]
+    Unknown,
+}
+
+impl Level {
+    /// All levels, in increasing severity, `Unknown` last.
+    pub const ALL: [Level; 7] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+        Level::Unknown,
+    ];
+
+    /// The lowercase name stored in the archive and used in alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+            Level::Unknown => "unknown",
+        }
+    }
+
+    /// True for `error` and `fatal`: what the error-ratio signals count.
+    pub fn is_error(self) -> bool {
+        matches!(self, Level::Error | Level::Fatal)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a record's event time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeSource {
+    /// Parsed from the log line itself.
+    #[default]
+    Parsed,
+    /// The line had no usable timestamp: the Kafka message timestamp was used.
+    Kafka,
+    /// Neither the line nor the transport had one: the ingest time was used.
+    Ingest,
+}
+
+impl TimeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::Parsed => "parsed",
+            TimeSource::Kafka => "kafka",
+            TimeSource::Ingest => "ingest",
+        }
+    }
+}
+
+/// Which parser produced the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    Json,
+    Logfmt,
+    Syslog,
+    Access,
+    Container,
+    Custom,
+    #[default]
+    Text,
+    /// Nothing could be parsed: the payload is kept in `raw`.
+    Invalid,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Logfmt => "logfmt",
+            Format::Syslog => "syslog",
+            Format::Access => "access",
+            Format::Container => "container",
+            Format::Custom => "custom",
+            Format::Text => "text",
+            Format::Invalid => "invalid",
+        }
+    }
+}
+
+/// Why a record could not be fully parsed. Stored in the `parse_error`
+/// column; the record is still archived, with its raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParseIssue {
+    /// The payload is not valid UTF-8; `message` holds a lossy decoding.
+    InvalidUtf8,
+    /// The payload (or the Kafka message) was empty or had no payload.
+    Empty,
+    /// The payload looked like JSON but did not parse; kept as text.
+    MalformedJson,
+    /// A known field had a value of the wrong type (for example a numeric
+    /// `level` object); the value was kept as an attribute.
+    FieldType,
+    /// The payload exceeded the configured maximum size and was truncated.
+    Oversized,
+}
+
+impl ParseIssue {
+    pub const ALL: [ParseIssue; 5] = [
+        ParseIssue::InvalidUtf8,
+        ParseIssue::Empty,
+        ParseIssue::MalformedJson,
+        ParseIssue::FieldType,
+        ParseIssue::Oversized,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseIssue::InvalidUtf8 => "invalid_utf8",
+            ParseIssue::Empty => "empty",
+            ParseIssue::MalformedJson => "malformed_json",
+            ParseIssue::FieldType => "field_type",
+            ParseIssue::Oversized => "oversized",
+        }
+    }
+}
+
+/// Where a record came from: a Kafka topic, partition and offset, or for
+/// backfill an input file (topic = the input's name, partition 0, offset =
+/// the line number counted from 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One parsed log record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogRecord {
+    /// Event time, microseconds since the Unix epoch, UTC.
+    pub event_time_us: i64,
+    pub time_source: TimeSource,
+    pub level: Level,
+    pub service: Option<String>,
+    pub host: Option<String>,
+    pub message: String,
+    /// Every other field, as (key, value) text; nested keys are dotted.
+    pub attributes: Vec<(String, String)>,
+    pub format: Format,
+    pub parse_issue: Option<ParseIssue>,
+    /// The original bytes, kept only when the record could not be parsed
+    /// cleanly (`parse_issue` is set).
+    pub raw: Option<Vec<u8>>,
+    /// Stable id of the message's template, when template mining is on.
+    pub template_id: Option<u64>,
+    pub template: Option<Arc<str>>,
+}
+
+impl LogRecord {
+    /// Clears the record for reuse without giving back its allocations.
+    pub fn clear(&mut self) {
+        self.event_time_us = 0;
+        self.time_source = TimeSource::Parsed;
+        self.level = Level::Unknown;
+        self.service = None;
+        self.host = None;
+        self.message.clear();
+        self.attributes.clear();
+        self.format = Format::Text;
+        self.parse_issue = None;
+        self.raw = None;
+        self.template_id = None;
+        self.template = None;
+    }
+
+    /// A rough in-memory size, used for the byte limits of buffers.
+    pub fn approx_bytes(&self) -> usize {
+        64 + self.message.len()
+            + self.service.as_ref().map_or(0, String::len)
+            + self.host.as_ref().map_or(0, String::len)
+            + self.raw.as_ref().map_or(0, Vec::len)
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 16)
+                .sum::<usize>()
+    }
+}
+
+/// Formats a template id the way it is stored and shown: 16 hex digits.
+pub fn template_id_hex(id: u64) -> String {
+    format!("{id:016x}")
+}

@@ -1,0 +1,251 @@
+//! The Arrow schema of the archive and the builder that turns records into
+//! [`RecordBatch`]es, the unit passed from ingest to storage.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames,
+    StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::record::{template_id_hex, LogRecord, Provenance};
+
+/// Version of the archive schema, written into every file's metadata.
+/// Bumped when a column is added, removed or changes type.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Column names, in schema order.
+pub mod col {
+    pub const EVENT_TIME: &str = "event_time";
+    pub const INGEST_TIME: &str = "ingest_time";
+    pub const TIME_SOURCE: &str = "time_source";
+    pub const LEVEL: &str = "level";
+    pub const SERVICE: &str = "service";
+    pub const HOST: &str = "host";
+    pub const MESSAGE: &str = "message";
+    pub const TEMPLATE_ID: &str = "template_id";
+    pub const TEMPLATE: &str = "template";
+    pub const ATTRIBUTES: &str = "attributes";
+    pub const FORMAT: &str = "format";
+    pub const PARSE_ERROR: &str = "parse_error";
+    pub const RAW: &str = "raw";
+    pub const TOPIC: &str = "kafka_topic";
+    pub const PARTITION: &str = "kafka_partition";
+    pub const OFFSET: &str = "kafka_offset";
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn dict_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+fn map_type() -> DataType {
+    let entries = Field::new(
+        "key_value",
+        DataType::Struct(
+            vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, true),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(col::EVENT_TIME, utc_micros(), false),
+        Field::new(col::INGEST_TIME, utc_micros(), false),
+        Field::new(col::TIME_SOURCE, dict_utf8(), false),
+        Field::new(col::LEVEL, dict_utf8(), false),
+        Field::new(col::SERVICE, dict_utf8(), true),
+        Field::new(col::HOST, dict_utf8(), true),
+        Field::new(col::MESSAGE, DataType::Utf8, false),
+        Field::new(col::TEMPLATE_ID, dict_utf8(), true),
+        Field::new(col::TEMPLATE, dict_utf8(), true),
+        Field::new(col::ATTRIBUTES, map_type(), false),
+        Field::new(col::FORMAT, dict_utf8(), false),
+        Field::new(col::PARSE_ERROR, dict_utf8(), true),
+        Field::new(col::RAW, DataType::Binary, true),
+        Field::new(col::TOPIC, dict_utf8(), false),
+        Field::new(col::PARTITION, DataType::Int32, false),
+        Field::new(col::OFFSET, DataType::Int64, false),
+    ]))
+});
+
+/// The Arrow schema of one archived log record.
+pub fn log_schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// Accumulates records column by column.
+pub struct LogBatchBuilder {
+    event_time: TimestampMicrosecondBuilder,
+    ingest_time: TimestampMicrosecondBuilder,
+    time_source: StringDictionaryBuilder<Int32Type>,
+    level: StringDictionaryBuilder<Int32Type>,
+    service: StringDictionaryBuilder<Int32Type>,
+    host: StringDictionaryBuilder<Int32Type>,
+    message: StringBuilder,
+    template_id: StringDictionaryBuilder<Int32Type>,
+    template: StringDictionaryBuilder<Int32Type>,
+    attributes: MapBuilder<StringBuilder, StringBuilder>,
+    format: StringDictionaryBuilder<Int32Type>,
+    parse_error: StringDictionaryBuilder<Int32Type>,
+    raw: BinaryBuilder,
+    topic: StringDictionaryBuilder<Int32Type>,
+    partition: Int32Builder,
+    offset: Int64Builder,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Default for LogBatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogBatchBuilder {
+    pub fn new() -> Self {
+        let names = MapFieldNames {
+            entry: "key_value".into(),
+            key: "key".into(),
+            value: "value".into(),
+        };
+        Self {
+            event_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            ingest_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            time_source: StringDictionaryBuilder::new(),
+            level: StringDictionaryBuilder::new(),
+            service: StringDictionaryBuilder::new(),
+            host: StringDictionaryBuilder::new(),
+            message: StringBuilder::new(),
+            template_id: StringDictionaryBuilder::new(),
+            template: StringDictionaryBuilder::new(),
+            attributes: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
+                .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
+                .with_values_field(Arc::new(Field::new("value", DataType::Utf8, true))),
+            format: StringDictionaryBuilder::new(),
+            parse_error: StringDictionaryBuilder::new(),
+            raw: BinaryBuilder::new(),
+            topic: StringDictionaryBuilder::new(),
+            partition: Int32Builder::new(),
+            offset: Int64Builder::new(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Rows appended since the last [`finish`](Self::finish).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Approximate bytes buffered since the last [`finish`](Self::finish).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn append(&mut self, rec: &LogRecord, prov: &Provenance, ingest_time_us: i64) {
+        self.event_time.append_value(rec.event_time_us);
+        self.ingest_time.append_value(ingest_time_us);
+        self.time_source.append_value(rec.time_source.as_str());
+        self.level.append_value(rec.level.as_str());
+        self.service.append_option(rec.service.as_deref());
+        self.host.append_option(rec.host.as_deref());
+        self.message.append_value(&rec.message);
+        match rec.template_id {
+            Some(id) => self.template_id.append_value(template_id_hex(id)),
+            None => self.template_id.append_null(),
+        }
+        self.template.append_option(rec.template.as_deref());
+        for (k, v) in &rec.attributes {
+            self.attributes.keys().append_value(k);
+            self.attributes.values().append_value(v);
+        }
+        // A map entry is never null: an empty map means no attributes.
+        self.attributes
+            .append(true)
+            .expect("keys and values are appended in pairs");
+        self.format.append_value(rec.format.as_str());
+        self.parse_error
+            .append_option(rec.parse_issue.map(|i| i.as_str()));
+        self.raw.append_option(rec.raw.as_deref());
+        self.topic.append_value(&*prov.topic);
+        self.partition.append_value(prov.partition);
+        self.offset.append_value(prov.offset);
+        self.rows += 1;
+        self.bytes += rec.approx_bytes();
+    }
+
+    /// Takes the rows appended so far as one batch and resets the builder.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_time.finish()),
+            Arc::new(self.ingest_time.finish()),
+            Arc::new(self.time_source.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.host.finish()),
+            Arc::new(self.message.finish()),
+            Arc::new(self.template_id.finish()),
+            Arc::new(self.template.finish()),
+            Arc::new(self.attributes.finish()),
+            Arc::new(self.format.finish()),
+            Arc::new(self.parse_error.finish()),
+            Arc::new(self.raw.finish()),
+            Arc::new(self.topic.finish()),
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+        ];
+        self.rows = 0;
+        self.bytes = 0;
+        RecordBatch::try_new(log_schema(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Level, ParseIssue};
+
+    #[test]
+    fn builder_output_matches_schema() {
+        let mut b = LogBatchBuilder::new();
+        let prov = Provenance {
+            topic: "logs".into(),
+            partition: 2,
+            offset: 41,
+        };
+        let rec = LogRecord {
+            event_time_us: 1_700_000_000_000_000,
+            level: Level::Error,
+            service: Some("checkout".into()),
+            message: "payment failed".into(),
+            attributes: vec![("order".into(), "42".into())],
+            ..Default::default()
+        };
+        b.append(&rec, &prov, 1_700_000_000_000_100);
+        let bad = LogRecord {
+            parse_issue: Some(ParseIssue::InvalidUtf8),
+            raw: Some(vec![0xff, 0xfe]),
+            ..Default::default()
+        };
+        b.append(&bad, &prov, 1);
+        assert_eq!(b.rows(), 2);
+        let batch = b.finish().expect("valid batch");
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), log_schema());
+        assert_eq!(b.rows(), 0);
+        assert_eq!(b.finish().expect("empty batch").num_rows(), 0);
+    }
+}

@@ -1,0 +1,1 @@
+//! logwarden storage: the Parquet archive.
