@@ -5,3 +5,4 @@
 pub mod parse;
 pub mod record;
 pub mod schema;
+pub mod template;

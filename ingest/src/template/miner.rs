@@ -1,0 +1,494 @@
+//! The online miner: a Drain-like index (token count, first token) over
+//! templates, with a similarity on literal words that refuses structurally
+//! different tokens.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{TemplateConfig, TemplateConfigError};
+use super::masking::{is_close, is_open, Masker, WILDCARD};
+
+/// A mismatch in the second token counts this many times: the first words of
+/// a message name the event (`Failed password` / `Failed none`), variables
+/// tend to come later. Long lines can still absorb one.
+const SECOND_TOKEN_WEIGHT: u32 = 3;
+
+/// Version of [`MinerSnapshot`]'s layout.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Stable 64-bit FNV-1a: the template id function. Fixed forever: changing it
+/// changes every id in every archive.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct Cluster {
+    id: u64,
+    /// `None` is a position that has been seen to vary.
+    tokens: Vec<Option<Box<str>>>,
+    template: Arc<str>,
+    count: u64,
+    last_used: u64,
+    bucket: u64,
+    wildcards: usize,
+}
+
+impl Cluster {
+    fn render(tokens: &[Option<Box<str>>]) -> Arc<str> {
+        let mut s = String::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(t.as_deref().unwrap_or(WILDCARD));
+        }
+        Arc::from(s)
+    }
+}
+
+/// One template in a [`MinerSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateSnapshot {
+    pub id: u64,
+    /// The template's tokens; `null` for a generalized position.
+    pub tokens: Vec<Option<String>>,
+    pub count: u64,
+    pub last_used: u64,
+}
+
+/// The persisted state of a [`TemplateMiner`] (serde; JSON in practice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinerSnapshot {
+    pub format_version: u32,
+    /// The configuration the state was mined with.
+    pub config: TemplateConfig,
+    /// The miner's logical clock (lines observed), for LRU order.
+    pub tick: u64,
+    /// Templates, least recently used first.
+    pub templates: Vec<TemplateSnapshot>,
+}
+
+impl MinerSnapshot {
+    pub fn to_json(&self) -> Result<String, RestoreError> {
+        serde_json::to_string(self).map_err(RestoreError::Json)
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, RestoreError> {
+        serde_json::from_str(s).map_err(RestoreError::Json)
+    }
+}
+
+/// Why a snapshot could not be restored. None of these go away on retry: the
+/// caller starts with an empty miner (ids of new templates stay the same,
+/// see the module docs) or fixes the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Config(#[from] TemplateConfigError),
+    #[error("template snapshot: format version {found}, expected {SNAPSHOT_FORMAT_VERSION}")]
+    Version { found: u32 },
+    #[error("template snapshot: mined with a different `template.{field}`; mining it on would change ids")]
+    ConfigMismatch { field: &'static str },
+    #[error("template snapshot: {0}")]
+    Invalid(String),
+    #[error("template snapshot: json: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// Online log-template miner. One per consumer thread; not shared.
+pub struct TemplateMiner {
+    cfg: TemplateConfig,
+    masker: Masker,
+    slots: Vec<Option<Cluster>>,
+    free: Vec<u32>,
+    buckets: HashMap<u64, Vec<u32>>,
+    /// last_used tick -> slot; the first entry is the eviction victim.
+    lru: BTreeMap<u64, u32>,
+    tick: u64,
+    live: usize,
+    evictions: u64,
+    buf: String,
+    spans: Vec<(u32, u32)>,
+}
+
+impl std::fmt::Debug for TemplateMiner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateMiner")
+            .field("templates", &self.live)
+            .field("observed", &self.tick)
+            .field("evictions", &self.evictions)
+            .finish()
+    }
+}
+
+/// Leading opening punctuation of a token (a leading `<*>` is not punctuation).
+fn lead(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_open(b[i]) && !s[i..].starts_with(WILDCARD) {
+        i += 1;
+    }
+    &s[..i]
+}
+
+/// Trailing closing punctuation of a token.
+fn trail(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut e = b.len();
+    while e > 0 && is_close(b[e - 1]) && !s[..e].ends_with(WILDCARD) {
+        e -= 1;
+    }
+    &s[e..]
+}
+
+/// Whether two different tokens can be values of one variable: same
+/// surrounding punctuation, same `key=`.
+fn compatible(t: &str, m: &str) -> bool {
+    if lead(t) != lead(m) || trail(t) != trail(m) {
+        return false;
+    }
+    match (t.find('='), m.find('=')) {
+        (None, None) => true,
+        // An empty value (`rhost=`) is another event than a present one.
+        (Some(a), Some(b)) => t[..a] == m[..b] && t[a + 1..].is_empty() == m[b + 1..].is_empty(),
+        _ => false,
+    }
+}
+
+impl TemplateMiner {
+    pub fn new(cfg: &TemplateConfig) -> Result<Self, TemplateConfigError> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            masker: Masker::new(cfg),
+            slots: Vec::new(),
+            free: Vec::new(),
+            buckets: HashMap::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
+            live: 0,
+            evictions: 0,
+            buf: String::with_capacity(256),
+            spans: Vec::with_capacity(32),
+        })
+    }
+
+    /// The configuration the miner runs with.
+    pub fn config(&self) -> &TemplateConfig {
+        &self.cfg
+    }
+
+    /// Number of templates held.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Templates evicted so far to respect `max_templates`.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Lines observed so far.
+    pub fn observed(&self) -> u64 {
+        self.tick
+    }
+
+    /// (id, template, lines) of every template held, in no particular order.
+    pub fn templates(&self) -> impl Iterator<Item = (u64, &str, u64)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|c| (c.id, &*c.template, c.count))
+    }
+
+    /// Assigns `message` a template, creating or generalizing one if needed,
+    /// and returns the template's id and its current text. The id is final:
+    /// it never changes for the lines already given it.
+    pub fn observe(&mut self, message: &str) -> (u64, Arc<str>) {
+        self.tick += 1;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut spans = std::mem::take(&mut self.spans);
+        self.masker
+            .tokenize(message, self.cfg.max_tokens, &mut buf, &mut spans);
+        let tok = |i: usize| {
+            let (a, b) = spans[i];
+            &buf[a as usize..b as usize]
+        };
+        let n = spans.len();
+        let key = bucket_key(n, if n > 0 { tok(0) } else { "" });
+
+        let mut best: Option<(u32, f64, usize, u64)> = None;
+        if let Some(slots) = self.buckets.get(&key) {
+            for &slot in slots {
+                let Some(c) = self.slots[slot as usize].as_ref() else {
+                    continue;
+                };
+                let Some(score) = self.score(c, n, &tok) else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some((_, s, w, id)) => {
+                        score > s || (score == s && (c.wildcards, c.id) < (w, id))
+                    }
+                };
+                if better {
+                    best = Some((slot, score, c.wildcards, c.id));
+                }
+            }
+        }
+
+        let result = match best {
+            Some((slot, ..)) => self.update(slot, n, &tok),
+            None => self.insert(key, n, &tok),
+        };
+        self.buf = buf;
+        self.spans = spans;
+        result
+    }
+
+    /// Weighted share of the template's literal words that the line matches,
+    /// or `None` if the line cannot belong to it.
+    fn score<'a>(&self, c: &Cluster, n: usize, tok: &impl Fn(usize) -> &'a str) -> Option<f64> {
+        if c.tokens.len() != n {
+            return None;
+        }
+        let (mut total, mut matched) = (0u32, 0u32);
+        for (i, t) in c.tokens.iter().enumerate() {
+            let Some(t) = t.as_deref() else {
+                continue;
+            };
+            let m = tok(i);
+            let w = if i == 1 { SECOND_TOKEN_WEIGHT } else { 1 };
+            if t == m {
+                if t != WILDCARD {
+                    total += w;
+                    matched += w;
+                }
+            } else {
+                if i == 0 || !compatible(t, m) {
+                    return None;
+                }
+                total += w;
+            }
+        }
+        let s = if total == 0 {
+            1.0
+        } else {
+            f64::from(matched) / f64::from(total)
+        };
+        (s >= self.cfg.similarity_threshold).then_some(s)
+    }
+
+    fn touch(&mut self, slot: u32) {
+        let tick = self.tick;
+        if let Some(c) = self.slots[slot as usize].as_mut() {
+            self.lru.remove(&c.last_used);
+            c.last_used = tick;
+            self.lru.insert(tick, slot);
+        }
+    }
+
+    fn update<'a>(
+        &mut self,
+        slot: u32,
+        n: usize,
+        tok: &impl Fn(usize) -> &'a str,
+    ) -> (u64, Arc<str>) {
+        self.touch(slot);
+        let Some(c) = self.slots[slot as usize].as_mut() else {
+            unreachable!("best slot is live");
+        };
+        c.count += 1;
+        let mut changed = false;
+        for i in 0..n {
+            if let Some(t) = c.tokens[i].as_deref() {
+                if t != tok(i) {
+                    c.tokens[i] = None;
+                    c.wildcards += 1;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            c.template = Cluster::render(&c.tokens);
+        }
+        (c.id, c.template.clone())
+    }
+
+    fn insert<'a>(
+        &mut self,
+        key: u64,
+        n: usize,
+        tok: &impl Fn(usize) -> &'a str,
+    ) -> (u64, Arc<str>) {
+        let tokens: Vec<Option<Box<str>>> = (0..n).map(|i| Some(Box::from(tok(i)))).collect();
+        let template = Cluster::render(&tokens);
+        let id = stable_hash(template.as_bytes());
+        let cluster = Cluster {
+            id,
+            tokens,
+            template: template.clone(),
+            count: 1,
+            last_used: self.tick,
+            bucket: key,
+            wildcards: 0,
+        };
+        self.place(cluster);
+        self.enforce_cap();
+        (id, template)
+    }
+
+    fn place(&mut self, c: Cluster) {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.buckets.entry(c.bucket).or_default().push(slot);
+        self.lru.insert(c.last_used, slot);
+        self.slots[slot as usize] = Some(c);
+        self.live += 1;
+    }
+
+    fn enforce_cap(&mut self) {
+        while self.live > self.cfg.max_templates {
+            let Some((_, slot)) = self.lru.pop_first() else {
+                break;
+            };
+            let Some(c) = self.slots[slot as usize].take() else {
+                continue;
+            };
+            if let Some(v) = self.buckets.get_mut(&c.bucket) {
+                if let Some(p) = v.iter().position(|&s| s == slot) {
+                    v.swap_remove(p);
+                }
+                if v.is_empty() {
+                    self.buckets.remove(&c.bucket);
+                }
+            }
+            self.free.push(slot);
+            self.live -= 1;
+            self.evictions += 1;
+        }
+    }
+
+    /// The miner's state, to persist and later [`TemplateMiner::restore`].
+    pub fn snapshot(&self) -> MinerSnapshot {
+        let templates = self
+            .lru
+            .values()
+            .filter_map(|&slot| self.slots[slot as usize].as_ref())
+            .map(|c| TemplateSnapshot {
+                id: c.id,
+                tokens: c
+                    .tokens
+                    .iter()
+                    .map(|t| t.as_deref().map(str::to_owned))
+                    .collect(),
+                count: c.count,
+                last_used: c.last_used,
+            })
+            .collect();
+        MinerSnapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            config: self.cfg.clone(),
+            tick: self.tick,
+            templates,
+        }
+    }
+
+    /// A miner that continues where the snapshot's left off, with `cfg`.
+    /// Settings that change how lines are mined must equal the snapshot's;
+    /// `max_templates` may differ (a smaller cap evicts at once).
+    pub fn restore(cfg: &TemplateConfig, snap: MinerSnapshot) -> Result<Self, RestoreError> {
+        if snap.format_version != SNAPSHOT_FORMAT_VERSION {
+            return Err(RestoreError::Version {
+                found: snap.format_version,
+            });
+        }
+        let mut miner = Self::new(cfg)?;
+        let old = &snap.config;
+        let mut masks_a = old.masks.clone();
+        let mut masks_b = cfg.masks.clone();
+        masks_a.sort_by_key(|m| *m as u8);
+        masks_a.dedup();
+        masks_b.sort_by_key(|m| *m as u8);
+        masks_b.dedup();
+        let mismatch = if masks_a != masks_b {
+            Some("masks")
+        } else if old.similarity_threshold != cfg.similarity_threshold {
+            Some("similarity_threshold")
+        } else if old.max_tokens != cfg.max_tokens {
+            Some("max_tokens")
+        } else if old.max_token_bytes != cfg.max_token_bytes {
+            Some("max_token_bytes")
+        } else {
+            None
+        };
+        if let Some(field) = mismatch {
+            return Err(RestoreError::ConfigMismatch { field });
+        }
+        miner.tick = snap.tick;
+        for t in snap.templates {
+            let n = t.tokens.len();
+            if n > cfg.max_tokens || t.last_used > snap.tick {
+                return Err(RestoreError::Invalid(format!(
+                    "template {:016x} does not fit the configuration",
+                    t.id
+                )));
+            }
+            if miner.lru.contains_key(&t.last_used) {
+                return Err(RestoreError::Invalid(format!(
+                    "two templates last used at tick {}",
+                    t.last_used
+                )));
+            }
+            let tokens: Vec<Option<Box<str>>> =
+                t.tokens.into_iter().map(|x| x.map(Box::from)).collect();
+            let first = match tokens.first() {
+                None => "",
+                Some(Some(s)) => s,
+                Some(None) => {
+                    return Err(RestoreError::Invalid(format!(
+                        "template {:016x} has a generalized first token",
+                        t.id
+                    )))
+                }
+            };
+            let bucket = bucket_key(n, first);
+            let wildcards = tokens.iter().filter(|x| x.is_none()).count();
+            let template = Cluster::render(&tokens);
+            miner.place(Cluster {
+                id: t.id,
+                tokens,
+                template,
+                count: t.count,
+                last_used: t.last_used,
+                bucket,
+                wildcards,
+            });
+        }
+        miner.enforce_cap();
+        Ok(miner)
+    }
+}
+
+fn bucket_key(n: usize, first: &str) -> u64 {
+    let mut h = stable_hash(first.as_bytes());
+    h ^= (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h
+}
