@@ -24,6 +24,10 @@ const GENERIC_TLDS: [&str; 10] = [
     "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io",
 ];
 
+/// Quoted spans of at least this many words are prose, folded into one
+/// variable; shorter multi-word spans are tokenized normally.
+const QUOTED_PROSE_WORDS: usize = 4;
+
 /// Longest quoted span folded into one token, in bytes.
 const MAX_QUOTED_BYTES: usize = 512;
 
@@ -168,12 +172,37 @@ impl Masker {
         if c.is_empty() {
             return;
         }
-        let whole = (self.url && c.contains("://")) || (self.email && is_email(c));
+        // One pass to learn which shapes are possible at all; most tokens
+        // are plain words and leave here.
+        let (mut digits, mut dots, mut slashes, mut colons) = (0usize, 0usize, 0usize, 0usize);
+        let (mut at, mut eq) = (false, None);
+        for (i, &x) in c.as_bytes().iter().enumerate() {
+            match x {
+                b'0'..=b'9' => digits += 1,
+                b'.' => dots += 1,
+                b'/' | b'\\' => slashes += 1,
+                b':' => colons += 1,
+                b'@' => at = true,
+                b'=' if eq.is_none() => eq = Some(i),
+                _ => {}
+            }
+        }
+        if digits == 0 && dots == 0 && slashes == 0 && colons == 0 && !at && eq.is_none() {
+            let b = c.as_bytes();
+            let time = self.time
+                && b.len() == 3
+                && b[0].is_ascii_uppercase()
+                && MONTHS_AND_DAYS.contains(&c);
+            out.push_str(if time { WILDCARD } else { c });
+            return;
+        }
+        let whole = (self.url && colons > 0 && slashes >= 2 && c.contains("://"))
+            || (self.email && at && is_email(c));
         if whole {
             out.push_str(WILDCARD);
             return;
         }
-        if let Some(eq) = c.find('=') {
+        if let Some(eq) = eq {
             if eq > 0 {
                 // key=value: the key is template text, the value is masked on
                 // its own shape.
@@ -182,11 +211,10 @@ impl Masker {
                 return;
             }
         }
-        let whole = (self.uuid && is_uuid(c))
-            || (self.ip && is_ip(c))
-            || (self.path && is_path(c))
-            || (self.hostname && is_hostname(c))
-            || (self.time && MONTHS_AND_DAYS.contains(&c));
+        let whole = (self.uuid && c.len() == 36 && is_uuid(c))
+            || (self.ip && digits > 0 && (dots == 3 || colons >= 2) && is_ip(c))
+            || (self.path && slashes > 0 && is_path(c))
+            || (self.hostname && dots > 0 && is_hostname(c));
         if whole {
             out.push_str(WILDCARD);
             return;
@@ -305,9 +333,16 @@ fn quoted_span(b: &[u8], start: usize, end: usize) -> Option<usize> {
     let q = b[open];
     let limit = (open + 1 + MAX_QUOTED_BYTES).min(b.len());
     let mut j = open + 1;
+    let mut words = 1;
     while j < limit {
+        if b[j].is_ascii_whitespace() && !b[j - 1].is_ascii_whitespace() {
+            words += 1;
+        }
         if b[j] == q && (j + 1 >= b.len() || !is_word_byte(b[j + 1])) {
-            return (j > open + 1).then_some(j);
+            // A short multi-word span is structure (`"GET /x HTTP/1.1"`),
+            // tokenized normally; one word or prose is one variable.
+            let fold = j > open + 1 && (words == 1 || words >= QUOTED_PROSE_WORDS);
+            return fold.then_some(j);
         }
         j += 1;
     }
@@ -464,8 +499,16 @@ mod tests {
                 "id <*> at <*>",
             ),
             (
-                "Component \"alt 0\" is in state",
+                "Component \"alt0\" is in state",
                 "Component \"<*>\" is in state",
+            ),
+            (
+                "error=\"the disk is full\" code=5",
+                "error=\"<*>\" code=<*>",
+            ),
+            (
+                "\"GET /v2/servers HTTP/1.1\" status: 200",
+                "\"GET <*> HTTP/<*>\" status: <*>",
             ),
             (
                 "removing device node '/udev/vcsa2'",

@@ -15,6 +15,31 @@ use super::masking::{is_close, is_open, Masker, WILDCARD};
 /// tend to come later. Long lines can still absorb one.
 const SECOND_TOKEN_WEIGHT: u32 = 3;
 
+/// A template's LRU position is refreshed at most once per this many lines:
+/// the LRU order is exact to within this many lines, and a hot template costs
+/// no ordered-map update on most lines.
+const LRU_TOUCH_INTERVAL: u64 = 64;
+
+/// Hasher for bucket keys, which are already [`stable_hash`] outputs.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Version of [`MinerSnapshot`]'s layout.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
@@ -108,7 +133,7 @@ pub struct TemplateMiner {
     masker: Masker,
     slots: Vec<Option<Cluster>>,
     free: Vec<u32>,
-    buckets: HashMap<u64, Vec<u32>>,
+    buckets: KeyMap<Vec<u32>>,
     /// last_used tick -> slot; the first entry is the eviction victim.
     lru: BTreeMap<u64, u32>,
     tick: u64,
@@ -170,7 +195,7 @@ impl TemplateMiner {
             masker: Masker::new(cfg),
             slots: Vec::new(),
             free: Vec::new(),
-            buckets: HashMap::new(),
+            buckets: KeyMap::default(),
             lru: BTreeMap::new(),
             tick: 0,
             live: 0,
@@ -294,6 +319,9 @@ impl TemplateMiner {
     fn touch(&mut self, slot: u32) {
         let tick = self.tick;
         if let Some(c) = self.slots[slot as usize].as_mut() {
+            if tick - c.last_used < LRU_TOUCH_INTERVAL {
+                return;
+            }
             self.lru.remove(&c.last_used);
             c.last_used = tick;
             self.lru.insert(tick, slot);
