@@ -214,7 +214,7 @@ impl Masker {
         let whole = (self.uuid && c.len() == 36 && is_uuid(c))
             || (self.ip && digits > 0 && (dots == 3 || colons >= 2) && is_ip(c))
             || (self.path && slashes > 0 && is_path(c))
-            || (self.hostname && dots > 0 && is_hostname(c));
+            || (self.hostname && dots > 0 && is_hostname(strip_port(c)));
         if whole {
             out.push_str(WILDCARD);
             return;
@@ -426,6 +426,14 @@ fn is_path(c: &str) -> bool {
     b.iter().filter(|&&x| x == b'/').count() >= 2 && !c.contains("//")
 }
 
+/// `host:port` -> `host`.
+fn strip_port(c: &str) -> &str {
+    match c.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => c,
+    }
+}
+
 fn is_hostname(c: &str) -> bool {
     let mut labels = 0;
     let mut last = "";
@@ -513,6 +521,10 @@ mod tests {
             (
                 "removing device node '/udev/vcsa2'",
                 "removing device node '<*>'",
+            ),
+            (
+                "chrome.exe - proxy.cse.cuhk.edu.hk:5070 close",
+                "chrome.exe - <*> close",
             ),
             ("took 250ms, 1.5s", "took <*>, <*>"),
         ];
