@@ -1,0 +1,174 @@
+//! Plain text: an optional leading timestamp (bracketed or not), then an
+//! optional header of pid, level, `[thread]` and logger, or a syslog-like
+//! `host service[pid]:`; the message is the rest of the line.
+//!
+//! Examples: `2024-01-02 03:04:05,123 ERROR [main] com.x.Y - boom`,
+//! `081109 203615 148 INFO dfs.DataNode: ...`, `[Sun Dec 04 04:47:44 2005]
+//! [error] ...`, `Jun 14 15:16:01 combo sshd(pam_unix)[19939]: ...`
+//! (recorded as syslog), `WARNING:root:msg` (Python's default format).
+
+use crate::record::{Format, Level, LogRecord};
+
+use super::level::parse_text_level;
+use super::timestamp::{self, TimeCtx};
+use super::{logfmt, syslog, Scratch};
+
+/// A `[thread]` must close within this many bytes.
+const MAX_THREAD_LEN: usize = 64;
+/// A logger name longer than this is not taken for one.
+const MAX_LOGGER_LEN: usize = 128;
+
+/// Parses `s` as text. Always succeeds.
+pub fn parse(s: &str, tc: &TimeCtx, scratch: &mut Scratch, rec: &mut LogRecord) {
+    rec.format = Format::Text;
+    let line = s.trim_start();
+    let (inner, bracketed) = match line.strip_prefix('[') {
+        Some(r) => (r, true),
+        None => (line, false),
+    };
+    let Some((us, n)) = timestamp::parse_prefix(inner, tc) else {
+        header(line, false, scratch, rec);
+        return;
+    };
+    scratch.set_time(rec, us, &inner[..n]);
+    let mut rest = &inner[n..];
+    if bracketed {
+        rest = rest.strip_prefix(']').unwrap_or(rest);
+    }
+    let syslog_date = inner.as_bytes()[0].is_ascii_alphabetic() && !bracketed;
+    if syslog_date {
+        if let Some(h) = syslog::header_3164(rest, true) {
+            syslog::apply_header(&h, scratch, rec);
+            rec.format = Format::Syslog;
+            return;
+        }
+    }
+    let trimmed = rest.trim_start();
+    if logfmt::looks_like(trimmed) {
+        let mark = rec.attributes.len();
+        if logfmt::parse_pairs(trimmed, scratch, rec) {
+            scratch.resolve(rec, tc);
+            rec.format = Format::Logfmt;
+            return;
+        }
+        rec.attributes.truncate(mark);
+        scratch.kinds.truncate(mark);
+    }
+    header(rest, true, scratch, rec);
+}
+
+/// A level token: `ERROR`, `error:`, `[error]`, `<warn>`, `[core:error]`.
+/// Without a timestamp before it, a bare word must be upper case or end in
+/// `:` (so that a sentence starting with "Error" keeps its first word).
+fn level_token(tok: &str, after_time: bool) -> Option<Level> {
+    let (inner, marked) = if let Some(t) = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        (t.rsplit(':').next().unwrap_or(t), true)
+    } else if let Some(t) = tok.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
+        (t, true)
+    } else if let Some(t) = tok.strip_suffix(':') {
+        (t, true)
+    } else {
+        (tok, false)
+    };
+    if !after_time && !marked && !inner.bytes().all(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    parse_text_level(inner)
+}
+
+/// A class-like logger name: `dfs.DataNode$PacketResponder`, `com.x.Y`.
+fn looks_like_logger(tok: &str, need_dot: bool) -> bool {
+    !tok.is_empty()
+        && tok.len() <= MAX_LOGGER_LEN
+        && tok.as_bytes()[0].is_ascii_alphabetic()
+        && tok
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'$' | b'_' | b'-' | b'/'))
+        && (!need_dot || tok.bytes().any(|c| c == b'.' || c == b'$'))
+}
+
+fn split_token(s: &str) -> (&str, &str) {
+    match s.find([' ', '\t']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogRecord) {
+    let mut r = rest.trim_start();
+
+    // Python's default `LEVEL:logger:message`.
+    if !after_time {
+        if let Some((lvl, tail)) = r.split_once(':') {
+            if lvl.len() >= 4 && lvl.bytes().all(|c| c.is_ascii_uppercase()) {
+                if let Some(level) = parse_text_level(lvl) {
+                    if let Some((logger, msg)) = tail.split_once(':') {
+                        if looks_like_logger(logger, false) {
+                            rec.level = level;
+                            scratch.attr(rec, "logger", logger);
+                            Scratch::set_message(rec, msg.trim_end());
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // A numeric pid or thread id before the level (HDFS).
+    let (tok, after) = split_token(r);
+    if after_time && !tok.is_empty() && tok.bytes().all(|c| c.is_ascii_digit()) {
+        let (next, _) = split_token(after.trim_start());
+        if level_token(next, true).is_some() {
+            scratch.attr(rec, "pid", tok);
+            r = after.trim_start();
+        }
+    }
+
+    let (tok, after) = split_token(r);
+    let mut have_level = false;
+    if let Some(level) = level_token(tok, after_time) {
+        rec.level = level;
+        have_level = true;
+        r = after.trim_start();
+        // `INFO - message` and `INFO | message` separators.
+        for sep in ["- ", "| "] {
+            if let Some(x) = r.strip_prefix(sep) {
+                r = x;
+            }
+        }
+    }
+
+    if have_level && r.starts_with('[') {
+        let window = &r.as_bytes()[..r.len().min(MAX_THREAD_LEN)];
+        if let Some(end) = memchr::memchr(b']', window) {
+            scratch.attr(rec, "thread", &r[1..end]);
+            r = r[end + 1..].trim_start();
+        }
+    }
+
+    let (tok, after) = split_token(r);
+    if have_level {
+        if let Some(logger) = tok.strip_suffix(':') {
+            if looks_like_logger(logger, true) {
+                scratch.attr(rec, "logger", logger);
+                r = after.trim_start();
+            }
+        } else if let Some(msg) = after.strip_prefix("- ") {
+            if looks_like_logger(tok, false) {
+                scratch.attr(rec, "logger", tok);
+                r = msg;
+            }
+        }
+    } else if let Some(tag) = tok.strip_suffix("]:") {
+        // `service[pid]: message` without a syslog date.
+        if let Some((service, pid)) = tag.rsplit_once('[') {
+            if !service.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) {
+                scratch.set_service(rec, service);
+                scratch.attr(rec, "pid", pid);
+                r = after.trim_start();
+            }
+        }
+    }
+    Scratch::set_message(rec, r.trim_end());
+}
