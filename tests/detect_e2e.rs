@@ -1,0 +1,145 @@
+//! End to end against a real broker process: `logwarden detect` on steady
+//! generated traffic publishes nothing; on an injected error burst it
+//! publishes exactly one firing alert for the right series.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+/// Every message of a topic, from the beginning.
+fn read_topic(broker: &Broker, topic: &str) -> Vec<(String, serde_json::Value)> {
+    let end = broker.topic_end(topic);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", format!("reader-{}", free_port()))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("reader");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    wait_until("the alert topic", WAIT, || {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("alert JSON");
+            out.push((key, v));
+        }
+        out.len() as i64 >= end
+    });
+    out
+}
+
+fn detect(broker: &Broker, group: &str) -> String {
+    let out = run_ok(
+        logwarden()
+            .args([
+                "detect",
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                "logs",
+                "--group",
+                group,
+            ])
+            .args([
+                "--alerts-topic",
+                "alerts",
+                "--session-timeout-ms",
+                "6000",
+                "--stop-when-caught-up",
+            ]),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn steady_traffic_gives_no_alert() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 3);
+    broker.create_topic("alerts", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Four hours of event time at 20 events/s.
+    generate(
+        &broker,
+        "logs",
+        288_000,
+        11,
+        &dir.path().join("t.jsonl"),
+        &["--events-per-sec", "20"],
+    );
+    let summary = detect(&broker, "d1");
+    assert!(summary.contains("288000 records"), "{summary}");
+    assert!(summary.contains(" 0 alerts"), "{summary}");
+    assert_eq!(broker.topic_end("alerts"), 0);
+}
+
+#[test]
+fn error_burst_gives_exactly_one_alert() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 3);
+    broker.create_topic("alerts", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    generate(
+        &broker,
+        "logs",
+        288_000,
+        12,
+        &dir.path().join("t.jsonl"),
+        &[
+            "--events-per-sec",
+            "20",
+            "--incident",
+            "error-burst:payments@150m+6m",
+        ],
+    );
+    let summary = detect(&broker, "d2");
+    let alerts = read_topic(&broker, "alerts");
+    let firing: Vec<&(String, serde_json::Value)> = alerts
+        .iter()
+        .filter(|(_, a)| a["status"] == "firing")
+        .collect();
+    assert_eq!(firing.len(), 1, "{summary}\n{alerts:#?}");
+    let (key, a) = firing[0];
+    assert_eq!(key, "payments/error_ratio");
+    assert_eq!(a["series"]["service"], "payments");
+    assert_eq!(a["series"]["signal"], "error_ratio");
+    assert_eq!(a["schema_version"], "1");
+    for field in [
+        "alert_id",
+        "fingerprint",
+        "window_start",
+        "window_end",
+        "observed",
+        "expected",
+        "expected_low",
+        "expected_high",
+        "probability",
+        "score",
+        "severity",
+        "summary",
+    ] {
+        assert!(!a[field].is_null(), "alert lacks {field}: {a}");
+    }
+    // The burst starts 150 minutes after 2026-03-01T10:00:00Z.
+    let start = a["window_start"].as_str().expect("window_start");
+    assert!(
+        start >= "2026-03-01T12:30:00" && start < "2026-03-01T12:36:00",
+        "{start}"
+    );
+    assert!(a["probability"].as_f64().expect("p") < 1e-6, "{a}");
+    assert!(
+        a["observed"].as_f64().expect("obs") > a["expected_high"].as_f64().expect("hi"),
+        "{a}"
+    );
+    // Anything else on the topic is the same incident resolving.
+    for (_, other) in alerts.iter().filter(|(_, a)| a["status"] != "firing") {
+        assert_eq!(other["status"], "resolved", "{other}");
+        assert_eq!(other["fingerprint"], a["fingerprint"], "{other}");
+    }
+}
