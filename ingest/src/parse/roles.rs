@@ -18,7 +18,7 @@ pub const TIMESTAMP_RAW: &str = "timestamp_raw";
 pub const ATTRIBUTES_DROPPED: &str = "attributes_dropped";
 
 /// Longest key checked against the aliases.
-const MAX_ALIAS_KEY: usize = 24;
+const MAX_ALIAS_KEY: usize = 13;
 
 /// The JSON type of an attribute value (text formats only produce `Str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,13 @@ impl Role {
 /// one record name the same role).
 pub fn role_of(key: &str) -> Option<(Role, u8)> {
     if key.is_empty() || key.len() > MAX_ALIAS_KEY {
+        return None;
+    }
+    // Cheap gate: the first letters of all aliases.
+    if !matches!(
+        key.as_bytes()[0].to_ascii_lowercase(),
+        b't' | b'@' | b'd' | b'e' | b'l' | b's' | b'a' | b'c' | b'h' | b'm'
+    ) {
         return None;
     }
     let mut buf = [0u8; MAX_ALIAS_KEY];

@@ -247,6 +247,7 @@ pub fn header_3164(rest: &str, require_tag: bool) -> Option<Header<'_>> {
     if t1.is_empty() {
         return None;
     }
+    let after1 = after1.trim_start_matches(' ');
     let ab = after1.as_bytes();
     let window = &ab[..ab.len().min(MAX_TAG_LEN)];
     let colon = window
@@ -294,7 +295,11 @@ fn split_tag(tag: &str) -> (&str, Option<&str>) {
         Some((name, pid)) => (name, Some(pid)),
         None => (tag, None),
     };
-    let name = name.split(' ').next().unwrap_or(name);
+    // `syslogd 1.4.1` -> `syslogd`; `-- root` -> `root`.
+    let name = name
+        .split(' ')
+        .find(|w| w.bytes().any(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or(name);
     (name, pid.filter(|p| !p.is_empty()))
 }
 

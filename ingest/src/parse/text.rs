@@ -141,7 +141,9 @@ fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogReco
 
     if have_level && r.starts_with('[') {
         let window = &r.as_bytes()[..r.len().min(MAX_THREAD_LEN)];
-        if let Some(end) = memchr::memchr(b']', window) {
+        // `[client 1.2.3.4]` (Apache) is part of the message; threads have no spaces.
+        let end = memchr::memchr(b']', window).filter(|&e| !window[..e].contains(&b' '));
+        if let Some(end) = end {
             scratch.attr(rec, "thread", &r[1..end]);
             r = r[end + 1..].trim_start();
         }
