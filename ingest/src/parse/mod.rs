@@ -17,6 +17,26 @@
 //! `rec.attributes`, then [`Scratch::resolve`] picks the timestamp, level,
 //! service, host and message out of them by alias ([`roles`]).
 //!
+//! Outcomes worth knowing: an empty payload gives message `""`,
+//! `Format::Invalid` and `ParseIssue::Empty`; a JSON or logfmt record without
+//! a message field gets an empty message (its fields are all attributes); an
+//! unusable timestamp is kept in the `timestamp_raw` attribute and the event
+//! time falls back to the Kafka time, then the ingest time. `rec.raw` holds
+//! the original bytes for `invalid_utf8`, `malformed_json` and `field_type`
+//! (not for `oversized` or `empty`). Only the first issue found is recorded.
+//!
+//! Example configuration:
+//!
+//! ```toml
+//! [parse]
+//! format = "auto"
+//! default_timezone = "+02:00"
+//! [[parse.patterns]]
+//! name = "legacy"
+//! regex = '^(?P<timestamp>\S+ \S+) <(?P<level>\w+)> (?P<message>.*)$'
+//! timestamp_format = "%d.%m.%Y %H:%M:%S"
+//! ```
+//!
 //! Allocation: the attribute strings of the previous record are recycled
 //! into a pool when the caller reuses the same `LogRecord`, so a steady
 //! stream of similar lines parses without allocating.
