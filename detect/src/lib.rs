@@ -1,1 +1,30 @@
 //! logwarden detect: rolling baselines per series and explained alerts.
+//!
+//! Data flow: the caller turns each parsed record into an [`Event`] and
+//! feeds it to [`Detector::observe`]. The detector counts records and error
+//! records per service in tumbling event-time windows
+//! ([`DetectorConfig::window_secs`]); a window closes when the watermark
+//! (highest event time minus [`DetectorConfig::allowed_lateness_secs`])
+//! passes its end. Each closed window is judged per signal against that
+//! series' rolling baseline ([`baseline`]) with a tail probability
+//! ([`stats`]): Poisson or negative binomial for the event count (both
+//! directions), binomial or beta-binomial for the error count given the
+//! window's event count. An incident fires once, stays quiet while it lasts
+//! and resolves after a few normal windows ([`incident`]); each transition is
+//! an [`Alert`], whose JSON is documented in `docs/alerts.md`.
+//!
+//! The crate is pure: no Kafka, no clock, no I/O. Replaying the same events
+//! gives the same alerts with the same ids.
+
+pub mod alert;
+pub mod baseline;
+pub mod config;
+pub mod detector;
+pub mod incident;
+pub mod metrics;
+pub mod numeric;
+pub mod stats;
+
+pub use alert::{rfc3339_us, Alert, AlertStatus, Direction, SeriesRef, Severity, Signal};
+pub use config::{DetectConfigError, DetectorConfig};
+pub use detector::{Detector, DetectorStats, Event, UNKNOWN_SERVICE};

@@ -1,0 +1,266 @@
+//! Detector configuration: every knob has a doc comment, a named default and
+//! is checked by [`DetectorConfig::validate`] before a detector is built.
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Default tumbling window: one minute.
+pub const DEFAULT_WINDOW_SECS: u64 = 60;
+/// Default allowed lateness: the watermark trails the highest event time by this much.
+pub const DEFAULT_ALLOWED_LATENESS_SECS: u64 = 10;
+/// Default number of closed windows a series needs before it may alert.
+pub const DEFAULT_WARMUP_WINDOWS: u32 = 15;
+/// Default tail-probability threshold per window and test.
+pub const DEFAULT_P_THRESHOLD: f64 = 1e-6;
+/// Default p-value a window must reach to count as "back to normal" while an
+/// incident is open (hysteresis: between the two thresholds the incident
+/// neither fires again nor counts towards resolution).
+pub const DEFAULT_RESOLVE_P_THRESHOLD: f64 = 1e-3;
+/// Default minimum error count in a window before the error ratio may alert.
+pub const DEFAULT_MIN_ERRORS: u64 = 5;
+/// Default minimum absolute change of the event count before it may alert.
+pub const DEFAULT_MIN_COUNT_CHANGE: f64 = 10.0;
+/// Default consecutive normal windows that resolve an incident.
+pub const DEFAULT_RESOLVE_AFTER_WINDOWS: u32 = 3;
+/// Default incident length after which the new level is accepted (0 = never).
+pub const DEFAULT_MAX_INCIDENT_WINDOWS: u32 = 180;
+/// Default smoothing of the rolling baselines (weight of the newest window).
+pub const DEFAULT_BASELINE_ALPHA: f64 = 0.05;
+/// Default prior error ratio mixed into the error-ratio baseline.
+pub const DEFAULT_ERROR_PRIOR_RATIO: f64 = 0.01;
+/// Default weight of that prior, in events.
+pub const DEFAULT_ERROR_PRIOR_EVENTS: f64 = 100.0;
+/// Default number of empty windows emitted for a silent series (6 h of 1 min).
+pub const DEFAULT_MAX_SILENT_WINDOWS: u32 = 360;
+/// Default silence after which a series is forgotten (24 h of 1 min).
+pub const DEFAULT_FORGET_AFTER_WINDOWS: u32 = 1440;
+/// Default cap on tracked series; the least recently seen is evicted.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+
+/// Why a [`DetectorConfig`] was rejected. Each variant names the field; none
+/// of them can be fixed by retrying.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum DetectConfigError {
+    #[error("detect config: `{field}` must be greater than zero")]
+    Zero { field: &'static str },
+    #[error("detect config: `{field}` must be in {range}, got {value}")]
+    OutOfRange {
+        field: &'static str,
+        range: &'static str,
+        value: f64,
+    },
+    #[error("detect config: `{field}` ({value}) must be at least `{other}` ({other_value})")]
+    Ordering {
+        field: &'static str,
+        value: f64,
+        other: &'static str,
+        other_value: f64,
+    },
+}
+
+/// Configuration of the [`crate::Detector`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Length of the tumbling event-time windows, in seconds.
+    pub window_secs: u64,
+    /// How far behind the highest event time seen the watermark trails, in
+    /// seconds; a window closes once the watermark passes its end.
+    pub allowed_lateness_secs: u64,
+    /// Closed windows a series must see before it may alert.
+    pub warmup_windows: u32,
+    /// A window is anomalous when its tail probability is below this.
+    pub p_threshold: f64,
+    /// While an incident is open, a window counts as normal again only when
+    /// its tail probability is at least this (must be >= `p_threshold`).
+    pub resolve_p_threshold: f64,
+    /// Minimum number of errors in a window before the error ratio may alert.
+    pub min_errors: u64,
+    /// Minimum |observed - expected| event count before the count may alert.
+    pub min_count_change: f64,
+    /// Consecutive normal windows that resolve an open incident.
+    pub resolve_after_windows: u32,
+    /// An incident lasting this many windows is resolved and the series'
+    /// baseline restarts its warm-up, accepting the new level (0 = never).
+    pub max_incident_windows: u32,
+    /// Weight of the newest window in the exponentially weighted baselines,
+    /// in (0, 1); smaller is slower to adapt.
+    pub baseline_alpha: f64,
+    /// Prior error ratio of a new series, in [0, 1).
+    pub error_prior_ratio: f64,
+    /// Weight of that prior, in events (0 disables it).
+    pub error_prior_events: f64,
+    /// Empty windows emitted for a series after its last record; then it
+    /// stays quiet until it logs again.
+    pub max_silent_windows: u32,
+    /// Windows of silence after which a series is forgotten (must be >=
+    /// `max_silent_windows`).
+    pub forget_after_windows: u32,
+    /// Maximum number of tracked series; the least recently seen is evicted.
+    pub max_series: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: DEFAULT_WINDOW_SECS,
+            allowed_lateness_secs: DEFAULT_ALLOWED_LATENESS_SECS,
+            warmup_windows: DEFAULT_WARMUP_WINDOWS,
+            p_threshold: DEFAULT_P_THRESHOLD,
+            resolve_p_threshold: DEFAULT_RESOLVE_P_THRESHOLD,
+            min_errors: DEFAULT_MIN_ERRORS,
+            min_count_change: DEFAULT_MIN_COUNT_CHANGE,
+            resolve_after_windows: DEFAULT_RESOLVE_AFTER_WINDOWS,
+            max_incident_windows: DEFAULT_MAX_INCIDENT_WINDOWS,
+            baseline_alpha: DEFAULT_BASELINE_ALPHA,
+            error_prior_ratio: DEFAULT_ERROR_PRIOR_RATIO,
+            error_prior_events: DEFAULT_ERROR_PRIOR_EVENTS,
+            max_silent_windows: DEFAULT_MAX_SILENT_WINDOWS,
+            forget_after_windows: DEFAULT_FORGET_AFTER_WINDOWS,
+            max_series: DEFAULT_MAX_SERIES,
+        }
+    }
+}
+
+/// Longest accepted window or lateness: one week, which keeps every
+/// microsecond computation far from overflow.
+const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
+
+impl DetectorConfig {
+    /// Checks every field; the error names the first offending one.
+    pub fn validate(&self) -> Result<(), DetectConfigError> {
+        if self.window_secs == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "window_secs",
+            });
+        }
+        if self.window_secs > MAX_DURATION_SECS {
+            return Err(DetectConfigError::OutOfRange {
+                field: "window_secs",
+                range: "1..=604800",
+                value: self.window_secs as f64,
+            });
+        }
+        if self.allowed_lateness_secs > MAX_DURATION_SECS {
+            return Err(DetectConfigError::OutOfRange {
+                field: "allowed_lateness_secs",
+                range: "0..=604800",
+                value: self.allowed_lateness_secs as f64,
+            });
+        }
+        if self.warmup_windows == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "warmup_windows",
+            });
+        }
+        open_unit("p_threshold", self.p_threshold)?;
+        open_unit("resolve_p_threshold", self.resolve_p_threshold)?;
+        if self.resolve_p_threshold < self.p_threshold {
+            return Err(DetectConfigError::Ordering {
+                field: "resolve_p_threshold",
+                value: self.resolve_p_threshold,
+                other: "p_threshold",
+                other_value: self.p_threshold,
+            });
+        }
+        if !(self.min_count_change.is_finite() && self.min_count_change >= 0.0) {
+            return Err(DetectConfigError::OutOfRange {
+                field: "min_count_change",
+                range: "[0, inf)",
+                value: self.min_count_change,
+            });
+        }
+        if self.resolve_after_windows == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "resolve_after_windows",
+            });
+        }
+        open_unit("baseline_alpha", self.baseline_alpha)?;
+        if !(self.error_prior_ratio.is_finite() && (0.0..1.0).contains(&self.error_prior_ratio)) {
+            return Err(DetectConfigError::OutOfRange {
+                field: "error_prior_ratio",
+                range: "[0, 1)",
+                value: self.error_prior_ratio,
+            });
+        }
+        if !(self.error_prior_events.is_finite() && self.error_prior_events >= 0.0) {
+            return Err(DetectConfigError::OutOfRange {
+                field: "error_prior_events",
+                range: "[0, inf)",
+                value: self.error_prior_events,
+            });
+        }
+        if self.forget_after_windows < self.max_silent_windows {
+            return Err(DetectConfigError::Ordering {
+                field: "forget_after_windows",
+                value: f64::from(self.forget_after_windows),
+                other: "max_silent_windows",
+                other_value: f64::from(self.max_silent_windows),
+            });
+        }
+        if self.max_series == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "max_series",
+            });
+        }
+        Ok(())
+    }
+
+    /// The window length in microseconds.
+    pub fn window_us(&self) -> i64 {
+        // Bounded by MAX_DURATION_SECS after validation.
+        i64::try_from(self.window_secs.min(MAX_DURATION_SECS)).unwrap_or(0) * 1_000_000
+    }
+
+    /// The allowed lateness in microseconds.
+    pub fn allowed_lateness_us(&self) -> i64 {
+        i64::try_from(self.allowed_lateness_secs.min(MAX_DURATION_SECS)).unwrap_or(0) * 1_000_000
+    }
+}
+
+fn open_unit(field: &'static str, value: f64) -> Result<(), DetectConfigError> {
+    if value.is_finite() && value > 0.0 && value < 1.0 {
+        Ok(())
+    } else {
+        Err(DetectConfigError::OutOfRange {
+            field,
+            range: "(0, 1)",
+            value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(DetectorConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cfg = DetectorConfig {
+            window_secs: 0,
+            ..DetectorConfig::default()
+        };
+        let err = cfg.validate().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("window_secs")));
+
+        let cfg = DetectorConfig {
+            resolve_p_threshold: 1e-9,
+            ..DetectorConfig::default()
+        };
+        let err = cfg.validate().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("resolve_p_threshold")));
+    }
+
+    #[test]
+    fn deserialize_rejects_unknown_fields_and_fills_defaults() {
+        let cfg: Result<DetectorConfig, _> = serde_json::from_str(r#"{"window_secs": 30}"#);
+        assert!(cfg.is_ok_and(|c| c.window_secs == 30 && c.warmup_windows == 15));
+        let bad: Result<DetectorConfig, _> = serde_json::from_str(r#"{"windw_secs": 30}"#);
+        assert!(bad.is_err());
+    }
+}

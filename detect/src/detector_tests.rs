@@ -1,0 +1,445 @@
+//! Detector tests on simulated traffic: a deterministic generator, several
+//! services with Poisson traffic and a slow daily-like rate variation.
+
+use super::*;
+use crate::alert::AlertStatus;
+use proptest::prelude::*;
+
+const MIN_US: i64 = 60_000_000;
+/// 2024-05-01T10:00:00Z.
+const T0: i64 = 1_714_557_600_000_000;
+
+/// xorshift64*: tiny, deterministic, good enough for traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone)]
+struct Svc {
+    name: &'static str,
+    /// Mean records per minute.
+    rate: f64,
+    error_ratio: f64,
+    /// Phase of the daily cycle, in radians.
+    phase: f64,
+}
+
+/// A change injected into one service for minutes [from, to).
+#[derive(Clone, Copy)]
+enum Inject {
+    ErrorRatio(f64),
+    RateFactor(f64),
+}
+
+fn services() -> Vec<Svc> {
+    vec![
+        Svc {
+            name: "checkout",
+            rate: 300.0,
+            error_ratio: 0.012,
+            phase: 0.0,
+        },
+        Svc {
+            name: "search",
+            rate: 500.0,
+            error_ratio: 0.005,
+            phase: 1.0,
+        },
+        Svc {
+            name: "auth",
+            rate: 120.0,
+            error_ratio: 0.02,
+            phase: 2.0,
+        },
+        Svc {
+            name: "billing",
+            rate: 50.0,
+            error_ratio: 0.01,
+            phase: 3.0,
+        },
+        Svc {
+            name: "catalog",
+            rate: 220.0,
+            error_ratio: 0.008,
+            phase: 4.5,
+        },
+    ]
+}
+
+/// Records of `svcs` over `minutes` minutes, with up to 3 s of disorder;
+/// `inject` = (service, first minute, end minute, change).
+fn simulate(
+    seed: u64,
+    svcs: &[Svc],
+    minutes: i64,
+    inject: &[(&'static str, i64, i64, Inject)],
+) -> Vec<(i64, &'static str, Level)> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    for svc in svcs {
+        let mut t = T0 as f64;
+        let end = (T0 + minutes * MIN_US) as f64;
+        loop {
+            let minute = ((t as i64 - T0) / MIN_US).max(0);
+            let day = 2.0 * std::f64::consts::PI * (t - T0 as f64) / (24.0 * 60.0 * MIN_US as f64);
+            let mut rate = svc.rate * (1.0 + 0.4 * (day + svc.phase).sin());
+            let mut ratio = svc.error_ratio;
+            for (name, from, to, change) in inject {
+                if *name == svc.name && (*from..*to).contains(&minute) {
+                    match change {
+                        Inject::ErrorRatio(r) => ratio = *r,
+                        Inject::RateFactor(f) => rate *= f,
+                    }
+                }
+            }
+            if rate <= 0.0 {
+                // Silent: skip to the next minute.
+                t = (T0 + (minute + 1) * MIN_US) as f64;
+                continue;
+            }
+            // Exponential gap at the current rate (per microsecond).
+            t += -rng.unit().ln() / (rate / MIN_US as f64);
+            if t >= end {
+                break;
+            }
+            let level = if rng.unit() < ratio {
+                Level::Error
+            } else {
+                Level::Info
+            };
+            let jitter = (rng.unit() * 3_000_000.0) as i64;
+            out.push((t as i64, svc.name, level, jitter));
+        }
+    }
+    // Arrival order: by time plus jitter, so records arrive up to 3 s late.
+    out.sort_by_key(|(t, _, _, j)| t + j);
+    out.into_iter().map(|(t, s, l, _)| (t, s, l)).collect()
+}
+
+fn run(cfg: DetectorConfig, records: &[(i64, &str, Level)]) -> (Vec<Alert>, Detector) {
+    let Ok(mut d) = Detector::new(cfg) else {
+        panic!("valid config")
+    };
+    let mut alerts = Vec::new();
+    for (t, s, l) in records {
+        alerts.extend(d.observe(&Event {
+            event_time_us: *t,
+            service: Some(s),
+            level: *l,
+            template_id: None,
+        }));
+    }
+    alerts.extend(d.flush());
+    (alerts, d)
+}
+
+fn describe(alerts: &[Alert]) -> String {
+    alerts
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn steady_traffic_gives_no_alert() {
+    for seed in [1, 7, 42] {
+        let recs = simulate(seed, &services(), 360, &[]);
+        let (alerts, d) = run(DetectorConfig::default(), &recs);
+        assert!(alerts.is_empty(), "seed {seed}:\n{}", describe(&alerts));
+        assert_eq!(d.late_records(), 0);
+        assert_eq!(d.series_count(), 5);
+        // 5 series, 360 minutes, the last one left open by flush.
+        assert_eq!(d.windows_closed(), 5 * 359);
+    }
+}
+
+#[test]
+fn error_burst_fires_once_then_resolves() {
+    let inject = [("checkout", 200, 205, Inject::ErrorRatio(0.30))];
+    let recs = simulate(3, &services(), 300, &inject);
+    let (alerts, _) = run(DetectorConfig::default(), &recs);
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+    let (fire, res) = (&alerts[0], &alerts[1]);
+    assert_eq!(fire.status, AlertStatus::Firing);
+    assert_eq!(fire.series.service, "checkout");
+    assert_eq!(fire.series.signal, Signal::ErrorRatio);
+    assert_eq!(fire.series.direction, Direction::High);
+    assert_eq!(
+        fire.window_start_us,
+        T0 + 200 * MIN_US,
+        "detected in the first window"
+    );
+    assert!(fire.observed > 0.2 && fire.expected < 0.03);
+    assert!(fire.probability < 1e-6 && fire.score > 0.5);
+    assert_eq!(fire.severity, crate::Severity::Critical);
+    assert_eq!(res.status, AlertStatus::Resolved);
+    assert_eq!(res.fingerprint, fire.fingerprint);
+    assert_ne!(res.alert_id, fire.alert_id);
+    assert_eq!(res.window_start_us, T0 + 207 * MIN_US, "3 normal windows");
+    assert_eq!(fire.key(), "checkout/error_ratio");
+}
+
+#[test]
+fn traffic_drop_fires_once_low() {
+    let inject = [("search", 150, 160, Inject::RateFactor(0.05))];
+    let recs = simulate(5, &services(), 240, &inject);
+    let (alerts, _) = run(DetectorConfig::default(), &recs);
+    let firing: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    assert_eq!(firing.len(), 1, "{}", describe(&alerts));
+    let f = firing[0];
+    assert_eq!(f.series.service, "search");
+    assert_eq!(f.series.signal, Signal::EventCount);
+    assert_eq!(f.series.direction, Direction::Low);
+    assert_eq!(f.window_start_us, T0 + 150 * MIN_US);
+    assert!(f.expected_low > f.observed);
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+    assert_eq!(alerts[1].status, AlertStatus::Resolved);
+    assert_eq!(alerts[1].window_start_us, T0 + 162 * MIN_US);
+}
+
+#[test]
+fn silent_service_produces_empty_windows_and_a_drop() {
+    // billing stops logging at minute 100: its empty windows must close.
+    let mut recs = simulate(11, &services(), 200, &[]);
+    recs.retain(|(t, s, _)| !(*s == "billing" && *t >= T0 + 100 * MIN_US));
+    let (alerts, d) = run(DetectorConfig::default(), &recs);
+    assert_eq!(d.windows_closed(), 5 * 199);
+    let fire: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    assert_eq!(fire.len(), 1, "{}", describe(&alerts));
+    assert_eq!(fire[0].series.service, "billing");
+    assert_eq!(fire[0].series.direction, Direction::Low);
+    assert_eq!(fire[0].observed, 0.0);
+}
+
+#[test]
+fn silence_is_bounded_and_series_are_forgotten() {
+    let cfg = DetectorConfig {
+        max_silent_windows: 30,
+        forget_after_windows: 60,
+        ..DetectorConfig::default()
+    };
+    let Ok(mut d) = Detector::new(cfg) else {
+        panic!("valid config")
+    };
+    let ev = |t: i64, s: &'static str| Event {
+        event_time_us: t,
+        service: Some(s),
+        level: Level::Info,
+        template_id: None,
+    };
+    d.observe(&ev(T0, "a"));
+    d.observe(&ev(T0, "b"));
+    // b keeps logging for 10 days of event time, a is silent.
+    for m in 1..(10 * 1440) {
+        d.observe(&ev(T0 + m * MIN_US, "b"));
+    }
+    assert_eq!(d.series_count(), 1, "{:?}", d.stats());
+    // a: 1 data window + 30 empty ones, then nothing more.
+    let before = d.windows_closed();
+    let _ = d.flush();
+    assert_eq!(d.windows_closed(), 31 + (10 * 1440 - 1), "{before}");
+    assert_eq!(d.stats().forgotten_series, 1);
+}
+
+#[test]
+fn replay_gives_identical_alerts() {
+    let inject = [
+        ("checkout", 100, 105, Inject::ErrorRatio(0.30)),
+        ("auth", 120, 130, Inject::RateFactor(0.05)),
+    ];
+    let recs = simulate(9, &services(), 200, &inject);
+    let (a, _) = run(DetectorConfig::default(), &recs);
+    let (b, _) = run(DetectorConfig::default(), &recs);
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    let ids: std::collections::BTreeSet<_> = a.iter().map(|x| x.alert_id.clone()).collect();
+    assert_eq!(ids.len(), a.len(), "ids are unique");
+}
+
+#[test]
+fn out_of_order_within_lateness_and_late_records() {
+    let Ok(mut d) = Detector::new(DetectorConfig::default()) else {
+        panic!("valid config")
+    };
+    let ev = |t: i64| Event {
+        event_time_us: T0 + t * 1_000_000,
+        service: Some("a"),
+        level: Level::Info,
+        template_id: None,
+    };
+    d.observe(&ev(5));
+    d.observe(&ev(65)); // watermark 55 s: window [0, 60) still open
+    d.observe(&ev(58)); // within lateness: counted in [0, 60)
+    assert_eq!(d.late_records(), 0);
+    assert_eq!(d.windows_closed(), 0);
+    let open = d.series.get("a").map(|s| s.open.get(&T0).copied());
+    assert_eq!(
+        open,
+        Some(Some(Counts {
+            events: 2,
+            errors: 0
+        }))
+    );
+    d.observe(&ev(71)); // watermark 61 s: [0, 60) closes
+    assert_eq!(d.windows_closed(), 1);
+    d.observe(&ev(59)); // too late
+    assert_eq!(d.late_records(), 1);
+    d.observe(&ev(60)); // next window, still open
+    assert_eq!(d.late_records(), 1);
+    assert_eq!(
+        d.series
+            .get("a")
+            .and_then(|s| s.open.get(&(T0 + MIN_US)).copied()),
+        Some(Counts {
+            events: 3,
+            errors: 0
+        })
+    );
+}
+
+#[test]
+fn a_new_service_needs_its_own_warmup() {
+    // "newbie" starts at minute 100 with 200/min; at its 5th window it
+    // surges tenfold (no alert: still warming up), at its 40th it surges
+    // again (alert).
+    let newbie = Svc {
+        name: "newbie",
+        rate: 200.0,
+        error_ratio: 0.01,
+        phase: 0.0,
+    };
+    let inject = [
+        ("newbie", 0, 100, Inject::RateFactor(0.0)),
+        ("newbie", 105, 106, Inject::RateFactor(10.0)),
+        ("newbie", 140, 141, Inject::RateFactor(10.0)),
+    ];
+    let mut svcs = services();
+    svcs.push(newbie);
+    let recs: Vec<_> = simulate(13, &svcs, 180, &inject);
+    let (alerts, _) = run(DetectorConfig::default(), &recs);
+    let fire: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect();
+    assert_eq!(fire.len(), 1, "{}", describe(&alerts));
+    assert_eq!(fire[0].series.service, "newbie");
+    assert_eq!(fire[0].series.direction, Direction::High);
+    assert_eq!(fire[0].window_start_us, T0 + 140 * MIN_US);
+}
+
+#[test]
+fn missing_service_is_unknown_and_max_series_evicts() {
+    let cfg = DetectorConfig {
+        max_series: 2,
+        ..DetectorConfig::default()
+    };
+    let Ok(mut d) = Detector::new(cfg) else {
+        panic!("valid config")
+    };
+    for (i, s) in [None, Some("a"), Some("b")].into_iter().enumerate() {
+        d.observe(&Event {
+            event_time_us: T0 + i as i64,
+            service: s,
+            level: Level::Warn,
+            template_id: None,
+        });
+    }
+    assert_eq!(d.series_count(), 2);
+    assert!(
+        !d.series.contains_key(UNKNOWN_SERVICE),
+        "least recent evicted"
+    );
+    assert_eq!(d.stats().evicted_series, 1);
+}
+
+/// Prints the alerts of the error-burst scenario as JSON; the example in
+/// `docs/alerts.md` is this output (`cargo test -p logwarden-detect
+/// print_example_alert -- --nocapture`).
+#[test]
+fn print_example_alert() {
+    let inject = [("checkout", 200, 205, Inject::ErrorRatio(0.30))];
+    let recs = simulate(3, &services(), 300, &inject);
+    let (alerts, _) = run(DetectorConfig::default(), &recs);
+    for a in &alerts {
+        let json = serde_json::to_string_pretty(a).unwrap_or_default();
+        println!("{json}");
+        // serde_json (without `float_roundtrip`) may parse a float one ulp
+        // off: compare floats with a tolerance, everything else exactly.
+        let Ok(mut back) = serde_json::from_str::<Alert>(&json) else {
+            panic!("alert JSON parses back")
+        };
+        for (x, y) in [
+            (&mut back.observed, a.observed),
+            (&mut back.expected, a.expected),
+            (&mut back.expected_low, a.expected_low),
+            (&mut back.expected_high, a.expected_high),
+            (&mut back.probability, a.probability),
+            (&mut back.score, a.score),
+        ] {
+            assert!((*x - y).abs() <= 1e-12 * y.abs().max(1e-300));
+            *x = y;
+        }
+        assert_eq!(&back, a);
+    }
+}
+
+fn level_strategy() -> impl Strategy<Value = Level> {
+    prop::sample::select(Level::ALL.to_vec())
+}
+
+proptest! {
+    #[test]
+    fn observe_never_panics(
+        events in prop::collection::vec(
+            (
+                prop_oneof![
+                    Just(i64::MIN), Just(i64::MAX), Just(0i64), Just(-1i64),
+                    Just(MAX_EVENT_TIME_US - 1), Just(MAX_EVENT_TIME_US),
+                    any::<i64>(),
+                    (T0..T0 + 3_600_000_000i64),
+                ],
+                prop::option::of(prop::sample::select(vec!["a", "b", "", "unknown"])),
+                level_strategy(),
+            ),
+            0..200,
+        ),
+        lateness in 0u64..120,
+        window in 1u64..600,
+    ) {
+        let cfg = DetectorConfig {
+            window_secs: window,
+            allowed_lateness_secs: lateness,
+            warmup_windows: 2,
+            max_series: 3,
+            ..DetectorConfig::default()
+        };
+        let Ok(mut d) = Detector::new(cfg) else { panic!("valid config") };
+        for (t, s, l) in &events {
+            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None });
+        }
+        let _ = d.advance_to(i64::MAX);
+        let _ = d.flush();
+        prop_assert!(d.series_count() <= 3);
+    }
+}

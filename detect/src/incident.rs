@@ -1,0 +1,296 @@
+//! Judging one closed window of one signal, and the incident lifecycle:
+//! fire once, stay quiet while the series stays anomalous, resolve after
+//! enough normal windows.
+
+use crate::alert::{
+    alert_id, fingerprint, rfc3339_us, series_key, window_label, Alert, AlertStatus, Direction,
+    SeriesRef, Severity, Signal, ALERT_SCHEMA_VERSION,
+};
+use crate::config::DetectorConfig;
+use crate::stats::{CountDist, ErrorDist};
+
+/// Lower and upper percentiles reported as the expected range.
+const RANGE_LOW_Q: f64 = 0.01;
+const RANGE_HIGH_Q: f64 = 0.99;
+/// Smallest p-value represented (f64 tails underflow to 0 far beyond it).
+const MIN_P: f64 = 1e-300;
+/// Critical needs the square of the threshold's surprise (p <= threshold^2)
+/// and a change an operator would call large: the count off by at least this
+/// fraction of the expectation...
+const CRITICAL_COUNT_CHANGE: f64 = 0.5;
+/// ...or the error ratio up by at least this many percentage points.
+const CRITICAL_RATIO_INCREASE: f64 = 0.10;
+
+/// One closed window of one series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowCtx {
+    pub start_us: i64,
+    pub end_us: i64,
+    pub events: u64,
+    pub errors: u64,
+}
+
+/// The model a window was judged against, kept to report its range.
+#[derive(Debug, Clone)]
+pub(crate) enum Model {
+    Count(CountDist),
+    Errors { dist: ErrorDist, n: u64 },
+}
+
+impl Model {
+    fn range(&self) -> (f64, f64) {
+        match self {
+            Model::Count(d) => (
+                d.quantile(RANGE_LOW_Q) as f64,
+                d.quantile(RANGE_HIGH_Q) as f64,
+            ),
+            Model::Errors { dist, n } => {
+                let n = (*n).max(1) as f64;
+                (
+                    dist.quantile(RANGE_LOW_Q) as f64 / n,
+                    dist.quantile(RANGE_HIGH_Q) as f64 / n,
+                )
+            }
+        }
+    }
+}
+
+/// The verdict on one window of one signal.
+#[derive(Debug, Clone)]
+pub(crate) struct Judgement {
+    pub probability: f64,
+    pub direction: Direction,
+    /// Below the alert threshold and past the absolute floors.
+    pub anomalous: bool,
+    /// Normal enough to count towards resolving an open incident.
+    pub recovered: bool,
+    pub observed: f64,
+    pub expected: f64,
+    pub model: Model,
+}
+
+/// An open incident on one signal of one series.
+#[derive(Debug, Clone)]
+pub(crate) struct Incident {
+    start_us: i64,
+    direction: Direction,
+    severity: Severity,
+    fingerprint: String,
+    windows: u32,
+    normal_streak: u32,
+    last: (Judgement, WindowCtx),
+}
+
+/// What the caller should do with the baseline after [`step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BaselineAction {
+    /// Fold the window in (clipped): it was normal.
+    Update,
+    /// Leave the baseline alone: the window was anomalous.
+    Keep,
+    /// The incident outlived `max_incident_windows`: start a new warm-up.
+    Reset,
+}
+
+/// Maps a p-value to [0, 1]: `s / (s + s_threshold)` with `s = -log10 p`,
+/// so 0 for p = 1, 0.5 exactly at the threshold, towards 1 beyond.
+pub fn score(probability: f64, threshold: f64) -> f64 {
+    let s = -probability.clamp(MIN_P, 1.0).log10();
+    let s_thr = -threshold.clamp(MIN_P, 1.0 - f64::EPSILON).log10();
+    let v = s / (s + s_thr);
+    if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
+    let very_unlikely = j.probability <= threshold * threshold;
+    let large = match signal {
+        Signal::EventCount => {
+            (j.observed - j.expected).abs() >= CRITICAL_COUNT_CHANGE * j.expected.max(1.0)
+        }
+        Signal::ErrorRatio => j.observed - j.expected >= CRITICAL_RATIO_INCREASE,
+    };
+    if very_unlikely && large {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
+
+/// Advances the incident state of one signal by one judged window, pushing
+/// any alert, and says what to do with the baseline.
+pub(crate) fn step(
+    incident: &mut Option<Incident>,
+    service: &str,
+    signal: Signal,
+    j: Judgement,
+    win: WindowCtx,
+    cfg: &DetectorConfig,
+    out: &mut Vec<Alert>,
+) -> BaselineAction {
+    let Some(inc) = incident.as_mut() else {
+        if !j.anomalous {
+            return BaselineAction::Update;
+        }
+        let key = series_key(service, signal);
+        let inc = Incident {
+            start_us: win.start_us,
+            direction: j.direction,
+            severity: severity(signal, &j, cfg.p_threshold),
+            fingerprint: fingerprint(&key, win.start_us),
+            windows: 1,
+            normal_streak: 0,
+            last: (j, win),
+        };
+        out.push(build(AlertStatus::Firing, service, signal, &inc, cfg, None));
+        *incident = Some(inc);
+        return BaselineAction::Keep;
+    };
+    inc.windows = inc.windows.saturating_add(1);
+    let action = if j.recovered {
+        inc.normal_streak += 1;
+        BaselineAction::Update
+    } else {
+        inc.normal_streak = 0;
+        BaselineAction::Keep
+    };
+    inc.last = (j, win);
+    if inc.normal_streak >= cfg.resolve_after_windows {
+        out.push(build(
+            AlertStatus::Resolved,
+            service,
+            signal,
+            inc,
+            cfg,
+            None,
+        ));
+        *incident = None;
+        return action;
+    }
+    if cfg.max_incident_windows > 0 && inc.windows >= cfg.max_incident_windows {
+        let note = format!(
+            "new level accepted after {} windows, baseline restarts",
+            inc.windows
+        );
+        out.push(build(
+            AlertStatus::Resolved,
+            service,
+            signal,
+            inc,
+            cfg,
+            Some(&note),
+        ));
+        *incident = None;
+        return BaselineAction::Reset;
+    }
+    action
+}
+
+/// Closes an open incident because its series is dropped (evicted or
+/// forgotten), so no consumer is left with a firing alert forever.
+pub(crate) fn retire(
+    incident: &mut Option<Incident>,
+    service: &str,
+    signal: Signal,
+    reason: &str,
+    cfg: &DetectorConfig,
+    out: &mut Vec<Alert>,
+) {
+    if let Some(inc) = incident.take() {
+        out.push(build(
+            AlertStatus::Resolved,
+            service,
+            signal,
+            &inc,
+            cfg,
+            Some(reason),
+        ));
+    }
+}
+
+fn build(
+    status: AlertStatus,
+    service: &str,
+    signal: Signal,
+    inc: &Incident,
+    cfg: &DetectorConfig,
+    note: Option<&str>,
+) -> Alert {
+    let (j, win) = &inc.last;
+    let (low, high) = j.model.range();
+    let what = match signal {
+        Signal::EventCount => format!(
+            "{service} event count {} in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
+            win.events,
+            window_label(win.start_us, win.end_us),
+            j.expected,
+            j.probability
+        ),
+        Signal::ErrorRatio => format!(
+            "{service} error ratio {:.1}% ({}/{}) in {}, expected {:.1}% (range {:.1}-{:.1}%), p={:.1e}",
+            100.0 * j.observed,
+            win.errors,
+            win.events,
+            window_label(win.start_us, win.end_us),
+            100.0 * j.expected,
+            100.0 * low,
+            100.0 * high,
+            j.probability
+        ),
+    };
+    let summary = match (status, note) {
+        (AlertStatus::Firing, _) => {
+            format!("{what} ({} {})", inc.direction.as_str(), signal.as_str())
+        }
+        (AlertStatus::Resolved, None) => format!(
+            "resolved after {} windows (since {}): {what}",
+            inc.windows,
+            rfc3339_us(inc.start_us)
+        ),
+        (AlertStatus::Resolved, Some(note)) => format!("resolved, {note}: {what}"),
+    };
+    Alert {
+        schema_version: ALERT_SCHEMA_VERSION.to_string(),
+        alert_id: alert_id(&inc.fingerprint, status),
+        fingerprint: inc.fingerprint.clone(),
+        status,
+        series: SeriesRef {
+            service: service.to_string(),
+            signal,
+            direction: inc.direction,
+        },
+        incident_start: rfc3339_us(inc.start_us),
+        incident_start_us: inc.start_us,
+        window_start: rfc3339_us(win.start_us),
+        window_end: rfc3339_us(win.end_us),
+        window_start_us: win.start_us,
+        window_end_us: win.end_us,
+        window_events: win.events,
+        window_errors: win.errors,
+        observed: j.observed,
+        expected: j.expected,
+        expected_low: low,
+        expected_high: high,
+        probability: j.probability,
+        score: score(j.probability, cfg.p_threshold),
+        severity: inc.severity,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_is_half_at_threshold_and_monotone() {
+        assert!((score(1e-6, 1e-6) - 0.5).abs() < 1e-12);
+        assert_eq!(score(1.0, 1e-6), 0.0);
+        assert!(score(1e-12, 1e-6) > score(1e-7, 1e-6));
+        assert!(score(0.0, 1e-6) < 1.0 && score(0.0, 1e-6) > 0.95);
+        assert_eq!(score(f64::NAN, 1e-6), 0.0);
+    }
+}
