@@ -13,6 +13,10 @@
 //! missed window costs A_FN = 1. One threshold for all files, the one that
 //! maximizes the total; the total is normalized to 0 (null detector: every
 //! window missed) .. 100 (perfect: every window caught at its first row).
+//!
+//! Result with the default `NumericConfig` on nab-dev (24 files, 34 windows):
+//! 41.4 at threshold 0.52 (the windowed-Gaussian baseline scores 39.6 on the
+//! full benchmark; this is a development subset, not directly comparable).
 
 use std::collections::BTreeMap;
 use std::error::Error;
