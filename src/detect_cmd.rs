@@ -17,7 +17,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use logwarden_detect::{Alert, Detector, Event};
-use logwarden_ingest::kafka::{caught_up, StopWhen};
+use logwarden_ingest::kafka::{caught_up, EofTracker, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 
@@ -70,7 +70,7 @@ pub fn run(
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut last_commit = Instant::now();
     let mut last_check = Instant::now();
-    let mut seen_eof = false;
+    let mut eof = EofTracker::default();
     let mut dirty = false;
     tracing::info!(brokers = %kafka.brokers, topics = ?topics, group = %kafka.group, alerts_topic, "detect started");
 
@@ -139,9 +139,10 @@ pub fn run(
                     tracing::debug!(error = %e, "storing an offset failed");
                 }
                 positions.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
+                eof.message(msg.partition());
                 dirty = true;
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+            Some(Err(KafkaError::PartitionEOF(p))) => eof.eof(p),
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
@@ -150,12 +151,9 @@ pub fn run(
             last_commit = Instant::now();
             dirty = false;
         }
-        if stop == StopWhen::CaughtUp
-            && seen_eof
-            && last_check.elapsed() >= Duration::from_millis(200)
-        {
+        if stop == StopWhen::CaughtUp && last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();
-            if caught_up(&consumer, |t, p| {
+            if caught_up(&consumer, &eof, |t, p| {
                 positions.get(&(t.to_string(), p)).copied()
             }) {
                 // End of input: close the windows the data covers.

@@ -170,6 +170,7 @@ struct Core {
     revoke_timeout: Duration,
     fatal: Option<String>,
     first_record: Option<Instant>,
+    eof: EofTracker,
 }
 
 impl Core {
@@ -191,6 +192,7 @@ impl Core {
         payload: Option<&[u8]>,
     ) {
         self.first_record.get_or_insert_with(Instant::now);
+        self.eof.message(partition);
         let topic = self.intern(topic);
         let key = (topic.clone(), partition);
         if !self.parts.contains_key(&key) {
@@ -509,6 +511,7 @@ impl KafkaSource {
             revoke_timeout: Duration::from_secs_f64(self.kafka.revoke_timeout_secs),
             fatal: None,
             first_record: None,
+            eof: EofTracker::default(),
         }));
         let ctx = IngestContext {
             core: core.clone(),
@@ -525,7 +528,6 @@ impl KafkaSource {
 
         let lock = || core.lock().unwrap_or_else(|p| p.into_inner());
         let mut last_progress_check = Instant::now();
-        let mut seen_eof = false;
         while !shutdown.load(Ordering::Relaxed) {
             let timeout = if lock().pending.is_empty() {
                 Duration::from_millis(100)
@@ -556,13 +558,13 @@ impl KafkaSource {
                                 m.timestamp(),
                                 m.payload(),
                             ),
-                            Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+                            Some(Err(KafkaError::PartitionEOF(p))) => c.eof.eof(p),
                             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                             None => break,
                         }
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => seen_eof = true,
+                Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => {}
             }
@@ -590,7 +592,6 @@ impl KafkaSource {
                 return Err(IngestError::Sink(f));
             }
             if self.stop == StopWhen::CaughtUp
-                && seen_eof
                 && last_progress_check.elapsed() >= Duration::from_millis(200)
             {
                 last_progress_check = Instant::now();
@@ -600,7 +601,7 @@ impl KafkaSource {
                         .find(|((pt, pp), _)| &**pt == t && *pp == p)
                         .and_then(|(_, s)| s.next)
                 };
-                if caught_up(&consumer, next) {
+                if caught_up(&consumer, &c.eof, next) {
                     tracing::info!("caught up with the end of every assigned partition");
                     break;
                 }
@@ -627,18 +628,52 @@ impl KafkaSource {
     }
 }
 
-/// True when every assigned partition has been consumed up to its high
-/// watermark (and at least one partition is assigned). `next` gives the next
-/// offset to consume of a partition when a message of it was seen; otherwise
-/// the group's committed offset (or the low watermark) stands for it.
+/// Which partitions have reached their end, from librdkafka's partition-EOF
+/// events (which name the partition but not the topic).
+#[derive(Debug, Default)]
+pub struct EofTracker {
+    at_end: HashMap<i32, bool>,
+}
+
+impl EofTracker {
+    /// A message of `partition` arrived: it is not at its end.
+    pub fn message(&mut self, partition: i32) {
+        self.at_end.insert(partition, false);
+    }
+
+    /// librdkafka reported the end of `partition`.
+    pub fn eof(&mut self, partition: i32) {
+        self.at_end.insert(partition, true);
+    }
+
+    pub fn at_end(&self, partition: i32) -> bool {
+        self.at_end.get(&partition).copied().unwrap_or(false)
+    }
+}
+
+/// True when every assigned partition is consumed to its end (and at least
+/// one partition is assigned): librdkafka reported its end since its last
+/// message, and the consumed position is at or past the high watermark.
+/// Both are checked because some Kafka-protocol brokers report high
+/// watermarks late. `next` gives the next offset to consume of a partition
+/// when a message of it was seen; otherwise the group's committed offset (or
+/// the low watermark) stands for it.
 pub fn caught_up<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
+    eof: &EofTracker,
     next: impl Fn(&str, i32) -> Option<i64>,
 ) -> bool {
     let Ok(assignment) = consumer.assignment() else {
         return false;
     };
     if assignment.count() == 0 {
+        return false;
+    }
+    if assignment
+        .elements()
+        .iter()
+        .any(|e| !eof.at_end(e.partition()))
+    {
         return false;
     }
     let committed = consumer

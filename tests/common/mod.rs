@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 
 /// How long a test waits for a condition before failing.
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -142,24 +147,54 @@ impl Broker {
         });
     }
 
-    /// Sum of the high watermarks of a topic's partitions.
-    pub fn topic_end(&self, topic: &str) -> i64 {
+    /// Every message of a topic, read from the beginning of each partition
+    /// to its end: (partition, offset, key, payload).
+    pub fn read_all(&self, topic: &str) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "logwarden-test-reader")
+            .set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
             .create()
             .expect("client");
         let md = c
             .fetch_metadata(Some(topic), Duration::from_secs(5))
             .expect("metadata");
-        md.topics()[0]
-            .partitions()
-            .iter()
-            .map(|p| {
-                c.fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-                    .expect("watermarks")
-                    .1
-            })
-            .sum()
+        let mut tpl = TopicPartitionList::new();
+        let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        for p in &partitions {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)
+                .expect("partition");
+        }
+        c.assign(&tpl).expect("assign");
+        let mut at_end: HashSet<i32> = HashSet::new();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while !partitions.iter().all(|p| at_end.contains(p)) {
+            assert!(Instant::now() < deadline, "timed out reading {topic}");
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    out.push((
+                        m.partition(),
+                        m.offset(),
+                        m.key().unwrap_or_default().to_vec(),
+                        m.payload().unwrap_or_default().to_vec(),
+                    ));
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Number of messages in a topic (by reading it: some brokers report
+    /// high watermarks late).
+    pub fn topic_count(&self, topic: &str) -> usize {
+        self.read_all(topic).len()
     }
 }
 

@@ -837,3 +837,16 @@ fn parse_speed_report() {
         println!("{label}: {:.0} lines/s ({:.2} us/line), avg json line {avg} bytes", n / secs, secs / n * 1e6);
     }
 }
+
+#[test]
+fn text_service_tag_after_level() {
+    let r = parse("2026-03-01T10:00:00.017985Z INFO payments[1002]: 3ds challenge completed seq=0");
+    assert_eq!(r.level, Level::Info);
+    assert_eq!(r.service.as_deref(), Some("payments"));
+    assert_eq!(r.message, "3ds challenge completed seq=0");
+    assert_eq!(r.time_source, TimeSource::Parsed);
+    // A bracketed token that is not `name[digits]:` stays in the message.
+    let r = parse("2026-03-01T10:00:00Z WARN cache[hot]: evicted");
+    assert_eq!(r.service, None);
+    assert_eq!(r.message, "cache[hot]: evicted");
+}

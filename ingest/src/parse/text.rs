@@ -150,7 +150,18 @@ fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogReco
     }
 
     let (tok, after) = split_token(r);
-    if have_level {
+    // `service[pid]: message`, after a level or without one.
+    let tagged = tok
+        .strip_suffix("]:")
+        .and_then(|tag| tag.rsplit_once('['))
+        .filter(|(service, pid)| {
+            !service.is_empty() && !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit())
+        });
+    if let Some((service, pid)) = tagged {
+        scratch.set_service(rec, service);
+        scratch.attr(rec, "pid", pid);
+        r = after.trim_start();
+    } else if have_level {
         if let Some(logger) = tok.strip_suffix(':') {
             if looks_like_logger(logger, true) {
                 scratch.attr(rec, "logger", logger);
@@ -160,15 +171,6 @@ fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogReco
             if looks_like_logger(tok, false) {
                 scratch.attr(rec, "logger", tok);
                 r = msg;
-            }
-        }
-    } else if let Some(tag) = tok.strip_suffix("]:") {
-        // `service[pid]: message` without a syslog date.
-        if let Some((service, pid)) = tag.rsplit_once('[') {
-            if !service.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) {
-                scratch.set_service(rec, service);
-                scratch.attr(rec, "pid", pid);
-                r = after.trim_start();
             }
         }
     }
