@@ -47,11 +47,8 @@ fn archives_every_record_exactly_once() {
     assert!(summary.contains("100000 archived"), "{summary}");
 
     let r = assert_exactly_once(&archive, &truth, 100_000);
-    assert_eq!(
-        r["event_time_type"],
-        "TimestampType(isAdjustedToUTC=1, unit=TimeUnit(MICROS=MicroSeconds()))",
-        "{r}"
-    );
+    let ty = r["event_time_type"].as_str().expect("event_time type");
+    assert!(ty.contains("isAdjustedToUTC=1") && ty.contains("MICROS=MicroSeconds()"), "{ty}");
 
     // Running again with the same group finds nothing new: offsets were committed.
     let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
