@@ -11,7 +11,7 @@ import duckdb
 
 con = duckdb.connect()
 con.execute(
-    "CREATE VIEW a AS SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)",
+    "CREATE TABLE a AS SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true)",
     [f"{sys.argv[1]}/**/*.parquet"],
 )
 cur = con.execute(sys.argv[2])
