@@ -16,7 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
-use logwarden_detect::{Alert, Detector, Event};
+use logwarden_detect::{Alert, Detector, Event, PartitionClock};
 use logwarden_ingest::kafka::{caught_up, EofTracker, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
@@ -50,9 +50,8 @@ pub fn run(
     let mut kafka = cfg.kafka.clone();
     kafka.group = cfg.detect.group.clone();
     let mut cc = kafka.consumer_config();
-    if stop == StopWhen::CaughtUp {
-        cc.set("enable.partition.eof", "true");
-    }
+    // End-of-partition events mark partitions idle for the event-time clock.
+    cc.set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cc.create().context("creating the consumer")?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -71,6 +70,7 @@ pub fn run(
     let mut last_commit = Instant::now();
     let mut last_check = Instant::now();
     let mut eof = EofTracker::default();
+    let mut clock = PartitionClock::default();
     let mut dirty = false;
     tracing::info!(brokers = %kafka.brokers, topics = ?topics, group = %kafka.group, alerts_topic, "detect started");
 
@@ -133,7 +133,11 @@ pub fn run(
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);
                 report.records += 1;
-                let alerts = detector.observe(&Event::from_record(&rec));
+                let mut alerts = detector.count(&Event::from_record(&rec));
+                clock.record(msg.topic(), msg.partition(), rec.event_time_us);
+                if let Some(t) = clock.event_time() {
+                    alerts.extend(detector.advance_to(t));
+                }
                 publish(alerts, &mut report)?;
                 if let Err(e) = consumer.store_offset_from_message(&msg) {
                     tracing::debug!(error = %e, "storing an offset failed");
@@ -142,7 +146,16 @@ pub fn run(
                 eof.message(msg.partition());
                 dirty = true;
             }
-            Some(Err(KafkaError::PartitionEOF(p))) => eof.eof(p),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                eof.eof(p);
+                // A partition with nothing more to read must not hold the
+                // others' windows open.
+                clock.idle(None, p);
+                if let Some(t) = clock.event_time() {
+                    let alerts = detector.advance_to(t);
+                    publish(alerts, &mut report)?;
+                }
+            }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }

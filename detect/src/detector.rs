@@ -128,9 +128,20 @@ impl Detector {
         &self.cfg
     }
 
-    /// Counts one record; returns the alerts of the windows its event time
-    /// closed (usually none).
+    /// Counts one record and advances the watermark to its event time;
+    /// returns the alerts of the windows that closed (usually none). For a
+    /// single ordered input; with several inputs (Kafka partitions) use
+    /// [`count`](Self::count) and drive the watermark with
+    /// [`advance_to`](Self::advance_to).
     pub fn observe(&mut self, ev: &Event<'_>) -> Vec<Alert> {
+        let mut out = self.count(ev);
+        out.extend(self.advance_to(ev.event_time_us));
+        out
+    }
+
+    /// Counts one record without moving the watermark; returns alerts only
+    /// when a series had to be evicted to make room.
+    pub fn count(&mut self, ev: &Event<'_>) -> Vec<Alert> {
         let mut out = Vec::new();
         let t = ev.event_time_us;
         if !(MIN_EVENT_TIME_US..MAX_EVENT_TIME_US).contains(&t) {
@@ -171,10 +182,6 @@ impl Detector {
             let c = s.open.entry(ws).or_default();
             c.events += 1;
             c.errors += u64::from(ev.level.is_error());
-        }
-        if self.max_event_time_us.is_none_or(|m| t > m) {
-            self.max_event_time_us = Some(t);
-            self.close_until(t - self.lateness_us, &mut out);
         }
         out
     }

@@ -24,7 +24,9 @@ pub mod incident;
 pub mod metrics;
 pub mod numeric;
 pub mod stats;
+pub mod watermark;
 
 pub use alert::{rfc3339_us, Alert, AlertStatus, Direction, SeriesRef, Severity, Signal};
 pub use config::{DetectConfigError, DetectorConfig};
 pub use detector::{Detector, DetectorStats, Event, UNKNOWN_SERVICE};
+pub use watermark::PartitionClock;
