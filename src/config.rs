@@ -22,6 +22,8 @@ pub const DEFAULT_DETECT_GROUP: &str = "logwarden-detect";
 pub const DEFAULT_ALERTS_TOPIC: &str = "logwarden-alerts";
 /// Default archive location.
 pub const DEFAULT_OUTPUT: &str = "./archive";
+/// Default for `[detect] idle_partition_secs`.
+pub const DEFAULT_IDLE_PARTITION_SECS: f64 = 3.0;
 /// Default for `[ingest] shutdown_timeout_secs`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
 
@@ -77,6 +79,9 @@ pub struct DetectConfig {
     pub group: String,
     /// Topic the alerts are published to.
     pub alerts_topic: String,
+    /// A partition with no new record for this many seconds after reaching
+    /// its end stops holding back the event-time watermark.
+    pub idle_partition_secs: f64,
     /// The detector's model settings.
     pub model: logwarden_detect::DetectorConfig,
 }
@@ -86,6 +91,7 @@ impl Default for DetectConfig {
         Self {
             group: DEFAULT_DETECT_GROUP.into(),
             alerts_topic: DEFAULT_ALERTS_TOPIC.into(),
+            idle_partition_secs: DEFAULT_IDLE_PARTITION_SECS,
             model: Default::default(),
         }
     }
@@ -142,6 +148,10 @@ impl Config {
         }
         if self.detect.alerts_topic.trim().is_empty() {
             bail!("detect.alerts_topic must not be empty");
+        }
+        if !(self.detect.idle_partition_secs.is_finite() && self.detect.idle_partition_secs >= 0.0)
+        {
+            bail!("detect.idle_partition_secs must be a non-negative number of seconds");
         }
         Ok(())
     }

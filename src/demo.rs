@@ -31,6 +31,8 @@ const LOGS_TOPIC: &str = "logs";
 const LOGS_PARTITIONS: i32 = 3;
 /// Hours of event time the demo generates.
 const DEMO_HOURS: f64 = 3.0;
+/// Average events per second of event time in the demo's logs.
+const DEMO_EVENTS_PER_SEC: f64 = 20.0;
 /// Share of the demo's duration spent producing; the rest lets the pipeline drain.
 const PRODUCE_SHARE: f64 = 0.6;
 
@@ -69,15 +71,15 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     println!("archive: {}\n", args.output.display());
 
     // Generator: DEMO_HOURS of event time ending now, paced over part of the demo.
-    let events_per_sec = 20.0;
-    let count = (DEMO_HOURS * 3600.0 * events_per_sec) as u64;
     let gen_args = GenerateArgs {
         brokers: Some(brokers.clone()),
         topic: LOGS_TOPIC.into(),
-        count,
+        count: u64::MAX,
         seed: args.seed,
-        rate: count as f64 / (duration.as_secs_f64() * PRODUCE_SHARE),
-        events_per_sec: Some(events_per_sec),
+        rate: 0.0,
+        duration: Some(format!("{DEMO_HOURS}h")),
+        speedup: Some(DEMO_HOURS * 3600.0 / (duration.as_secs_f64() * PRODUCE_SHARE)),
+        events_per_sec: Some(DEMO_EVENTS_PER_SEC),
         start: Some(format!("now-{}h", DEMO_HOURS)),
         incident: Some(args.incident.parse().map_err(anyhow::Error::msg)?),
         json_share: 0.8,

@@ -17,7 +17,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
-use logwarden_ingest::kafka::{caught_up, EofTracker, StopWhen};
+use logwarden_ingest::kafka::{caught_up, EofTracker, QuietEofContext, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 
@@ -26,6 +26,8 @@ use crate::generate_cmd::DeliveryCounter;
 
 /// How often consumed offsets are committed (after the alerts are delivered).
 pub const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the event-time clock learns the current partition assignment.
+const ASSIGNMENT_SYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for the alert producer to deliver before a commit.
 const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,7 +54,9 @@ pub fn run(
     let mut cc = kafka.consumer_config();
     // End-of-partition events mark partitions idle for the event-time clock.
     cc.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = cc.create().context("creating the consumer")?;
+    let consumer: BaseConsumer<QuietEofContext> = cc
+        .create_with_context(QuietEofContext)
+        .context("creating the consumer")?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
     let mut pc = kafka.producer_config();
@@ -71,6 +75,9 @@ pub fn run(
     let mut last_check = Instant::now();
     let mut eof = EofTracker::default();
     let mut clock = PartitionClock::default();
+    let mut last_assignment_sync = Instant::now() - ASSIGNMENT_SYNC_INTERVAL;
+    let mut at_end_since: std::collections::HashMap<i32, Instant> = Default::default();
+    let idle_after = Duration::from_secs_f64(cfg.detect.idle_partition_secs);
     let mut dirty = false;
     tracing::info!(brokers = %kafka.brokers, topics = ?topics, group = %kafka.group, alerts_topic, "detect started");
 
@@ -99,7 +106,7 @@ pub fn run(
         Ok(())
     };
 
-    let commit = |consumer: &BaseConsumer,
+    let commit = |consumer: &BaseConsumer<QuietEofContext>,
                   producer: &ThreadedProducer<DeliveryCounter>|
      -> anyhow::Result<()> {
         producer
@@ -133,6 +140,12 @@ pub fn run(
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);
                 report.records += 1;
+                if detector
+                    .watermark_us()
+                    .is_some_and(|w| rec.event_time_us < w - 60_000_000)
+                {
+                    tracing::debug!(partition = msg.partition(), offset = msg.offset(), t = rec.event_time_us, clock = ?clock.event_time(), "late record");
+                }
                 let mut alerts = detector.count(&Event::from_record(&rec));
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {
@@ -144,20 +157,42 @@ pub fn run(
                 }
                 positions.insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
                 eof.message(msg.partition());
+                at_end_since.remove(&msg.partition());
                 dirty = true;
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 eof.eof(p);
-                // A partition with nothing more to read must not hold the
-                // others' windows open.
-                clock.idle(None, p);
-                if let Some(t) = clock.event_time() {
-                    let alerts = detector.advance_to(t);
-                    publish(alerts, &mut report)?;
-                }
+                at_end_since.entry(p).or_insert_with(Instant::now);
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
+        }
+        if last_assignment_sync.elapsed() >= ASSIGNMENT_SYNC_INTERVAL {
+            last_assignment_sync = Instant::now();
+            if let Ok(tpl) = consumer.assignment() {
+                let assigned: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                clock.set_assignment(&assigned);
+            }
+        }
+        // A partition with nothing more to read for a while must not hold the
+        // others' windows open. (Waiting, rather than trusting one end-of-
+        // partition event, also covers brokers that report ends early.)
+        let idle: Vec<i32> = at_end_since
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= idle_after)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in idle {
+            at_end_since.remove(&p);
+            clock.idle(None, p);
+            if let Some(t) = clock.event_time() {
+                let alerts = detector.advance_to(t);
+                publish(alerts, &mut report)?;
+            }
         }
         if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
             commit(&consumer, &producer)?;

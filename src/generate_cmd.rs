@@ -31,6 +31,14 @@ pub struct GenerateArgs {
     /// Lines per second of wall time; 0 for as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Event-time span to generate (e.g. 3h): lines stop at start + span
+    /// (and at --count, whichever comes first).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Pace by event time instead of lines: this many seconds of event time
+    /// per second of wall time.
+    #[arg(long)]
+    pub speedup: Option<f64>,
     /// Average events per second of event time across all services.
     #[arg(long)]
     pub events_per_sec: Option<f64>,
@@ -62,6 +70,17 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 impl GenerateArgs {
+    fn duration_us(&self) -> anyhow::Result<Option<i64>> {
+        self.duration
+            .as_deref()
+            .map(|d| {
+                parse_duration_secs(d)
+                    .map(|s| (s * 1e6) as i64)
+                    .with_context(|| format!("--duration `{d}`: expected e.g. 90s, 15m, 3h"))
+            })
+            .transpose()
+    }
+
     pub fn generator_config(&self) -> anyhow::Result<GeneratorConfig> {
         if !(0.0..=1.0).contains(&self.json_share) {
             bail!("--json-share must be between 0 and 1");
@@ -71,7 +90,10 @@ impl GenerateArgs {
             bail!("--events-per-sec must be positive");
         }
         let now = chrono::Utc::now().timestamp_micros();
-        let span_us = (self.count as f64 / eps * 1e6) as i64;
+        let span_us = match self.duration_us()? {
+            Some(d) => d,
+            None => (self.count as f64 / eps * 1e6) as i64,
+        };
         let start_us = match self.start.as_deref() {
             None => now - span_us,
             Some(s) if s.starts_with("now-") => {
@@ -93,18 +115,24 @@ impl GenerateArgs {
     }
 }
 
-/// Paces output to `rate` lines per second of wall time.
+/// Paces output to `rate` lines per second of wall time, or to `speedup`
+/// seconds of event time per second of wall time.
 struct Pacer {
     rate: f64,
+    speedup: Option<f64>,
+    start_us: i64,
     started: Instant,
 }
 
 impl Pacer {
-    fn wait(&self, sent: u64) {
-        if self.rate <= 0.0 {
-            return;
-        }
-        let due = Duration::from_secs_f64(sent as f64 / self.rate);
+    fn wait(&self, sent: u64, event_time_us: i64) {
+        let due = match self.speedup {
+            Some(x) if x > 0.0 => {
+                Duration::from_secs_f64(((event_time_us - self.start_us).max(0) as f64 / 1e6) / x)
+            }
+            _ if self.rate > 0.0 => Duration::from_secs_f64(sent as f64 / self.rate),
+            _ => return,
+        };
         let elapsed = self.started.elapsed();
         if due > elapsed {
             std::thread::sleep(due - elapsed);
@@ -120,8 +148,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut truth_err = None;
-    let gen = Generator::new(args.generator_config()?)
+    let gen_cfg = args.generator_config()?;
+    let start_us = gen_cfg.start_us;
+    let end_us = args
+        .duration_us()?
+        .map_or(i64::MAX, |d| start_us.saturating_add(d));
+    let gen = Generator::new(gen_cfg)
         .take(args.count as usize)
+        .take_while(move |g| g.event_time_us < end_us)
         .inspect(|g| {
             if let Some(t) = truth.as_mut() {
                 let row = serde_json::json!({
@@ -135,13 +169,15 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         });
     let pacer = Pacer {
         rate: args.rate,
+        speedup: args.speedup,
+        start_us,
         started: Instant::now(),
     };
     match &args.brokers {
         None => {
             let mut out = BufWriter::new(std::io::stdout().lock());
             for (i, g) in gen.enumerate() {
-                pacer.wait(i as u64);
+                pacer.wait(i as u64, g.event_time_us);
                 out.write_all(g.line.as_bytes())?;
                 out.write_all(b"\n")?;
             }
@@ -153,7 +189,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
                 brokers,
                 &args.topic,
                 &args.producer_properties,
-                gen.map(|g| (g.service, g.line)),
+                gen.map(|g| (g.service, g.event_time_us, g.line)),
                 &pacer,
             )?;
             eprintln!(
@@ -201,7 +237,7 @@ fn produce(
     brokers: &str,
     topic: &str,
     props: &[(String, String)],
-    lines: impl Iterator<Item = (&'static str, String)>,
+    lines: impl Iterator<Item = (&'static str, i64, String)>,
     pacer: &Pacer,
 ) -> anyhow::Result<u64> {
     let mut cc = ClientConfig::new();
@@ -216,8 +252,8 @@ fn produce(
     let producer: ThreadedProducer<DeliveryCounter> =
         cc.create_with_context(DeliveryCounter::default())?;
     let mut sent = 0u64;
-    for (key, line) in lines {
-        pacer.wait(sent);
+    for (key, event_time_us, line) in lines {
+        pacer.wait(sent, event_time_us);
         let mut record = BaseRecord::to(topic).key(key).payload(&line);
         loop {
             match producer.send(record) {

@@ -8,6 +8,7 @@ mod generate;
 mod generate_cmd;
 mod ingest_cmd;
 mod shutdown;
+mod templates_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,19 @@ enum Command {
     Generate(generate_cmd::GenerateArgs),
     /// Run the whole pipeline on an embedded Kafka with generated logs.
     Demo(demo::DemoArgs),
+    /// Mine log templates from a file and print them (or one id per line).
+    Templates(TemplatesArgs),
+}
+
+#[derive(Args)]
+struct TemplatesArgs {
+    /// File of log lines, `-` for stdin.
+    #[arg(long)]
+    input: PathBuf,
+    /// Print exactly one line per input line: its template id, assigned
+    /// online as the line arrived.
+    #[arg(long)]
+    ids: bool,
 }
 
 #[derive(Args)]
@@ -251,5 +265,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Demo(args) => demo::run(cfg, &args),
+        Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
     }
 }

@@ -59,6 +59,7 @@ fn steady_traffic_gives_no_alert() {
     let summary = detect(&broker, "d1");
     assert!(summary.contains("288000 records"), "{summary}");
     assert!(summary.contains(" 0 alerts"), "{summary}");
+    assert!(summary.contains(" 0 late records"), "{summary}");
     assert_eq!(broker.topic_count("alerts"), 0);
 }
 
@@ -82,6 +83,7 @@ fn error_burst_gives_exactly_one_alert() {
         ],
     );
     let summary = detect(&broker, "d2");
+    assert!(summary.contains(" 0 late records"), "{summary}");
     let alerts = read_alerts(&broker, "alerts");
     let firing: Vec<&(String, serde_json::Value)> = alerts
         .iter()

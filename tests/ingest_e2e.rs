@@ -48,7 +48,10 @@ fn archives_every_record_exactly_once() {
 
     let r = assert_exactly_once(&archive, &truth, 100_000);
     let ty = r["event_time_type"].as_str().expect("event_time type");
-    assert!(ty.contains("isAdjustedToUTC=1") && ty.contains("MICROS=MicroSeconds()"), "{ty}");
+    assert!(
+        ty.contains("isAdjustedToUTC=1") && ty.contains("MICROS=MicroSeconds()"),
+        "{ty}"
+    );
 
     // Running again with the same group finds nothing new: offsets were committed.
     let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));

@@ -102,6 +102,8 @@ pub struct Detector {
     /// every replay.
     series: BTreeMap<String, Series>,
     max_event_time_us: Option<i64>,
+    /// Highest event time counted (may be ahead of the watermark's).
+    max_counted_us: Option<i64>,
     /// Every window starting before this is closed.
     closed_until_us: i64,
     tick: u64,
@@ -118,6 +120,7 @@ impl Detector {
             cfg,
             series: BTreeMap::new(),
             max_event_time_us: None,
+            max_counted_us: None,
             closed_until_us: i64::MIN,
             tick: 0,
             stats: DetectorStats::default(),
@@ -155,6 +158,7 @@ impl Detector {
         }
         let service = ev.service.unwrap_or(UNKNOWN_SERVICE);
         self.tick += 1;
+        self.max_counted_us = Some(self.max_counted_us.map_or(t, |m| m.max(t)));
         if !self.series.contains_key(service) {
             if self.series.len() >= self.cfg.max_series {
                 self.evict_least_recent(&mut out);
@@ -205,7 +209,12 @@ impl Detector {
     /// open (its count is truncated and would read as a traffic drop).
     pub fn flush(&mut self) -> Vec<Alert> {
         let mut out = Vec::new();
-        if let Some(m) = self.max_event_time_us {
+        let last = match (self.max_event_time_us, self.max_counted_us) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(m) = last {
+            self.max_event_time_us = Some(m);
             self.close_until(m.saturating_add(1), &mut out);
         }
         out

@@ -439,7 +439,32 @@ impl IngestContext {
     }
 }
 
-impl ClientContext for IngestContext {}
+impl ClientContext for IngestContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(error, reason);
+    }
+}
+
+/// Logs a librdkafka client error, except end-of-partition events, which
+/// are not errors and which the poll loops handle themselves.
+pub fn log_client_error(error: KafkaError, reason: &str) {
+    let eof = matches!(error, KafkaError::PartitionEOF(_))
+        || matches!(&error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+    if !eof {
+        tracing::error!(error = %error, reason, "kafka client error");
+    }
+}
+
+/// Context of consumers that need no rebalance hooks (detect, tools).
+pub struct QuietEofContext;
+
+impl ClientContext for QuietEofContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(error, reason);
+    }
+}
+
+impl ConsumerContext for QuietEofContext {}
 
 impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

@@ -60,6 +60,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::record::{Format, LogRecord, ParseIssue, TimeSource};
+use crate::template::{TemplateConfig, TemplateConfigError, TemplateMiner};
 
 pub use custom::PatternConfig;
 pub use level::{parse_level, syslog_severity};
@@ -117,6 +118,8 @@ pub struct ParserConfig {
     /// At most this many attributes per record; the rest are dropped and
     /// counted in the `attributes_dropped` attribute.
     pub max_attributes: usize,
+    /// Template mining of messages (the `[parse.templates]` table).
+    pub templates: TemplateConfig,
 }
 
 /// Default for [`ParserConfig::max_message_bytes`]: 1 MiB.
@@ -139,6 +142,7 @@ impl Default for ParserConfig {
             patterns: Vec::new(),
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_attributes: DEFAULT_MAX_ATTRIBUTES,
+            templates: TemplateConfig::default(),
         }
     }
 }
@@ -154,6 +158,8 @@ pub enum ParserConfigError {
         field: &'static str,
         reason: String,
     },
+    #[error("parse.{0}")]
+    Template(#[from] TemplateConfigError),
 }
 
 /// Strings kept for reuse: more would only hold memory.
@@ -297,6 +303,7 @@ pub struct Parser {
     default_offset_secs: i32,
     patterns: Vec<custom::Pattern>,
     scratch: Scratch,
+    miner: Option<TemplateMiner>,
 }
 
 impl Parser {
@@ -327,12 +334,23 @@ impl Parser {
             .map(|(index, p)| custom::Pattern::compile(index, p))
             .collect::<Result<Vec<_>, _>>()?;
         let scratch = Scratch::new(&cfg);
+        let miner = if cfg.templates.enabled {
+            Some(TemplateMiner::new(&cfg.templates)?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg,
             default_offset_secs,
             patterns,
             scratch,
+            miner,
         })
+    }
+
+    /// The template miner, when template mining is on.
+    pub fn miner(&self) -> Option<&TemplateMiner> {
+        self.miner.as_ref()
     }
 
     /// Parses one payload into `rec` (which is cleared first). Never fails:
@@ -389,6 +407,13 @@ impl Parser {
             Some(ParseIssue::InvalidUtf8 | ParseIssue::MalformedJson | ParseIssue::FieldType)
         ) {
             rec.raw = Some(original.to_vec());
+        }
+        if let Some(miner) = self.miner.as_mut() {
+            if !rec.message.is_empty() {
+                let (id, template) = miner.observe(&rec.message);
+                rec.template_id = Some(id);
+                rec.template = Some(template);
+            }
         }
     }
 

@@ -103,7 +103,7 @@ impl Default for TemplateConfig {
 /// Invalid template-miner settings; names the offending field.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateConfigError {
-    #[error("template.{field}: {reason}")]
+    #[error("templates.{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
 

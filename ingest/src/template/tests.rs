@@ -16,7 +16,7 @@ fn config_errors_name_the_field() {
         ..TemplateConfig::default()
     };
     let err = TemplateMiner::new(&cfg).expect_err("zero cap is invalid");
-    assert!(err.to_string().contains("template.max_templates"), "{err}");
+    assert!(err.to_string().contains("templates.max_templates"), "{err}");
     let cfg = TemplateConfig {
         similarity_threshold: 1.5,
         ..TemplateConfig::default()
