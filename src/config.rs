@@ -3,7 +3,7 @@
 //! Unknown keys and invalid values are rejected at start with an error that
 //! names the option. `docs/configuration.md` documents every key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -98,24 +98,40 @@ impl Default for DetectConfig {
 }
 
 impl Config {
-    /// Reads a TOML file; unknown keys are errors.
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the configuration file {}", path.display()))?;
-        Self::from_toml(&text)
-            .with_context(|| format!("in the configuration file {}", path.display()))
-    }
-
+    #[cfg(test)]
+    /// Parses TOML text; unknown keys are errors.
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
         Ok(toml::from_str(text)?)
     }
 
-    /// Loads the file when given, else the defaults.
-    pub fn load(path: Option<&PathBuf>) -> anyhow::Result<Self> {
-        match path {
-            Some(p) => Self::from_file(p),
-            None => Ok(Self::default()),
+    /// Loads the file when given (else the defaults), then applies `sets`:
+    /// `section.key=value` overrides of any key, from `--set` flags and the
+    /// `LOGWARDEN_SET` variable. A value is read as TOML (`5`, `true`,
+    /// `["a","b"]`, `"text"`) and otherwise taken as a string.
+    pub fn load(path: Option<&PathBuf>, sets: &[String]) -> anyhow::Result<Self> {
+        let mut table: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the configuration file {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("in the configuration file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for set in sets {
+            apply_set(&mut table, set)?;
         }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))
+            .context(match path {
+                Some(p) => format!(
+                    "in the configuration (file {} and --set overrides)",
+                    p.display()
+                ),
+                None => "in the --set overrides".to_string(),
+            })?;
+        Ok(cfg)
     }
 
     /// Checks the settings ingest uses.
@@ -169,6 +185,35 @@ impl Config {
     }
 }
 
+/// Applies one `dotted.key=value` override to a TOML table.
+fn apply_set(table: &mut toml::Table, set: &str) -> anyhow::Result<()> {
+    let (key, raw) = set
+        .split_once('=')
+        .with_context(|| format!("--set `{set}`: expected section.key=value"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set `{set}`: expected section.key=value");
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let (last, path) = parts
+        .split_last()
+        .with_context(|| format!("--set `{set}`: empty key"))?;
+    let mut node = table;
+    for p in path {
+        let entry = node
+            .entry((*p).to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .with_context(|| format!("--set `{set}`: `{p}` is not a table"))?;
+    }
+    node.insert((*last).to_string(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +243,24 @@ mod tests {
             .expect_err("no topics")
             .to_string()
             .contains("kafka.topics"));
+    }
+
+    #[test]
+    fn set_overrides_any_key_and_rejects_unknown_ones() {
+        let sets = vec![
+            "ingest.segment.max_rows=5000".to_string(),
+            "archive.partition_by=[\"dt\", \"service\"]".to_string(),
+            "kafka.brokers=k1:9092,k2:9092".to_string(),
+            "detect.model.window_secs=30".to_string(),
+        ];
+        let c = Config::load(None, &sets).expect("valid overrides");
+        assert_eq!(c.ingest.segment.max_rows, 5000);
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.detect.model.window_secs, 30);
+        assert_eq!(c.archive.partition_by.len(), 2);
+        let err = Config::load(None, &["ingest.nope=1".to_string()]).expect_err("unknown key");
+        assert!(format!("{err:#}").contains("nope"), "{err:#}");
+        assert!(Config::load(None, &["novalue".to_string()]).is_err());
     }
 
     #[test]

@@ -29,6 +29,11 @@ struct Cli {
     /// TOML configuration file; flags and LOGWARDEN_* variables override it.
     #[arg(long, global = true, env = "LOGWARDEN_CONFIG")]
     config: Option<PathBuf>,
+    /// Override any configuration key: `section.key=value` (repeatable), e.g.
+    /// `--set archive.parquet.zstd_level=6`. `LOGWARDEN_SET` takes the same,
+    /// separated by `;`.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// Log output format on stderr.
     #[arg(
         long,
@@ -210,7 +215,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut cfg = Config::load(cli.config.as_ref())?;
+    let mut sets: Vec<String> = std::env::var("LOGWARDEN_SET")
+        .map(|v| {
+            v.split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    sets.extend(cli.sets.iter().cloned());
+    let mut cfg = Config::load(cli.config.as_ref(), &sets)?;
     match cli.command {
         Command::Ingest(args) => {
             args.apply(&mut cfg);
