@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
-use logwarden_ingest::kafka::{caught_up, EofTracker, QuietEofContext, StopWhen};
+use logwarden_ingest::kafka::{
+    caught_up, transport_time_us, EofTracker, QuietEofContext, StopWhen,
+};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 
@@ -130,12 +132,7 @@ pub fn run(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
                 let ctx = ParseContext {
-                    transport_time_us: match msg.timestamp() {
-                        Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
-                            Some(ms.saturating_mul(1000))
-                        }
-                        _ => None,
-                    },
+                    transport_time_us: transport_time_us(msg.timestamp()),
                     ingest_time_us: chrono::Utc::now().timestamp_micros(),
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);

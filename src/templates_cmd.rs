@@ -1,10 +1,11 @@
 //! `logwarden templates`: the template miner on a file of log lines.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
 
+use logwarden_ingest::file::LineReader;
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::{template_id_hex, LogRecord};
 
@@ -24,21 +25,15 @@ pub fn run(cfg: &Config, input: &Path, ids: bool) -> anyhow::Result<()> {
             std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?,
         )
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut reader = LineReader::new(reader);
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut rec = LogRecord::default();
-    let mut line = Vec::new();
     let mut lines = 0u64;
     let now = chrono::Utc::now().timestamp_micros();
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let Some(payload) = reader.next_line()? else {
             break;
-        }
-        let mut payload = line.as_slice();
-        if let Some(p) = payload.strip_suffix(b"\n") {
-            payload = p.strip_suffix(b"\r").unwrap_or(p);
-        }
+        };
         let ctx = ParseContext {
             transport_time_us: None,
             ingest_time_us: now,

@@ -28,6 +28,35 @@ pub enum FileSourceError {
     Interrupted,
 }
 
+/// Reads newline-separated payloads, reusing one buffer: `\n` and `\r\n`
+/// endings are stripped, a last line without an ending is kept.
+pub struct LineReader<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, input),
+            line: Vec::new(),
+        }
+    }
+
+    /// The next payload, or `None` at the end of the input.
+    pub fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.line.clear();
+        if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+            return Ok(None);
+        }
+        let mut payload = self.line.as_slice();
+        if let Some(p) = payload.strip_suffix(b"\n") {
+            payload = p.strip_suffix(b"\r").unwrap_or(p);
+        }
+        Ok(Some(payload))
+    }
+}
+
 /// Reads newline-separated payloads from `input` and archives them.
 pub struct FileSource {
     /// Name recorded as the records' topic (and in file names).
@@ -45,8 +74,7 @@ impl FileSource {
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
     ) -> Result<u64, FileSourceError> {
-        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, input);
-        let mut line = Vec::new();
+        let mut lines = LineReader::new(input);
         let mut rec = LogRecord::default();
         let mut offset: i64 = 0;
         let mut failure: Option<String> = None;
@@ -65,14 +93,9 @@ impl FileSource {
                 writer.shutdown();
                 return Err(FileSourceError::Interrupted);
             }
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
+            let Some(payload) = lines.next_line()? else {
                 break;
-            }
-            let mut payload = line.as_slice();
-            if let Some(p) = payload.strip_suffix(b"\n") {
-                payload = p.strip_suffix(b"\r").unwrap_or(p);
-            }
+            };
             let now_us = chrono::Utc::now().timestamp_micros();
             let ctx = ParseContext {
                 transport_time_us: None,

@@ -229,12 +229,7 @@ impl Core {
         part.next = Some(offset + 1);
         let now_us = now_micros();
         let ctx = ParseContext {
-            transport_time_us: match ts {
-                Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
-                    Some(ms.saturating_mul(1000))
-                }
-                _ => None,
-            },
+            transport_time_us: transport_time_us(ts),
             ingest_time_us: now_us,
         };
         self.parser.parse(payload, &ctx, &mut self.rec);
@@ -419,6 +414,16 @@ impl Core {
         // the backlog is still there.
         self.paused = false;
         tracing::info!(partitions = tpl.count(), "partitions assigned");
+    }
+}
+
+/// A Kafka message timestamp in microseconds, when it has one.
+pub fn transport_time_us(ts: Timestamp) -> Option<i64> {
+    match ts {
+        Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) if ms >= 0 => {
+            Some(ms.saturating_mul(1000))
+        }
+        _ => None,
     }
 }
 
