@@ -30,10 +30,7 @@ pub fn run(cfg: &Config, input: &Path, ids: bool) -> anyhow::Result<()> {
     let mut rec = LogRecord::default();
     let mut lines = 0u64;
     let now = chrono::Utc::now().timestamp_micros();
-    loop {
-        let Some(payload) = reader.next_line()? else {
-            break;
-        };
+    while let Some(payload) = reader.next_line()? {
         let ctx = ParseContext {
             transport_time_us: None,
             ingest_time_us: now,
