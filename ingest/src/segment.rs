@@ -286,8 +286,9 @@ mod tests {
         closed.extend(s.append(&prov(0, 0), &rec(&big), 0, now));
         closed.extend(s.append(&prov(0, 1), &rec(&big), 0, now));
         closed.extend(s.append(&prov(1, 0), &rec(&big), 0, now));
-        closed.extend(s.append(&prov(1, 1), &rec("small"), 0, now));
-        assert!(!closed.is_empty());
+        assert!(closed.is_empty(), "under the cap nothing closes");
+        closed.extend(s.append(&prov(1, 1), &rec(&big), 0, now));
+        assert_eq!(closed.len(), 1, "over the cap the largest segment closes");
         assert!(s.buffered_bytes() <= 4000);
     }
 }
