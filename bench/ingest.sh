@@ -49,7 +49,7 @@ read -r d_secs d_rss < <(measure python3 -c "
 import duckdb, sys
 duckdb.sql(\"COPY (SELECT * FROM read_json('$work/lines.jsonl')) TO '$work/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")" 3>/dev/null)
 a1=$(du -sb "$work/a1" | cut -f1); a2=$(du -sb "$work/a2" | cut -f1); d1=$(stat -c %s "$work/duck.parquet")
-rows=$(python3 -c "import duckdb; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$work/a1/**/*.parquet')\").fetchone()[0])")
+rows=$(python3 -c "import duckdb; print(duckdb.connect().execute(\"SELECT count(*) FROM read_parquet('$work/a1/**/*.parquet')\").fetchone()[0])")
 
 python3 - "$N" "$bytes" "$raw_secs" "$k_secs" "$k_rss" "$f_secs" "$f_rss" "$d_secs" "$d_rss" "$a1" "$a2" "$d1" "$rows" <<'PY'
 import sys

@@ -81,6 +81,9 @@ pub fn run(
     let mut at_end_since: std::collections::HashMap<i32, Instant> = Default::default();
     let idle_after = Duration::from_secs_f64(cfg.detect.idle_partition_secs);
     let mut dirty = false;
+    // The end-of-input check asks the broker for offsets: only when a poll
+    // came back empty, so it never slows a flowing stream.
+    let mut poll_idle = false;
     tracing::info!(brokers = %kafka.brokers, topics = ?topics, group = %kafka.group, alerts_topic, "detect started");
 
     let mut publish = |alerts: Vec<Alert>, report: &mut DetectReport| -> anyhow::Result<()> {
@@ -162,7 +165,7 @@ pub fn run(
                 at_end_since.entry(p).or_insert_with(Instant::now);
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-            None => {}
+            None => poll_idle = true,
         }
         if last_assignment_sync.elapsed() >= ASSIGNMENT_SYNC_INTERVAL {
             last_assignment_sync = Instant::now();
@@ -196,7 +199,10 @@ pub fn run(
             last_commit = Instant::now();
             dirty = false;
         }
-        if stop == StopWhen::CaughtUp && last_check.elapsed() >= Duration::from_millis(200) {
+        if stop == StopWhen::CaughtUp
+            && std::mem::take(&mut poll_idle)
+            && last_check.elapsed() >= Duration::from_millis(200)
+        {
             last_check = Instant::now();
             if caught_up(&consumer, &eof, |t, p| {
                 positions.get(&(t.to_string(), p)).copied()

@@ -32,6 +32,11 @@ use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
 use crate::writer::{Ack, Job, Writer};
 
+/// Longest single wait for the writer when its queue is full.
+const BACKLOG_WAIT: Duration = Duration::from_millis(100);
+/// A backlog older than this pauses consumption.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
@@ -171,6 +176,8 @@ struct Core {
     fatal: Option<String>,
     first_record: Option<Instant>,
     eof: EofTracker,
+    /// Since when jobs have been waiting for room in the writer queue.
+    backlog_since: Option<Instant>,
 }
 
 impl Core {
@@ -313,6 +320,26 @@ impl Core {
 
     /// Pauses or resumes consumption to match the pending backlog.
     fn apply_backpressure<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        // A full queue first costs a short wait for the writer: pausing
+        // drops librdkafka's prefetched messages, so it is kept for a sink
+        // that stays slow (an outage), not for the normal hand-off.
+        if !self.pending.is_empty() {
+            let since = *self.backlog_since.get_or_insert_with(Instant::now);
+            if let Some(ack) = self.writer.wait_ack(BACKLOG_WAIT) {
+                self.absorb(vec![ack]);
+                self.feed_writer();
+            }
+            if self.pending.is_empty() || since.elapsed() < PAUSE_AFTER {
+                if self.pending.is_empty() {
+                    self.backlog_since = None;
+                }
+                if !self.paused {
+                    return;
+                }
+            }
+        } else {
+            self.backlog_since = None;
+        }
         let want_pause = !self.pending.is_empty();
         if want_pause == self.paused {
             return;
@@ -542,6 +569,7 @@ impl KafkaSource {
             fatal: None,
             first_record: None,
             eof: EofTracker::default(),
+            backlog_since: None,
         }));
         let ctx = IngestContext {
             core: core.clone(),
@@ -558,6 +586,9 @@ impl KafkaSource {
 
         let lock = || core.lock().unwrap_or_else(|p| p.into_inner());
         let mut last_progress_check = Instant::now();
+        // The end-of-input check asks the broker for offsets: only when a poll
+        // came back empty, so it never slows a flowing stream.
+        let mut idle = false;
         while !shutdown.load(Ordering::Relaxed) {
             let timeout = if lock().pending.is_empty() {
                 Duration::from_millis(100)
@@ -596,7 +627,7 @@ impl KafkaSource {
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => {}
+                None => idle = true,
             }
             let mut c = lock();
             c.feed_writer();
@@ -622,6 +653,7 @@ impl KafkaSource {
                 return Err(IngestError::Sink(f));
             }
             if self.stop == StopWhen::CaughtUp
+                && std::mem::take(&mut idle)
                 && last_progress_check.elapsed() >= Duration::from_millis(200)
             {
                 last_progress_check = Instant::now();
