@@ -37,6 +37,9 @@ const BACKLOG_WAIT: Duration = Duration::from_millis(100);
 /// A backlog older than this pauses consumption.
 const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
+/// librdkafka `queued.min.messages` for consumers.
+const PREFETCH_MESSAGES: u32 = 1_000_000;
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
@@ -90,7 +93,11 @@ impl KafkaConfig {
                 "heartbeat.interval.ms",
                 (self.session_timeout_ms / 4).max(100).to_string(),
             )
-            .set("client.id", "logwarden");
+            .set("client.id", "logwarden")
+            // Prefetch deeper than librdkafka's default (100k messages per
+            // partition): the parse thread then rarely finds the queue empty.
+            // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
+            .set("queued.min.messages", PREFETCH_MESSAGES.to_string());
         for (k, v) in &self.properties {
             c.set(k, v);
         }

@@ -274,3 +274,130 @@ fn parquet_error(path: &Path, e: ParquetError) -> SinkError {
         source: Box::new(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logwarden_ingest::record::{LogRecord, Provenance};
+    use logwarden_ingest::schema::LogBatchBuilder;
+
+    /// A segment of `n` records from `first` on, one hour apart from the
+    /// second half on, so it spans two partitions.
+    fn segment(first: i64, n: i64) -> Segment {
+        let mut b = LogBatchBuilder::new();
+        for off in first..first + n {
+            let hour = if off - first < n / 2 { 0 } else { 1 };
+            let rec = LogRecord {
+                event_time_us: 1_772_359_200_000_000 + hour * 3_600_000_000 + off,
+                service: Some("svc".into()),
+                message: format!("m{off}"),
+                ..Default::default()
+            };
+            let prov = Provenance {
+                topic: "t".into(),
+                partition: 0,
+                offset: off,
+            };
+            b.append(&rec, &prov, 0);
+        }
+        Segment {
+            topic: "t".into(),
+            partition: 0,
+            first_offset: first,
+            next_offset: first + n,
+            batch: b.finish().expect("batch"),
+        }
+    }
+
+    fn parquet_files(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).expect("readable").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "parquet") {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn rows(files: &[PathBuf]) -> usize {
+        files
+            .iter()
+            .map(|f| {
+                let file = File::open(f).expect("open");
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("parquet")
+                    .build()
+                    .expect("reader")
+                    .map(|b| b.expect("batch").num_rows())
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn segment_files_are_published_per_partition_and_rewrites_replace_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = LocalArchive::open(dir.path(), ArchiveLayout::default()).expect("archive");
+        let stats = a.write(&segment(100, 10)).expect("write");
+        assert_eq!((stats.files, stats.rows), (2, 10));
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 2);
+        assert!(
+            files[0].ends_with("dt=2026-03-01/hour=10/t-00000-00000000000000000100.parquet"),
+            "{files:?}"
+        );
+        assert!(
+            files[1].ends_with("dt=2026-03-01/hour=11/t-00000-00000000000000000100.parquet"),
+            "{files:?}"
+        );
+        // The same segment again replaces, never adds.
+        a.write(&segment(100, 10)).expect("rewrite");
+        assert_eq!(parquet_files(dir.path()), files);
+        assert_eq!(rows(&files), 10);
+        // No temporary file is left visible.
+        let leftovers = fs::read_dir(files[0].parent().expect("dir"))
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn recover_removes_uncommitted_files_even_when_the_replay_cuts_differently() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = LocalArchive::open(dir.path(), ArchiveLayout::default()).expect("archive");
+        a.write(&segment(0, 10)).expect("committed segment");
+        // Written but (say) never committed: the process died before the commit.
+        a.write(&segment(10, 10)).expect("uncommitted segment");
+        assert_eq!(rows(&parquet_files(dir.path())), 20);
+
+        // A new owner resumes at the committed offset 10 and cuts its
+        // segments differently (10..14, then 14..20).
+        let mut b = LocalArchive::open(dir.path(), ArchiveLayout::default()).expect("archive");
+        b.recover("t", 0, 10).expect("recover");
+        assert_eq!(
+            rows(&parquet_files(dir.path())),
+            10,
+            "the uncommitted files are gone"
+        );
+        b.write(&segment(10, 4)).expect("replay 1");
+        b.write(&segment(14, 6)).expect("replay 2");
+        assert_eq!(
+            rows(&parquet_files(dir.path())),
+            20,
+            "every record exactly once"
+        );
+
+        // Resuming after a committed segment touches nothing.
+        b.recover("t", 0, 20).expect("recover at the end");
+        assert_eq!(rows(&parquet_files(dir.path())), 20);
+    }
+}
