@@ -22,8 +22,14 @@ pub enum Input {
     Kafka {
         stop: StopWhen,
     },
-    /// A file path, or `-` for standard input.
-    File(PathBuf),
+    /// A file path, or `-` for standard input. `name` is recorded as the
+    /// records' topic and names the archive files (default: the file name,
+    /// or `stdin`): a backfill under the same name replaces the files of the
+    /// previous one, so distinct inputs need distinct names.
+    File {
+        path: PathBuf,
+        name: Option<String>,
+    },
 }
 
 /// What an ingest run did, for the summary line.
@@ -77,14 +83,16 @@ pub fn run(
                 tracing::warn!("stopped with data not yet durable; it stays uncommitted and is replayed on the next start");
             }
         }
-        Input::File(path) => {
-            let name: Arc<str> = if path.as_os_str() == "-" {
-                "stdin".into()
-            } else {
-                path.file_name()
+        Input::File { path, name } => {
+            let name: Arc<str> = match name {
+                Some(n) if !n.trim().is_empty() => n.into(),
+                Some(_) => anyhow::bail!("--source-name must not be empty"),
+                None if path.as_os_str() == "-" => "stdin".into(),
+                None => path
+                    .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "input".into())
-                    .into()
+                    .into(),
             };
             let source = FileSource { name };
             let lines = if path.as_os_str() == "-" {

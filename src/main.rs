@@ -149,6 +149,12 @@ struct IngestArgs {
     /// Read lines from this file (`-` for stdin) instead of Kafka.
     #[arg(long, env = "LOGWARDEN_INPUT")]
     input: Option<PathBuf>,
+    /// With --input: the source name recorded as the records' topic and used
+    /// in file names (default: the input's file name, or `stdin`). Re-running
+    /// a backfill under the same name replaces its files; give distinct
+    /// inputs distinct names.
+    #[arg(long, env = "LOGWARDEN_SOURCE_NAME", requires = "input")]
+    source_name: Option<String>,
     /// Exit once every assigned partition is consumed to its end.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
     stop_when_caught_up: bool,
@@ -230,7 +236,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             args.apply(&mut cfg);
             let signals = shutdown::Signals::install()?;
             let input = match &args.input {
-                Some(p) => ingest_cmd::Input::File(p.clone()),
+                Some(p) => ingest_cmd::Input::File {
+                    path: p.clone(),
+                    name: args.source_name.clone(),
+                },
                 None => ingest_cmd::Input::Kafka {
                     stop: if args.stop_when_caught_up {
                         StopWhen::CaughtUp

@@ -165,4 +165,35 @@ fn backfill_from_file_is_idempotent() {
     assert_eq!(r["distinct_seq"], 20_000, "{r}");
     assert_eq!(r["missing"], 0, "{r}");
     assert_eq!(r["mismatched"], 0, "{r}");
+
+    // Another input under its own source name lands beside, not over, it.
+    let other = dir.path().join("other.log");
+    let out = run_ok(logwarden().args([
+        "generate",
+        "--count",
+        "5000",
+        "--seed",
+        "4",
+        "--start",
+        "2026-03-01T10:00:00Z",
+    ]));
+    std::fs::write(&other, &out.stdout).expect("write input");
+    run_ok(
+        logwarden()
+            .args(["ingest", "--input"])
+            .arg(&other)
+            .args(["--source-name", "host-b/old.log", "--output"])
+            .arg(&archive),
+    );
+    let rows = python_json(
+        "read_rows.py",
+        &[
+            archive.to_str().expect("utf-8"),
+            "SELECT kafka_topic, count(*) AS n FROM a GROUP BY ALL ORDER BY ALL",
+        ],
+    );
+    assert_eq!(rows[0]["kafka_topic"], "host-b/old.log", "{rows}");
+    assert_eq!(rows[0]["n"], 5000, "{rows}");
+    assert_eq!(rows[1]["kafka_topic"], "old.log", "{rows}");
+    assert_eq!(rows[1]["n"], 20_000, "{rows}");
 }
