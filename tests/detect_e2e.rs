@@ -41,21 +41,23 @@ fn detect(broker: &Broker, group: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn steady_traffic_gives_no_alert() {
+/// A broker with a 3-partition log topic holding 288,000 generated lines
+/// (about three hours of event time from 2026-03-01T10:00Z at a nominal 20
+/// events/s, following the daily curve) and an empty alert topic.
+fn broker_with_logs(seed: u64, extra: &[&str]) -> Broker {
     let broker = Broker::start();
     broker.create_topic("logs", 3);
     broker.create_topic("alerts", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Four hours of event time at 20 events/s.
-    generate(
-        &broker,
-        "logs",
-        288_000,
-        11,
-        &dir.path().join("t.jsonl"),
-        &["--events-per-sec", "20"],
-    );
+    let truth = broker.workdir.path().join("truth.jsonl");
+    let mut args = vec!["--events-per-sec", "20"];
+    args.extend_from_slice(extra);
+    generate(&broker, "logs", 288_000, seed, &truth, &args);
+    broker
+}
+
+#[test]
+fn steady_traffic_gives_no_alert() {
+    let broker = broker_with_logs(11, &[]);
     let summary = detect(&broker, "d1");
     assert!(summary.contains("288000 records"), "{summary}");
     assert!(summary.contains(" 0 alerts"), "{summary}");
@@ -65,23 +67,7 @@ fn steady_traffic_gives_no_alert() {
 
 #[test]
 fn error_burst_gives_exactly_one_alert() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 3);
-    broker.create_topic("alerts", 1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    generate(
-        &broker,
-        "logs",
-        288_000,
-        12,
-        &dir.path().join("t.jsonl"),
-        &[
-            "--events-per-sec",
-            "20",
-            "--incident",
-            "error-burst:payments@150m+6m",
-        ],
-    );
+    let broker = broker_with_logs(12, &["--incident", "error-burst:payments@150m+6m"]);
     let summary = detect(&broker, "d2");
     assert!(summary.contains(" 0 late records"), "{summary}");
     let alerts = read_alerts(&broker, "alerts");
