@@ -140,12 +140,6 @@ pub fn run(
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);
                 report.records += 1;
-                if detector
-                    .watermark_us()
-                    .is_some_and(|w| rec.event_time_us < w - 60_000_000)
-                {
-                    tracing::debug!(partition = msg.partition(), offset = msg.offset(), t = rec.event_time_us, clock = ?clock.event_time(), "late record");
-                }
                 let mut alerts = detector.count(&Event::from_record(&rec));
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {

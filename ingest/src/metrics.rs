@@ -44,10 +44,6 @@ impl IngestMetrics {
         };
     }
 
-    pub fn parse_issue_count(&self, issue: ParseIssue) -> u64 {
-        self.parse_issues[issue_index(issue)].load(Ordering::Relaxed)
-    }
-
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }

@@ -172,21 +172,6 @@ impl Writer {
         Some(a)
     }
 
-    /// Waits until every queued job is acknowledged or `deadline` passes.
-    pub fn drain(&mut self, deadline: Instant) -> Vec<Ack> {
-        let mut out = Vec::new();
-        while self.in_flight > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            if let Some(a) = self.wait_ack(deadline - now) {
-                out.push(a);
-            }
-        }
-        out
-    }
-
     /// Stops the writer after the queued jobs (or at once if cancelled).
     pub fn shutdown(&mut self) {
         self.jobs = None;
