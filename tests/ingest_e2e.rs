@@ -71,24 +71,15 @@ fn kill_9_mid_stream_loses_and_duplicates_nothing() {
     let archive = dir.path().join("archive");
     let total = 100_000u64;
 
-    let mut producer = logwarden()
+    let mut producer = generate_cmd(total, 2, &truth)
         .args([
-            "generate",
             "--brokers",
             &broker.bootstrap(),
             "--topic",
             "logs",
-        ])
-        .args([
-            "--count",
-            &total.to_string(),
-            "--seed",
-            "2",
             "--rate",
             "4000",
         ])
-        .args(["--start", "2026-03-01T10:00:00Z", "--truth"])
-        .arg(&truth)
         .stderr(Stdio::null())
         .spawn()
         .expect("generator starts");
@@ -130,21 +121,7 @@ fn backfill_from_file_is_idempotent() {
     let lines = dir.path().join("old.log");
     let truth = dir.path().join("truth.jsonl");
     let archive = dir.path().join("archive");
-    let out = run_ok(
-        logwarden()
-            .args([
-                "generate",
-                "--count",
-                "20000",
-                "--seed",
-                "3",
-                "--start",
-                "2026-03-01T10:00:00Z",
-                "--truth",
-            ])
-            .arg(&truth),
-    );
-    std::fs::write(&lines, &out.stdout).expect("write input");
+    generate_file(&lines, 20_000, 3, &truth);
     for _ in 0..2 {
         run_ok(
             logwarden()
@@ -154,30 +131,11 @@ fn backfill_from_file_is_idempotent() {
                 .arg(&archive),
         );
     }
-    let r = python_json(
-        "verify_archive.py",
-        &[
-            archive.to_str().expect("utf-8"),
-            truth.to_str().expect("utf-8"),
-        ],
-    );
-    assert_eq!(r["rows"], 20_000, "{r}");
-    assert_eq!(r["distinct_seq"], 20_000, "{r}");
-    assert_eq!(r["missing"], 0, "{r}");
-    assert_eq!(r["mismatched"], 0, "{r}");
+    assert_exactly_once(&archive, &truth, 20_000);
 
     // Another input under its own source name lands beside, not over, it.
     let other = dir.path().join("other.log");
-    let out = run_ok(logwarden().args([
-        "generate",
-        "--count",
-        "5000",
-        "--seed",
-        "4",
-        "--start",
-        "2026-03-01T10:00:00Z",
-    ]));
-    std::fs::write(&other, &out.stdout).expect("write input");
+    generate_file(&other, 5000, 4, &dir.path().join("other-truth.jsonl"));
     run_ok(
         logwarden()
             .args(["ingest", "--input"])

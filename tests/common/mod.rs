@@ -224,23 +224,34 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// Generates `count` lines with a fixed seed and start into `topic`, and
-/// writes the truth file beside.
+/// `logwarden generate` with a fixed seed and start, writing the truth file.
+pub fn generate_cmd(count: u64, seed: u64, truth: &Path) -> Command {
+    let mut c = logwarden();
+    c.args([
+        "generate",
+        "--count",
+        &count.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ])
+    .args(["--start", "2026-03-01T10:00:00Z", "--truth"])
+    .arg(truth);
+    c
+}
+
+/// Generates `count` lines into `topic`, and the truth file beside.
 pub fn generate(broker: &Broker, topic: &str, count: u64, seed: u64, truth: &Path, extra: &[&str]) {
     run_ok(
-        logwarden()
-            .args([
-                "generate",
-                "--brokers",
-                &broker.bootstrap(),
-                "--topic",
-                topic,
-            ])
-            .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
-            .args(["--start", "2026-03-01T10:00:00Z", "--truth"])
-            .arg(truth)
+        generate_cmd(count, seed, truth)
+            .args(["--brokers", &broker.bootstrap(), "--topic", topic])
             .args(extra),
     );
+}
+
+/// Generates `count` lines into the file `lines`, and the truth file beside.
+pub fn generate_file(lines: &Path, count: u64, seed: u64, truth: &Path) {
+    let out = run_ok(&mut generate_cmd(count, seed, truth));
+    std::fs::write(lines, &out.stdout).expect("writing generated lines");
 }
 
 /// Runs a Python script of `tests/py` and parses its JSON output.
