@@ -40,6 +40,12 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// librdkafka `queued.min.messages` for consumers.
 const PREFETCH_MESSAGES: u32 = 1_000_000;
 
+/// librdkafka `receive.message.max.bytes` for consumers: the largest fetch
+/// response accepted, so a single message up to about this size (which
+/// librdkafka returns even when it exceeds `fetch.max.bytes`) is consumed,
+/// truncated by the parser, and archived instead of stalling its partition.
+const MAX_RECEIVE_BYTES: u32 = 256 << 20;
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
@@ -97,7 +103,8 @@ impl KafkaConfig {
             // Prefetch deeper than librdkafka's default (100k messages per
             // partition): the parse thread then rarely finds the queue empty.
             // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
-            .set("queued.min.messages", PREFETCH_MESSAGES.to_string());
+            .set("queued.min.messages", PREFETCH_MESSAGES.to_string())
+            .set("receive.message.max.bytes", MAX_RECEIVE_BYTES.to_string());
         for (k, v) in &self.properties {
             c.set(k, v);
         }
