@@ -131,6 +131,11 @@ impl Config {
                 ),
                 None => "in the --set overrides".to_string(),
             })?;
+        let mut cfg = cfg;
+        cfg.kafka
+            .resolve_secrets()
+            .map_err(anyhow::Error::msg)
+            .context("resolving secret references")?;
         Ok(cfg)
     }
 

@@ -111,9 +111,11 @@ pub fn run(
         Ok(())
     };
 
+    // Returns whether the offsets were committed; a failed commit is tried
+    // again at the next interval.
     let commit = |consumer: &BaseConsumer<QuietEofContext>,
                   producer: &ThreadedProducer<DeliveryCounter>|
-     -> anyhow::Result<()> {
+     -> anyhow::Result<bool> {
         producer
             .flush(PRODUCER_FLUSH_TIMEOUT)
             .context("delivering alerts")?;
@@ -123,10 +125,12 @@ pub fn run(
         }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+                Ok(true)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "offset commit failed; records since the last commit will be replayed");
-                Ok(())
+                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+                Ok(false)
             }
         }
     };
@@ -189,9 +193,8 @@ pub fn run(
             }
         }
         if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
-            commit(&consumer, &producer)?;
+            dirty = !commit(&consumer, &producer)?;
             last_commit = Instant::now();
-            dirty = false;
         }
         if stop == StopWhen::CaughtUp
             && std::mem::take(&mut poll_idle)

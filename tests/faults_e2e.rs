@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -30,12 +30,13 @@ fn paced_generator(
     seed: u64,
     rate: u32,
     truth: &Path,
-) -> Child {
+) -> Proc {
     generate_cmd(count, seed, truth)
         .args(["--brokers", &broker.bootstrap(), "--topic", topic])
         .args(["--rate", &rate.to_string()])
         .stderr(Stdio::null())
         .spawn()
+        .map(Proc)
         .expect("generator starts")
 }
 
@@ -87,38 +88,50 @@ fn wait_committed(broker: &Broker, group: &str, topic: &str, total: u64) {
 }
 
 /// kill -9 of ingest at random points, 20 times in a row while records
-/// keep arriving, then a run that catches up.
+/// keep arriving, then a run that catches up. Odd rounds kill at a random
+/// time after start (start-up, group join, consuming); even rounds kill a
+/// random moment after the run published a file (mid-stream, with segments
+/// open and writes in flight).
 #[test]
 fn kill_9_twenty_times_during_a_stream() {
     let broker = Broker::start();
     broker.create_topic("logs", 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
-    let total = 120_000u64;
-    let mut producer = paced_generator(&broker, "logs", total, 21, 5000, &truth);
+    let total = 200_000u64;
+    let mut producer = paced_generator(&broker, "logs", total, 21, 2500, &truth);
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
-    let mut killed_after_files = 0;
-    for _ in 0..20 {
+    let mut killed_mid_write = 0;
+    for round in 0..20 {
         let files_before = parquet_files(&archive);
-        let mut ingest = ingest_kafka(&broker, "logs", "g-kill20", &archive)
+        let mut ingest = ingest_kafka_session(&broker, "logs", "g-kill20", &archive, 3000)
             .args(FAST_SEGMENTS)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Proc)
             .expect("ingest starts");
-        // A random point: during start-up, the group join, or mid-write.
-        std::thread::sleep(Duration::from_millis(rng.random_range(200..2500)));
+        if round % 2 == 0 {
+            let deadline = Instant::now() + WAIT;
+            while parquet_files(&archive) == files_before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no file published"
+            );
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
+        } else {
+            std::thread::sleep(Duration::from_millis(rng.random_range(100..4000)));
+        }
         ingest.kill().expect("kill -9");
         ingest.wait().expect("reaped");
         if parquet_files(&archive) > files_before {
-            killed_after_files += 1;
+            killed_mid_write += 1;
         }
     }
     assert!(producer.wait().expect("generator ends").success());
-    assert!(
-        killed_after_files >= 5,
-        "only {killed_after_files} of 20 runs got as far as publishing files"
-    );
+    assert!(killed_mid_write >= 10, "{killed_mid_write}");
     let t = Instant::now();
     run_ok(ingest_kafka(&broker, "logs", "g-kill20", &archive).arg("--stop-when-caught-up"));
     report("kill-9 x20", &archive, &truth, total, Some(t.elapsed()));
@@ -141,6 +154,7 @@ fn broker_restart_mid_stream() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Proc)
         .expect("ingest starts");
     let mut detect = logwarden()
         .args([
@@ -155,6 +169,7 @@ fn broker_restart_mid_stream() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Proc)
         .expect("detect starts");
     wait_until("ingest commits", WAIT, || {
         broker.committed_total("g-restart", "logs") > 5000
@@ -234,6 +249,7 @@ fn sigterm_under_load_flushes_commits_and_exits_in_time() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
+            .map(Proc)
             .expect("ingest starts")
     };
 
@@ -290,6 +306,7 @@ fn rebalance_when_an_instance_joins_and_leaves() {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"))
             .spawn()
+            .map(Proc)
             .expect("ingest starts")
     };
     let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
@@ -334,7 +351,7 @@ fn three_instances_share_the_partitions() {
     let logs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("{i}.log")))
         .collect();
-    let mut instances: Vec<Child> = logs
+    let mut instances: Vec<Proc> = logs
         .iter()
         .map(|log| {
             ingest_kafka(&broker, "logs", "g-three", &archive)
@@ -342,6 +359,7 @@ fn three_instances_share_the_partitions() {
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(log).expect("log file"))
                 .spawn()
+                .map(Proc)
                 .expect("ingest starts")
         })
         .collect();
@@ -431,6 +449,7 @@ fn disk_full_pauses_without_committing_and_resumes() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
+        .map(Proc)
         .expect("ingest starts");
     wait_until("a disk-full error in the log", WAIT, || {
         std::fs::read_to_string(&log)

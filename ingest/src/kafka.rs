@@ -68,7 +68,10 @@ pub struct KafkaConfig {
     /// How long a revocation may wait for open data to become durable.
     pub revoke_timeout_secs: f64,
     /// Extra librdkafka properties (TLS, SASL, tuning), passed through as is.
-    /// Values of keys containing `password` or `secret` are never logged.
+    /// A value `${env:NAME}` is read from the environment variable NAME and
+    /// `${file:PATH}` from a file (without its trailing newline), so secrets
+    /// need not sit in the configuration file. Values of secret keys (see
+    /// [`is_secret_key`]) are never logged or printed.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -124,6 +127,31 @@ impl KafkaConfig {
         c
     }
 
+    /// Replaces `${env:NAME}` and `${file:PATH}` property values by what
+    /// they refer to. The error names the property, never its value.
+    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+        for (key, value) in self.properties.iter_mut() {
+            *value = resolve_reference(value)
+                .map_err(|reason| format!("kafka.properties.\"{key}\": {reason}"))?;
+        }
+        Ok(())
+    }
+
+    /// The properties with the values of secret keys replaced by `***`.
+    pub fn redacted_properties(&self) -> BTreeMap<String, String> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_key(k) {
+                    "***".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.brokers.trim().is_empty() {
             return Err("kafka.brokers must not be empty".into());
@@ -139,6 +167,38 @@ impl KafkaConfig {
         }
         Ok(())
     }
+}
+
+/// True for librdkafka properties whose values are secrets: passwords, keys,
+/// JAAS configurations, OAuth tokens and secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "ssl.key.pem",
+        "private",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// Resolves one `${env:NAME}` or `${file:PATH}` reference; other values are
+/// returned as they are.
+fn resolve_reference(value: &str) -> Result<String, String> {
+    let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
+        return Ok(value.to_string());
+    };
+    if let Some(name) = inner.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    if let Some(path) = inner.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+    }
+    Err("expected ${env:NAME} or ${file:PATH}".to_string())
 }
 
 /// When the source stops on its own.
@@ -318,6 +378,19 @@ impl Core {
         }
     }
 
+    /// Marks offsets whose commit failed for committing again, unless the
+    /// partition was revoked since or a later offset is already waiting.
+    fn retry_commits(&mut self, failed: Vec<(String, i32, i64)>) {
+        for (topic, partition, offset) in failed {
+            let topic = self.intern(&topic);
+            if let Some(p) = self.parts.get_mut(&(topic, partition)) {
+                if p.to_commit.is_none_or(|o| o < offset) {
+                    p.to_commit = Some(offset);
+                }
+            }
+        }
+    }
+
     /// Offsets ready to commit, restricted to `only` when given.
     fn take_commits(&mut self, only: Option<&[Key]>) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
@@ -415,6 +488,15 @@ impl Core {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+                let failed = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect();
+                self.retry_commits(failed);
                 return false;
             }
         }
@@ -476,6 +558,10 @@ fn now_micros() -> i64 {
 pub struct IngestContext {
     core: Arc<Mutex<Core>>,
     metrics: Arc<IngestMetrics>,
+    /// Offsets of failed asynchronous commits, committed again by the poll
+    /// loop. Kept apart from the core: the commit callback may run while the
+    /// core is locked.
+    failed_commits: Arc<Mutex<Vec<(String, i32, i64)>>>,
 }
 
 impl IngestContext {
@@ -532,7 +618,16 @@ impl ConsumerContext for IngestContext {
             Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
             Err(e) => {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+                tracing::warn!(error = %e, "offset commit failed; retrying it");
+                let mut failed = self
+                    .failed_commits
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for el in offsets.elements() {
+                    if let Offset::Offset(o) = el.offset() {
+                        failed.push((el.topic().to_string(), el.partition(), o));
+                    }
+                }
             }
         }
     }
@@ -585,9 +680,11 @@ impl KafkaSource {
             eof: EofTracker::default(),
             backlog_since: None,
         }));
+        let failed_commits = Arc::new(Mutex::new(Vec::new()));
         let ctx = IngestContext {
             core: core.clone(),
             metrics,
+            failed_commits: failed_commits.clone(),
         };
         let mut cc = self.kafka.consumer_config();
         if self.stop == StopWhen::CaughtUp {
@@ -609,31 +706,32 @@ impl KafkaSource {
             } else {
                 Duration::from_millis(10)
             };
+            // The core is never locked across `poll()`: rebalance and commit
+            // callbacks run inside it and lock the core themselves.
             match consumer.poll(timeout) {
                 Some(Ok(msg)) => {
-                    let mut c = lock();
-                    c.process(
+                    lock().process(
                         msg.topic(),
                         msg.partition(),
                         msg.offset(),
                         msg.timestamp(),
                         msg.payload(),
                     );
-                    // Drain what librdkafka already has, without re-locking.
                     drop(msg);
+                    // Drain what librdkafka already has before the upkeep below.
                     for _ in 0..1024 {
-                        if !c.pending.is_empty() {
+                        if !lock().pending.is_empty() {
                             break;
                         }
                         match consumer.poll(Duration::ZERO) {
-                            Some(Ok(m)) => c.process(
+                            Some(Ok(m)) => lock().process(
                                 m.topic(),
                                 m.partition(),
                                 m.offset(),
                                 m.timestamp(),
                                 m.payload(),
                             ),
-                            Some(Err(KafkaError::PartitionEOF(p))) => c.eof.eof(p),
+                            Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
                             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                             None => break,
                         }
@@ -643,7 +741,12 @@ impl KafkaSource {
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => idle = true,
             }
+            let failed =
+                std::mem::take(&mut *failed_commits.lock().unwrap_or_else(|p| p.into_inner()));
             let mut c = lock();
+            if !failed.is_empty() {
+                c.retry_commits(failed);
+            }
             c.feed_writer();
             let acks = c.writer.try_acks();
             c.absorb(acks);
@@ -659,7 +762,16 @@ impl KafkaSource {
             if tpl.count() > 0 {
                 if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
                     c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "offset commit failed");
+                    tracing::warn!(error = %e, "offset commit failed; retrying it");
+                    let failed = tpl
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+                            _ => None,
+                        })
+                        .collect();
+                    c.retry_commits(failed);
                 }
             }
             if let Some(f) = c.fatal.clone() {
@@ -776,4 +888,55 @@ pub fn caught_up<C: ConsumerContext>(
         }
     }
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_the_environment_and_files_and_are_redacted() {
+        let dir = std::env::temp_dir().join(format!("logwarden-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        std::env::set_var("LOGWARDEN_TEST_SASL_PW", "from-the-env");
+        let mut cfg = KafkaConfig::default();
+        cfg.properties.insert(
+            "sasl.password".into(),
+            "${env:LOGWARDEN_TEST_SASL_PW}".into(),
+        );
+        cfg.properties.insert(
+            "ssl.key.password".into(),
+            format!("${{file:{}}}", file.display()),
+        );
+        cfg.properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        cfg.resolve_secrets().unwrap();
+        assert_eq!(cfg.properties["sasl.password"], "from-the-env");
+        assert_eq!(cfg.properties["ssl.key.password"], "from-a-file");
+        let shown = cfg.redacted_properties();
+        assert_eq!(shown["sasl.password"], "***");
+        assert_eq!(shown["ssl.key.password"], "***");
+        assert_eq!(shown["security.protocol"], "SASL_SSL");
+        assert!(!format!("{shown:?}").contains("from-"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_secret_is_an_error_naming_the_property_not_the_value() {
+        let mut cfg = KafkaConfig::default();
+        cfg.properties.insert(
+            "sasl.password".into(),
+            "${env:LOGWARDEN_TEST_SURELY_UNSET_1234}".into(),
+        );
+        let e = cfg.resolve_secrets().unwrap_err();
+        assert!(e.contains("sasl.password"), "{e}");
+        assert!(e.contains("LOGWARDEN_TEST_SURELY_UNSET_1234"), "{e}");
+        let mut cfg = KafkaConfig::default();
+        cfg.properties
+            .insert("sasl.password".into(), "${vault:x}".into());
+        assert!(cfg.resolve_secrets().is_err());
+    }
 }

@@ -464,6 +464,17 @@ pub fn signal(child: &Child, sig: &str) {
 /// `logwarden ingest` consuming `topic` as a member of `group` into `out`,
 /// with a short group session (tansu otherwise makes joins wait).
 pub fn ingest_kafka(broker: &Broker, topic: &str, group: &str, out: &Path) -> Command {
+    ingest_kafka_session(broker, topic, group, out, 6000)
+}
+
+/// [`ingest_kafka`] with the given group session timeout.
+pub fn ingest_kafka_session(
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    out: &Path,
+    session_ms: u32,
+) -> Command {
     let mut c = logwarden();
     c.args([
         "ingest",
@@ -474,7 +485,7 @@ pub fn ingest_kafka(broker: &Broker, topic: &str, group: &str, out: &Path) -> Co
         "--group",
         group,
     ])
-    .args(["--session-timeout-ms", "6000", "--output"])
+    .args(["--session-timeout-ms", &session_ms.to_string(), "--output"])
     .arg(out);
     c
 }
@@ -490,5 +501,31 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::E
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process that is killed (SIGKILL) when dropped, so that a failing
+/// test leaves nothing running behind it.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
