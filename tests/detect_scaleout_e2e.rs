@@ -10,23 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The partitions a detect instance holds according to its JSON log.
-fn held_partitions(log: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut held = None;
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        match v["fields"]["message"].as_str() {
-            Some("partitions assigned") => held = v["fields"]["partitions"].as_u64(),
-            Some("partitions revoked") => held = None,
-            _ => {}
-        }
-    }
-    held
-}
-
 fn detect(broker: &Broker, group: &str, alerts: &str, log: &Path) -> Proc {
     logwarden()
         .args([

@@ -52,25 +52,6 @@ fn report(name: &str, archive: &Path, truth: &Path, produced: u64, recover: Opti
     );
 }
 
-/// The partitions an instance holds according to its JSON log: the count of
-/// its last `partitions assigned` event, `None` before one or after a
-/// revocation.
-fn held_partitions(log: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut held = None;
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        match v["fields"]["message"].as_str() {
-            Some("partitions assigned") => held = v["fields"]["partitions"].as_u64(),
-            Some("partitions revoked") => held = None,
-            _ => {}
-        }
-    }
-    held
-}
-
 /// The number of records an ingest run archived, from its summary line.
 fn archived_in(summary: &str) -> u64 {
     summary
@@ -94,10 +75,7 @@ fn wait_committed(broker: &Broker, group: &str, topic: &str, total: u64) {
 /// open and writes in flight).
 #[test]
 fn kill_9_twenty_times_during_a_stream() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    let (broker, _dir, truth, archive) = setup(&[("logs", 3)]);
     let total = 200_000u64;
     let mut producer = paced_generator(&broker, "logs", total, 21, 2500, &truth);
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
@@ -264,10 +242,7 @@ fn broker_restart_mid_stream() {
 /// signal exits at once, still without committing undurable data.
 #[test]
 fn sigterm_under_load_flushes_commits_and_exits_in_time() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    let (broker, _dir, truth, archive) = setup(&[("logs", 3)]);
     let total = 150_000u64;
     generate(&broker, "logs", total, 23, &truth, &[]);
     let timeout_secs = 10.0;
@@ -325,10 +300,7 @@ fn sigterm_under_load_flushes_commits_and_exits_in_time() {
 /// the archive is the same as with one instance.
 #[test]
 fn rebalance_when_an_instance_joins_and_leaves() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 4);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    let (broker, dir, truth, archive) = setup(&[("logs", 4)]);
     let total = 80_000u64;
     let mut producer = paced_generator(&broker, "logs", total, 24, 4000, &truth);
     let spawn = |log: &Path| {
@@ -375,10 +347,7 @@ fn rebalance_when_an_instance_joins_and_leaves() {
 /// the archive one instance would.
 #[test]
 fn three_instances_share_the_partitions() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 6);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    let (broker, dir, truth, archive) = setup(&[("logs", 6)]);
     let total = 90_000u64;
     let logs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("{i}.log")))
@@ -467,10 +436,7 @@ impl Drop for SmallFs {
 /// and ingest resumes by itself once space is freed. Needs root (mount).
 #[test]
 fn disk_full_pauses_without_committing_and_resumes() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
     let fs = SmallFs::mount(&archive, "1m");
     let total = 100_000u64;
     generate(&broker, "logs", total, 26, &truth, &[]);

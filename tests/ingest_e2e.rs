@@ -3,31 +3,7 @@
 
 mod common;
 
-
 use common::*;
-
-const SESSION_MS: &str = "6000";
-
-fn ingest_cmd(
-    broker: &Broker,
-    topic: &str,
-    group: &str,
-    out: &std::path::Path,
-) -> std::process::Command {
-    let mut c = logwarden();
-    c.args([
-        "ingest",
-        "--brokers",
-        &broker.bootstrap(),
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ])
-    .args(["--session-timeout-ms", SESSION_MS, "--output"])
-    .arg(out);
-    c
-}
 
 /// 100,000 generated records over 3 partitions: all archived exactly once,
 /// fields intact, in the right Hive partition, as microsecond timestamps.
@@ -41,7 +17,7 @@ fn archives_every_record_exactly_once() {
     generate(&broker, "logs", 100_000, 1, &truth, &[]);
     assert_eq!(broker.topic_count("logs"), 100_000);
 
-    let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
+    let out = run_ok(ingest_kafka(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("100000 archived"), "{summary}");
 
@@ -53,7 +29,7 @@ fn archives_every_record_exactly_once() {
     );
 
     // Running again with the same group finds nothing new: offsets were committed.
-    let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
+    let out = run_ok(ingest_kafka(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains(" 0 archived"), "{summary}");
     assert_exactly_once(&archive, &truth, 100_000);

@@ -488,15 +488,7 @@ impl Core {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
-                let failed = tpl
-                    .elements()
-                    .iter()
-                    .filter_map(|e| match e.offset() {
-                        Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
-                        _ => None,
-                    })
-                    .collect();
-                self.retry_commits(failed);
+                self.retry_commits(offsets_of(&tpl));
                 return false;
             }
         }
@@ -538,6 +530,17 @@ impl Core {
         self.paused = false;
         tracing::info!(partitions = tpl.count(), "partitions assigned");
     }
+}
+
+/// The (topic, partition, offset) entries of a list that carry an offset.
+fn offsets_of(tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A Kafka message timestamp in microseconds, when it has one.
@@ -631,15 +634,10 @@ impl ConsumerContext for IngestContext {
             Err(e) => {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; retrying it");
-                let mut failed = self
-                    .failed_commits
+                self.failed_commits
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                for el in offsets.elements() {
-                    if let Offset::Offset(o) = el.offset() {
-                        failed.push((el.topic().to_string(), el.partition(), o));
-                    }
-                }
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(offsets_of(offsets));
             }
         }
     }
@@ -775,15 +773,7 @@ impl KafkaSource {
                 if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
                     c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "offset commit failed; retrying it");
-                    let failed = tpl
-                        .elements()
-                        .iter()
-                        .filter_map(|e| match e.offset() {
-                            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
-                            _ => None,
-                        })
-                        .collect();
-                    c.retry_commits(failed);
+                    c.retry_commits(offsets_of(&tpl));
                 }
             }
             if let Some(f) = c.fatal.clone() {

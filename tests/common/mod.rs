@@ -529,3 +529,106 @@ impl Drop for Proc {
         }
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `target`, which a test
+/// can take down (every connection refused or cut) and bring back: an
+/// outage of the service behind it, without losing that service's state.
+pub struct FlakyProxy {
+    pub port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl FlakyProxy {
+    pub fn start(target: u16) -> FlakyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+        let (d, c) = (down.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                    let mut held = c.lock().expect("proxy connections");
+                    held.push(a);
+                    held.push(b);
+                }
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    pipe(client, s2);
+                    pipe(server, c2);
+                }
+            }
+        });
+        FlakyProxy { port, down, conns }
+    }
+
+    /// Starts an outage: open connections are cut, new ones refused.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            for s in self.conns.lock().expect("proxy connections").drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The partitions a logwarden instance holds according to its JSON log
+/// (`--log-format json`): the count of its last `partitions assigned`
+/// event, `None` before one or after a revocation.
+pub fn held_partitions(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut held = None;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        match v["fields"]["message"].as_str() {
+            Some("partitions assigned") => held = v["fields"]["partitions"].as_u64(),
+            Some("partitions revoked") => held = None,
+            _ => {}
+        }
+    }
+    held
+}
+
+/// `logwarden detect` consuming `topic` as a member of `group`, publishing
+/// to `alerts`, with a short group session.
+pub fn detect_kafka(broker: &Broker, topic: &str, group: &str, alerts: &str) -> Command {
+    let mut c = logwarden();
+    c.args(["detect", "--brokers", &broker.bootstrap(), "--topic", topic])
+        .args(["--group", group, "--alerts-topic", alerts])
+        .args(["--session-timeout-ms", "6000"]);
+    c
+}
+
+/// A broker with the given topics, a temporary directory, and in it the
+/// paths of a truth file and an archive.
+pub fn setup(topics: &[(&str, u32)]) -> (Broker, tempfile::TempDir, PathBuf, PathBuf) {
+    let broker = Broker::start();
+    for (t, n) in topics {
+        broker.create_topic(t, *n);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    (broker, dir, truth, archive)
+}
