@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::kafka::KafkaConfig;
 use logwarden_ingest::parse::ParserConfig;
 use logwarden_ingest::segment::SegmentConfig;
 use logwarden_ingest::writer::WriterConfig;
 use logwarden_storage::ArchiveLayout;
+
+use crate::telemetry::TelemetryConfig;
 
 /// Default consumer group of `logwarden ingest`.
 pub const DEFAULT_INGEST_GROUP: &str = "logwarden-ingest";
@@ -28,7 +30,7 @@ pub const DEFAULT_IDLE_PARTITION_SECS: f64 = 3.0;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka connection and topics, shared by ingest and detect.
@@ -41,10 +43,12 @@ pub struct Config {
     pub archive: ArchiveLayout,
     /// The detect process.
     pub detect: DetectConfig,
+    /// The HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
+    pub telemetry: TelemetryConfig,
 }
 
 /// The `[ingest]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Consumer group of the ingest instances.
@@ -72,7 +76,7 @@ impl Default for IngestConfig {
 }
 
 /// The `[detect]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Consumer group of the detect instances.
@@ -153,6 +157,7 @@ impl Config {
         self.ingest.segment.validate().map_err(anyhow::Error::msg)?;
         self.ingest.writer.validate().map_err(anyhow::Error::msg)?;
         self.archive.validate().map_err(anyhow::Error::msg)?;
+        self.telemetry.validate()?;
         Ok(())
     }
 
@@ -169,7 +174,29 @@ impl Config {
         {
             bail!("detect.idle_partition_secs must be a non-negative number of seconds");
         }
+        self.telemetry.validate()?;
         Ok(())
+    }
+
+    /// Every check ingest (from Kafka) and detect make at start, including
+    /// compiling the parse patterns and the detector settings.
+    pub fn check_all(&self) -> anyhow::Result<()> {
+        self.validate_ingest(true)?;
+        self.validate_detect()?;
+        logwarden_ingest::parse::Parser::new(self.parse.clone())
+            .context("invalid [parse] configuration")?;
+        logwarden_detect::Detector::new(self.detect.model.clone())
+            .context("invalid [detect.model] configuration")?;
+        Ok(())
+    }
+
+    /// The configuration as TOML, every default filled in, with the values
+    /// of secret-looking keys (passwords, secrets, tokens, private keys,
+    /// credentials) and passwords inside URLs replaced by [`REDACTED`].
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut v = toml::Value::try_from(self).context("serializing the configuration")?;
+        redact(&mut v, false);
+        toml::to_string(&v).context("serializing the configuration")
     }
 
     /// The archive directory from `ingest.output` (`file://` accepted).
@@ -183,6 +210,62 @@ impl Config {
         }
         Ok(PathBuf::from(out))
     }
+}
+
+/// What `config check` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Parts of key names whose values are secrets: librdkafka's
+/// `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `ssl.key.pem`, `sasl.oauthbearer.client.secret`,
+/// `sasl.oauthbearer.config`, and object-store credentials
+/// (`secret_access_key`, `session_token`, ...).
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "credential",
+    "private",
+    "key.pem",
+    "oauthbearer.config",
+];
+
+/// True for a key whose value must not be shown.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+}
+
+fn redact(v: &mut toml::Value, secret: bool) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                redact(v, secret || is_secret_key(k));
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(|v| redact(v, secret)),
+        toml::Value::String(s) if secret => *s = REDACTED.into(),
+        toml::Value::String(s) => {
+            if let Some(clean) = redact_url_password(s) {
+                *s = clean;
+            }
+        }
+        _ if secret => *v = toml::Value::String(REDACTED.into()),
+        _ => {}
+    }
+}
+
+/// `scheme://user:password@host...` with the password redacted.
+fn redact_url_password(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(format!(
+        "{scheme}://{}:{REDACTED}{}",
+        &rest[..colon],
+        &rest[at..]
+    ))
 }
 
 /// Applies one `dotted.key=value` override to a TOML table.
@@ -261,6 +344,25 @@ mod tests {
         let err = Config::load(None, &["ingest.nope=1".to_string()]).expect_err("unknown key");
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
         assert!(Config::load(None, &["novalue".to_string()]).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let mut c = Config::from_toml(
+            "[kafka]\ntopics = [\"logs\"]\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"ssl.key.password\" = \"k3y\"\n\"sasl.username\" = \"svc\"\n",
+        )
+        .expect("parses");
+        c.ingest.output = "s3://AKIA:s3cr3t@bucket/prefix".into();
+        let out = c.redacted_toml().expect("serializes");
+        for secret in ["hunter2", "k3y", "s3cr3t"] {
+            assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        }
+        assert!(out.contains("\"sasl.username\" = \"svc\""), "{out}");
+        assert!(out.contains("s3://AKIA:<redacted>@bucket/prefix"), "{out}");
+        // The printed configuration is itself a valid configuration.
+        let back = Config::from_toml(&out).expect("round trip");
+        assert_eq!(back.kafka.topics, vec!["logs".to_string()]);
+        assert_eq!(back.ingest.segment, c.ingest.segment);
     }
 
     #[test]

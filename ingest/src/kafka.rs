@@ -24,9 +24,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, KafkaClientMetrics};
 use crate::parse::{ParseContext, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
@@ -40,13 +40,18 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// librdkafka `queued.min.messages` for consumers.
 const PREFETCH_MESSAGES: u32 = 1_000_000;
 
+/// librdkafka `statistics.interval.ms`: how often the client reports the
+/// broker connections, assignment and lag behind `/metrics` and `/readyz`.
+/// `kafka.properties` can override it.
+pub const STATISTICS_INTERVAL_MS: u32 = 1_000;
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
 pub const DEFAULT_REVOKE_TIMEOUT_SECS: f64 = 15.0;
 
 /// Kafka client settings shared by ingest, detect and the alert producer.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
@@ -97,7 +102,8 @@ impl KafkaConfig {
             // Prefetch deeper than librdkafka's default (100k messages per
             // partition): the parse thread then rarely finds the queue empty.
             // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
-            .set("queued.min.messages", PREFETCH_MESSAGES.to_string());
+            .set("queued.min.messages", PREFETCH_MESSAGES.to_string())
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -268,6 +274,19 @@ impl Core {
         }
     }
 
+    /// Sets the queue and buffer gauges (once per poll-loop turn).
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        IngestMetrics::set(&m.writer_queue_depth, self.writer.in_flight());
+        IngestMetrics::set(&m.pending_segments, self.pending.len());
+        IngestMetrics::set(&m.open_segments, self.segmenter.open_segments());
+        IngestMetrics::set(&m.buffered_bytes, self.segmenter.buffered_bytes());
+        IngestMetrics::set(&m.buffered_records, self.segmenter.buffered_rows());
+        if let Some(miner) = self.parser.miner() {
+            IngestMetrics::set(&m.templates, miner.len());
+        }
+    }
+
     /// Moves pending jobs into the writer queue while it has room.
     fn feed_writer(&mut self) {
         while let Some((key, job)) = self.pending.pop_front() {
@@ -405,11 +424,13 @@ impl Core {
         let tpl = self.take_commits(Some(keys));
         let clean = !self.pending.iter().any(|(k, _)| keys.contains(k)) && self.fatal.is_none();
         if tpl.count() > 0 {
+            let started = Instant::now();
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
                 return false;
             }
+            self.metrics.commit_seconds.observe(started.elapsed());
         }
         clean
     }
@@ -480,18 +501,29 @@ impl IngestContext {
 
 impl ClientContext for IngestContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error(error, reason);
+        if log_client_error(error, reason) {
+            self.metrics
+                .kafka
+                .client_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.kafka.observe(&statistics);
     }
 }
 
 /// Logs a librdkafka client error, except end-of-partition events, which
-/// are not errors and which the poll loops handle themselves.
-pub fn log_client_error(error: KafkaError, reason: &str) {
+/// are not errors and which the poll loops handle themselves. True when it
+/// was an error.
+pub fn log_client_error(error: KafkaError, reason: &str) -> bool {
     let eof = matches!(error, KafkaError::PartitionEOF(_))
         || matches!(&error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
     if !eof {
         tracing::error!(error = %error, reason, "kafka client error");
     }
+    !eof
 }
 
 /// Context of consumers that need no rebalance hooks (detect, tools).
@@ -501,9 +533,29 @@ impl ClientContext for QuietEofContext {
     fn error(&self, error: KafkaError, reason: &str) {
         log_client_error(error, reason);
     }
+
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
 }
 
 impl ConsumerContext for QuietEofContext {}
+
+/// Context of consumers that need no rebalance hooks but report to
+/// `/metrics` (detect): counts client errors and keeps the statistics.
+pub struct MeteredContext(pub Arc<KafkaClientMetrics>);
+
+impl ClientContext for MeteredContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if log_client_error(error, reason) {
+            self.0.client_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.observe(&statistics);
+    }
+}
+
+impl ConsumerContext for MeteredContext {}
 
 impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -627,13 +679,22 @@ impl KafkaSource {
                                 m.payload(),
                             ),
                             Some(Err(KafkaError::PartitionEOF(p))) => c.eof.eof(p),
-                            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                            Some(Err(e)) => {
+                                c.metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "consumer error")
+                            }
                             None => break,
                         }
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Err(e)) => {
+                    lock()
+                        .metrics
+                        .consumer_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "consumer error")
+                }
                 None => idle = true,
             }
             let mut c = lock();
@@ -650,11 +711,20 @@ impl KafkaSource {
             c.apply_backpressure(&consumer);
             let tpl = c.take_commits(None);
             if tpl.count() > 0 {
-                if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                    c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "offset commit failed");
+                // Synchronous: one broker round trip per durable segment
+                // (segments are seconds apart), and its latency and failure
+                // are known here. (Async commit callbacks are not delivered
+                // to this BaseConsumer's poll.)
+                let started = Instant::now();
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => c.metrics.commit_seconds.observe(started.elapsed()),
+                    Err(e) => {
+                        c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+                    }
                 }
             }
+            c.update_gauges();
             if let Some(f) = c.fatal.clone() {
                 drop(c);
                 return Err(IngestError::Sink(f));
