@@ -250,7 +250,7 @@ fn redact(v: &mut toml::Value, secret: bool) {
                 *s = clean;
             }
         }
-        _ if secret => *v = toml::Value::String(REDACTED.into()),
+        // Numbers and flags are settings, never secrets (`max_token_bytes`).
         _ => {}
     }
 }
@@ -363,6 +363,93 @@ mod tests {
         let back = Config::from_toml(&out).expect("round trip");
         assert_eq!(back.kafka.topics, vec!["logs".to_string()]);
         assert_eq!(back.ingest.segment, c.ingest.segment);
+    }
+
+    /// Every leaf key of the configuration with its default, rendered as
+    /// TOML. `[[parse.patterns]]` is an empty list by default: its keys are
+    /// added by name (a new field of `PatternConfig` fails
+    /// `pattern_keys_are_listed`).
+    fn keys_with_defaults() -> Vec<(String, String)> {
+        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+            match v {
+                toml::Value::Table(t) if !t.is_empty() && prefix != "kafka.properties" => {
+                    for (k, v) in t {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, v, out);
+                    }
+                }
+                toml::Value::Array(a) if a.first().is_some_and(toml::Value::is_table) => {
+                    for v in a {
+                        walk(prefix, v, out);
+                    }
+                }
+                _ => out.push((prefix.to_string(), v.to_string())),
+            }
+        }
+        let c = Config::default();
+        let v = toml::Value::try_from(&c).expect("serializes");
+        let mut out = Vec::new();
+        walk("", &v, &mut out);
+        out.retain(|(k, _)| !k.starts_with("parse.patterns"));
+        // Patterns are a list with no defaults: listed by key only.
+        for k in ["name", "regex", "timestamp_format"] {
+            out.push((format!("parse.patterns.{k}"), String::new()));
+        }
+        out
+    }
+
+    #[test]
+    fn pattern_keys_are_listed() {
+        let pattern: logwarden_ingest::parse::PatternConfig =
+            toml::from_str("name = \"n\"\nregex = \"r\"\ntimestamp_format = \"%s\"\n")
+                .expect("a pattern");
+        let v = toml::Value::try_from(&pattern).expect("serializes");
+        let keys: Vec<&String> = v.as_table().expect("a table").keys().collect();
+        assert_eq!(keys, ["name", "regex", "timestamp_format"]);
+    }
+
+    /// docs/configuration.md documents every key the code reads, and only
+    /// those, with the code's default: rows `| `key` | default | ... |`.
+    #[test]
+    fn configuration_doc_matches_the_code() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+        )
+        .expect("docs/configuration.md");
+        let documented: std::collections::BTreeMap<String, String> = doc
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let default = cells.get(2)?.trim_matches('`').to_string();
+                Some((key.to_string(), default))
+            })
+            .collect();
+        let code = keys_with_defaults();
+        let mut problems = Vec::new();
+        for (k, default) in &code {
+            match documented.get(k) {
+                None => problems.push(format!("`{k}` (default {default}) is not documented")),
+                Some(d) if !default.is_empty() && d != default => problems.push(format!(
+                    "`{k}`: the doc says the default is {d}, the code has {default}"
+                )),
+                _ => {}
+            }
+        }
+        for k in documented.keys() {
+            if !code.iter().any(|(c, _)| c == k) {
+                problems.push(format!("`{k}` is documented but the code has no such key"));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "docs/configuration.md:\n{}",
+            problems.join("\n")
+        );
     }
 
     #[test]
