@@ -50,6 +50,23 @@ fn query(prom: u16, q: &str) -> Option<f64> {
     result[0]["value"][1].as_str()?.parse().ok()
 }
 
+/// `logwarden_*` and `process_*` metric names in a text.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["logwarden_", "process_"] {
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn wait_for_value(prom: u16, q: &str, want: f64) {
     let mut last = None;
     let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -196,6 +213,33 @@ fn prometheus_scrapes_ingest_and_detect() {
         .is_some_and(|c| c >= 1.0),
         "offset commits are timed"
     );
+    // Every metric the dashboard and the rules use is one the processes
+    // expose.
+    let mut exposed = String::new();
+    for port in [ingest_port, detect_port] {
+        exposed.push_str(&http_get(port, "/metrics").unwrap().1);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "deploy/grafana/logwarden.json",
+        "deploy/prometheus/logwarden-rules.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for name in metric_names(&text) {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            // A family may have no sample yet (no alert so far): its TYPE
+            // line still names it.
+            let family = base.strip_suffix("_total").unwrap_or(base);
+            assert!(
+                exposed.contains(&format!("\n{base}"))
+                    || exposed.contains(&format!("# TYPE {family} ")),
+                "{file} uses `{name}`, which no process exposes"
+            );
+        }
+    }
     // The example rules loaded, and none fires on this healthy pipeline.
     let (_, rules) = http_get(prom_port, "/api/v1/rules").unwrap();
     assert!(rules.contains("LogwardenNoFilesWritten"), "{rules}");
