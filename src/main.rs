@@ -247,10 +247,15 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                // One JSON object per line on stderr, the last one included.
+                LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "exiting on error"),
+            }
             ExitCode::FAILURE
         }
     }
