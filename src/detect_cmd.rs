@@ -16,10 +16,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
-use logwarden_ingest::kafka::{
-    caught_up, transport_time_us, EofTracker, QuietEofContext, StopWhen,
-};
+use logwarden_ingest::kafka::{caught_up, transport_time_us, EofTracker, MeteredContext, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 
@@ -53,11 +52,25 @@ pub fn run(
     cfg.validate_detect()?;
     let mut kafka = cfg.kafka.clone();
     kafka.group = cfg.detect.group.clone();
+    let metrics = Arc::new(DetectMetrics::default());
+    if cfg.telemetry.enabled {
+        crate::telemetry::serve(
+            &cfg.telemetry.detect_listen,
+            crate::telemetry::detect_registry(metrics.clone()),
+            vec![
+                crate::telemetry::kafka_ready(
+                    metrics.kafka.clone(),
+                    Duration::from_secs_f64(cfg.telemetry.stale_after_secs),
+                ),
+                crate::telemetry::alerts_ready(metrics.clone()),
+            ],
+        )?;
+    }
     let mut cc = kafka.consumer_config();
     // End-of-partition events mark partitions idle for the event-time clock.
     cc.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer<QuietEofContext> = cc
-        .create_with_context(QuietEofContext)
+    let consumer: BaseConsumer<MeteredContext> = cc
+        .create_with_context(MeteredContext(metrics.kafka.clone()))
         .context("creating the consumer")?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -105,6 +118,7 @@ pub fn run(
                 }
             }
             tracing::info!(alert_id = %alert.alert_id, status = alert.status.as_str(), summary = %alert.summary, "alert");
+            metrics.count_alert(&alert);
             report.alerts += 1;
             on_alert(&alert);
         }
@@ -113,13 +127,16 @@ pub fn run(
 
     // Returns whether the offsets were committed; a failed commit is tried
     // again at the next interval.
-    let commit = |consumer: &BaseConsumer<QuietEofContext>,
+    let commit = |consumer: &BaseConsumer<MeteredContext>,
                   producer: &ThreadedProducer<DeliveryCounter>|
      -> anyhow::Result<bool> {
         producer
             .flush(PRODUCER_FLUSH_TIMEOUT)
             .context("delivering alerts")?;
         let failed = producer.context().failed.load(Ordering::Relaxed);
+        metrics
+            .alert_delivery_failures
+            .store(failed, Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} alerts could not be delivered to the alert topic");
         }
@@ -129,6 +146,7 @@ pub fn run(
                 Ok(true)
             }
             Err(e) => {
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
                 Ok(false)
             }
@@ -144,6 +162,11 @@ pub fn run(
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);
                 report.records += 1;
+                metrics.records.fetch_add(1, Ordering::Relaxed);
+                metrics.bytes.fetch_add(
+                    msg.payload().map_or(0, <[u8]>::len) as u64,
+                    Ordering::Relaxed,
+                );
                 let mut alerts = detector.count(&Event::from_record(&rec));
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {
@@ -162,11 +185,25 @@ pub fn run(
                 eof.eof(p);
                 at_end_since.entry(p).or_insert_with(Instant::now);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            Some(Err(e)) => {
+                metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "consumer error")
+            }
             None => poll_idle = true,
         }
         if last_assignment_sync.elapsed() >= ASSIGNMENT_SYNC_INTERVAL {
             last_assignment_sync = Instant::now();
+            metrics.set_stats(&detector.stats());
+            if let Some(miner) = parser.miner() {
+                metrics
+                    .templates
+                    .store(miner.len() as u64, Ordering::Relaxed);
+            }
+            let pc = producer.context();
+            let done = pc.delivered.load(Ordering::Relaxed) + pc.failed.load(Ordering::Relaxed);
+            metrics
+                .alerts_in_flight
+                .store(report.alerts.saturating_sub(done), Ordering::Relaxed);
             if let Ok(tpl) = consumer.assignment() {
                 let assigned: Vec<(String, i32)> = tpl
                     .elements()
@@ -213,6 +250,7 @@ pub fn run(
     }
     commit(&consumer, &producer)?;
     let stats = detector.stats();
+    metrics.set_stats(&stats);
     report.windows_closed = stats.windows_closed;
     report.late_records = stats.late_records;
     tracing::info!(

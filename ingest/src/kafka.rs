@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, KafkaClientMetrics};
 use crate::parse::{ParseContext, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
@@ -46,13 +46,18 @@ const PREFETCH_MESSAGES: u32 = 1_000_000;
 /// truncated by the parser, and archived instead of stalling its partition.
 const MAX_RECEIVE_BYTES: u32 = 256 << 20;
 
+/// librdkafka `statistics.interval.ms`: how often the client reports the
+/// broker connections, assignment and lag behind `/metrics` and `/readyz`.
+/// `kafka.properties` can override it.
+pub const STATISTICS_INTERVAL_MS: u32 = 1_000;
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
 pub const DEFAULT_REVOKE_TIMEOUT_SECS: f64 = 15.0;
 
 /// Kafka client settings shared by ingest, detect and the alert producer.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
@@ -107,7 +112,8 @@ impl KafkaConfig {
             // partition): the parse thread then rarely finds the queue empty.
             // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
             .set("queued.min.messages", PREFETCH_MESSAGES.to_string())
-            .set("receive.message.max.bytes", MAX_RECEIVE_BYTES.to_string());
+            .set("receive.message.max.bytes", MAX_RECEIVE_BYTES.to_string())
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -137,21 +143,6 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// The properties with the values of secret keys replaced by `***`.
-    pub fn redacted_properties(&self) -> BTreeMap<String, String> {
-        self.properties
-            .iter()
-            .map(|(k, v)| {
-                let shown = if is_secret_key(k) {
-                    "***".to_string()
-                } else {
-                    v.clone()
-                };
-                (k.clone(), shown)
-            })
-            .collect()
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         if self.brokers.trim().is_empty() {
             return Err("kafka.brokers must not be empty".into());
@@ -169,20 +160,27 @@ impl KafkaConfig {
     }
 }
 
-/// True for librdkafka properties whose values are secrets: passwords, keys,
-/// JAAS configurations, OAuth tokens and secrets.
+/// Parts of key names whose values are secrets: librdkafka's
+/// `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `ssl.key.pem`, `sasl.oauthbearer.client.secret`,
+/// `sasl.oauthbearer.config`, `sasl.jaas.config`, and object-store
+/// credentials (`secret_access_key`, `session_token`, ...).
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "credential",
+    "private",
+    "key.pem",
+    "oauthbearer.config",
+    "jaas",
+];
+
+/// True for configuration keys whose values are secrets: never logged, and
+/// redacted by `logwarden config check`.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "jaas",
-        "token",
-        "ssl.key.pem",
-        "private",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
 }
 
 /// Resolves one `${env:NAME}` or `${file:PATH}` reference; other values are
@@ -332,6 +330,19 @@ impl Core {
                     epoch: part_epoch,
                 },
             ));
+        }
+    }
+
+    /// Sets the queue and buffer gauges (once per poll-loop turn).
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        IngestMetrics::set(&m.writer_queue_depth, self.writer.in_flight());
+        IngestMetrics::set(&m.pending_segments, self.pending.len());
+        IngestMetrics::set(&m.open_segments, self.segmenter.open_segments());
+        IngestMetrics::set(&m.buffered_bytes, self.segmenter.buffered_bytes());
+        IngestMetrics::set(&m.buffered_records, self.segmenter.buffered_rows());
+        if let Some(miner) = self.parser.miner() {
+            IngestMetrics::set(&m.templates, miner.len());
         }
     }
 
@@ -485,12 +496,14 @@ impl Core {
         let tpl = self.take_commits(Some(keys));
         let clean = !self.pending.iter().any(|(k, _)| keys.contains(k)) && self.fatal.is_none();
         if tpl.count() > 0 {
+            let started = Instant::now();
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
                 self.retry_commits(offsets_of(&tpl));
                 return false;
             }
+            self.metrics.commit_seconds.observe(started.elapsed());
         }
         clean
     }
@@ -561,10 +574,6 @@ fn now_micros() -> i64 {
 pub struct IngestContext {
     core: Arc<Mutex<Core>>,
     metrics: Arc<IngestMetrics>,
-    /// Offsets of failed asynchronous commits, committed again by the poll
-    /// loop. Kept apart from the core: the commit callback may run while the
-    /// core is locked.
-    failed_commits: Arc<Mutex<Vec<(String, i32, i64)>>>,
 }
 
 impl IngestContext {
@@ -576,18 +585,29 @@ impl IngestContext {
 
 impl ClientContext for IngestContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error(error, reason);
+        if log_client_error(error, reason) {
+            self.metrics
+                .kafka
+                .client_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.kafka.observe(&statistics);
     }
 }
 
 /// Logs a librdkafka client error, except end-of-partition events, which
-/// are not errors and which the poll loops handle themselves.
-pub fn log_client_error(error: KafkaError, reason: &str) {
+/// are not errors and which the poll loops handle themselves. True when it
+/// was an error.
+pub fn log_client_error(error: KafkaError, reason: &str) -> bool {
     let eof = matches!(error, KafkaError::PartitionEOF(_))
         || matches!(&error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
     if !eof {
         tracing::error!(error = %error, reason, "kafka client error");
     }
+    !eof
 }
 
 /// Context of consumers that need no rebalance hooks (detect, tools).
@@ -597,19 +617,44 @@ impl ClientContext for QuietEofContext {
     fn error(&self, error: KafkaError, reason: &str) {
         log_client_error(error, reason);
     }
+
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
 }
 
 impl ConsumerContext for QuietEofContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions assigned")
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions revoked")
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        log_rebalance(rebalance);
+    }
+}
+
+/// Logs an assignment change of a consumer without rebalance hooks.
+fn log_rebalance(rebalance: &Rebalance<'_>) {
+    match rebalance {
+        Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "partitions assigned"),
+        Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "partitions revoked"),
+        Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+    }
+}
+
+/// Context of consumers that need no rebalance hooks but report to
+/// `/metrics` (detect): counts client errors and keeps the statistics.
+pub struct MeteredContext(pub Arc<KafkaClientMetrics>);
+
+impl ClientContext for MeteredContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if log_client_error(error, reason) {
+            self.0.client_errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.observe(&statistics);
+    }
+}
+
+impl ConsumerContext for MeteredContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        log_rebalance(rebalance);
     }
 }
 
@@ -625,20 +670,6 @@ impl ConsumerContext for IngestContext {
             Rebalance::Assign(tpl) => self.core().assign(tpl),
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
-            Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "offset commit failed; retrying it");
-                self.failed_commits
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(offsets_of(offsets));
-            }
         }
     }
 }
@@ -690,11 +721,9 @@ impl KafkaSource {
             eof: EofTracker::default(),
             backlog_since: None,
         }));
-        let failed_commits = Arc::new(Mutex::new(Vec::new()));
         let ctx = IngestContext {
             core: core.clone(),
             metrics,
-            failed_commits: failed_commits.clone(),
         };
         let mut cc = self.kafka.consumer_config();
         if self.stop == StopWhen::CaughtUp {
@@ -742,21 +771,28 @@ impl KafkaSource {
                                 m.payload(),
                             ),
                             Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                            Some(Err(e)) => {
+                                lock()
+                                    .metrics
+                                    .consumer_errors
+                                    .fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "consumer error")
+                            }
                             None => break,
                         }
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Err(e)) => {
+                    lock()
+                        .metrics
+                        .consumer_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "consumer error")
+                }
                 None => idle = true,
             }
-            let failed =
-                std::mem::take(&mut *failed_commits.lock().unwrap_or_else(|p| p.into_inner()));
             let mut c = lock();
-            if !failed.is_empty() {
-                c.retry_commits(failed);
-            }
             c.feed_writer();
             let acks = c.writer.try_acks();
             c.absorb(acks);
@@ -770,12 +806,22 @@ impl KafkaSource {
             c.apply_backpressure(&consumer);
             let tpl = c.take_commits(None);
             if tpl.count() > 0 {
-                if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                    c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "offset commit failed; retrying it");
-                    c.retry_commits(offsets_of(&tpl));
+                // Synchronous: one broker round trip per durable segment
+                // (segments are seconds apart), and its latency and failure
+                // are known here. (Async commit callbacks are not delivered
+                // to this BaseConsumer's poll.) A failed commit is retried
+                // on the next turn of the loop.
+                let started = Instant::now();
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => c.metrics.commit_seconds.observe(started.elapsed()),
+                    Err(e) => {
+                        c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "offset commit failed; retrying it");
+                        c.retry_commits(offsets_of(&tpl));
+                    }
                 }
             }
+            c.update_gauges();
             if let Some(f) = c.fatal.clone() {
                 drop(c);
                 return Err(IngestError::Sink(f));
@@ -898,7 +944,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_come_from_the_environment_and_files_and_are_redacted() {
+    fn secrets_come_from_the_environment_and_files() {
         let dir = std::env::temp_dir().join(format!("logwarden-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pw");
@@ -918,11 +964,8 @@ mod tests {
         cfg.resolve_secrets().unwrap();
         assert_eq!(cfg.properties["sasl.password"], "from-the-env");
         assert_eq!(cfg.properties["ssl.key.password"], "from-a-file");
-        let shown = cfg.redacted_properties();
-        assert_eq!(shown["sasl.password"], "***");
-        assert_eq!(shown["ssl.key.password"], "***");
-        assert_eq!(shown["security.protocol"], "SASL_SSL");
-        assert!(!format!("{shown:?}").contains("from-"));
+        assert!(is_secret_key("sasl.password") && is_secret_key("ssl.key.password"));
+        assert!(is_secret_key("sasl.jaas.config") && !is_secret_key("security.protocol"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

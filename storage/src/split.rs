@@ -7,7 +7,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::schema::col;
 
@@ -15,7 +15,7 @@ use crate::layout::{default_partition_keys, partition_dir, time_bucket_us, Parti
 use crate::parquet::ParquetConfig;
 
 /// How the archive is laid out (the `[archive]` table).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveLayout {
     /// Hive partition keys, outermost first: any of `dt`, `hour`, `service`.

@@ -354,6 +354,8 @@ impl Drop for Broker {
 pub fn logwarden() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_logwarden"));
     c.env("RUST_LOG", "info,rdkafka=warn");
+    // Tests run side by side: each process's /metrics on a port of its own.
+    c.env("LOGWARDEN_METRICS_LISTEN", "127.0.0.1:0");
     c
 }
 
@@ -631,4 +633,18 @@ pub fn setup(topics: &[(&str, u32)]) -> (Broker, tempfile::TempDir, PathBuf, Pat
     let dir = tempfile::tempdir().expect("tempdir");
     let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
     (broker, dir, truth, archive)
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, body). `None` while nothing
+/// answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
