@@ -239,29 +239,39 @@ fn broker_restart_mid_stream() {
 
 /// SIGTERM under load: polling stops, open segments are written and
 /// committed, and the process exits within the shutdown timeout. A second
-/// signal exits at once, still without committing undurable data.
+/// signal exits at once, still without committing undurable data: it is
+/// sent while the archive's file system is full, so that the graceful stop
+/// is stuck retrying its writes.
 #[test]
 fn sigterm_under_load_flushes_commits_and_exits_in_time() {
-    let (broker, _dir, truth, archive) = setup(&[("logs", 3)]);
+    let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
+    let fs = SmallFs::mount(&archive, "256m");
     let total = 150_000u64;
     generate(&broker, "logs", total, 23, &truth, &[]);
     let timeout_secs = 10.0;
-    let start = |archive: &Path| {
-        ingest_kafka(&broker, "logs", "g-term", archive)
+    let start = |log: &Path| {
+        ingest_kafka(&broker, "logs", "g-term", &archive)
+            .args(["--log-format", "json"])
             .args([
                 "--set",
                 &format!("ingest.shutdown_timeout_secs={timeout_secs}"),
             ])
             .args(["--segment-max-rows", "20000"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(log).expect("log file"))
             .spawn()
             .map(Proc)
             .expect("ingest starts")
     };
+    let logged = |log: &Path, what: &str| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(what)
+    };
 
     // One signal: a graceful stop.
-    let mut ingest = start(&archive);
+    let log1 = dir.path().join("first.log");
+    let mut ingest = start(&log1);
     wait_until("files published", WAIT, || parquet_files(&archive) >= 1);
     signal(&ingest, "TERM");
     let t = Instant::now();
@@ -272,18 +282,30 @@ fn sigterm_under_load_flushes_commits_and_exits_in_time() {
     let committed = broker.committed_total("g-term", "logs");
     assert!(committed > 0, "a graceful stop commits what it wrote");
 
-    // Two signals: the second one exits at once with 130.
-    let mut ingest = start(&archive);
-    wait_until("more files published", WAIT, || {
-        broker.committed_total("g-term", "logs") > committed
+    // Two signals while nothing can become durable: the first starts a
+    // graceful stop that cannot finish, the second exits at once with 130.
+    let filler = fs.fill();
+    let log2 = dir.path().join("second.log");
+    let mut ingest = start(&log2);
+    wait_until("writes failing on the full disk", WAIT, || {
+        logged(&log2, "disk_full")
     });
     signal(&ingest, "TERM");
+    wait_until("the graceful stop begins", WAIT, || {
+        logged(&log2, "shutting down")
+    });
     signal(&ingest, "TERM");
     let t = Instant::now();
     let status =
         wait_exit(&mut ingest, Duration::from_secs(5)).expect("a second signal exits at once");
     let forced = t.elapsed();
     assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(
+        broker.committed_total("g-term", "logs"),
+        committed,
+        "committed data that was not durable"
+    );
+    std::fs::remove_file(filler).expect("freeing space");
 
     // Whatever either stop committed was durable: catching up gives every
     // record exactly once.
@@ -411,6 +433,18 @@ impl SmallFs {
         SmallFs {
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// Fills the file system with a hidden file (which readers skip);
+    /// returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.join(".filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
     }
 
     fn resize(&self, size: &str) {
