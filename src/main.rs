@@ -1,6 +1,7 @@
 //! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
 //! to an alert topic.
 
+mod compact_cmd;
 mod config;
 mod demo;
 mod detect_cmd;
@@ -64,6 +65,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Mine log templates from a file and print them (or one id per line).
     Templates(TemplatesArgs),
+    /// Merge the small files of closed archive partitions.
+    Compact(compact_cmd::CompactArgs),
 }
 
 #[derive(Args)]
@@ -143,7 +146,7 @@ impl KafkaArgs {
 struct IngestArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Archive directory (or file:// URL).
+    /// Archive location: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, env = "LOGWARDEN_OUTPUT")]
     output: Option<String>,
     /// Read lines from this file (`-` for stdin) instead of Kafka.
@@ -264,7 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.parse_issues,
                 report.files,
                 report.bytes_written,
-                report.archive.display(),
+                report.archive,
                 report.elapsed.as_secs_f64(),
                 report.active.as_secs_f64()
             );
@@ -289,5 +292,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Demo(args) => demo::run(cfg, &args),
         Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
+        Command::Compact(args) => compact_cmd::run(cfg, &args),
     }
 }
