@@ -44,7 +44,6 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::schema::col;
@@ -53,8 +52,7 @@ use logwarden_ingest::sink::{RetryHint, SinkError};
 use crate::inflight::InFlight;
 use crate::layout::fnv1a64;
 use crate::local::{
-    ensure_dir, io_error, open_lock, sync_dir, write_json_atomically, write_parquet_file,
-    META_DIR,
+    ensure_dir, io_error, open_lock, sync_dir, write_parquet_file, META_DIR,
 };
 use crate::object::{delete_all, put_parquet, runtime, store_error};
 use crate::split::ArchiveLayout;
@@ -567,7 +565,6 @@ impl LocalBackend {
         stage: &Path,
         inputs: &[FileInfo],
     ) -> Result<bool, CompactError> {
-        use std::os::unix::fs::MetadataExt;
         let mut seen = 0;
         let rd = fs::read_dir(live).map_err(|e| io_error(format!("listing {}", live.display()), e))?;
         for e in rd.flatten() {
@@ -796,17 +793,20 @@ impl Backend for StoreBackend {
     }
 
     fn read(&mut self, rel: &str) -> Result<Vec<RecordBatch>, CompactError> {
-        let p = self.path(rel)?;
-        let reader = ParquetObjectReader::new(self.store.clone(), p);
-        self.rt
-            .block_on(async move {
-                ParquetRecordBatchStreamBuilder::new(reader)
-                    .await?
-                    .build()?
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
-            .map_err(|e| parquet_read_error(rel, e))
+        // Inputs are small files (under min_file_bytes): fetch whole.
+        let Some(bytes) = self.get(rel)? else {
+            return Err(CompactError::Storage(SinkError {
+                context: format!("reading {rel}"),
+                hint: RetryHint::Retry,
+                kind: "io",
+                source: "object vanished".into(),
+            }));
+        };
+        ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| parquet_read_error(rel, e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| parquet_read_error(rel, e.into()))
     }
 
     fn replace(

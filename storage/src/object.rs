@@ -23,7 +23,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::async_writer::ParquetObjectWriter;
+use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -182,7 +182,7 @@ pub(crate) async fn put_parquet(
             source: Box::new(e),
         }
     };
-    let out = ParquetObjectWriter::new(store, path.clone());
+    let out = BufWriter::new(store, path.clone());
     let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props.clone())).map_err(perr)?;
     let result = async {
         for b in batches {
@@ -197,7 +197,7 @@ pub(crate) async fn put_parquet(
             // Abort the multipart upload: its parts are never visible, but
             // they are stored (and billed) until aborted. After a crash, a
             // bucket lifecycle rule (AbortIncompleteMultipartUpload) does it.
-            let _ = writer.into_inner().into_inner().abort().await;
+            let _ = writer.into_inner().abort().await;
             Err(perr(e))
         }
     }
