@@ -12,7 +12,7 @@ use logwarden_ingest::kafka::KafkaConfig;
 use logwarden_ingest::parse::ParserConfig;
 use logwarden_ingest::segment::SegmentConfig;
 use logwarden_ingest::writer::WriterConfig;
-use logwarden_storage::ArchiveLayout;
+use logwarden_storage::{ArchiveLayout, Location};
 
 use crate::telemetry::TelemetryConfig;
 
@@ -53,7 +53,8 @@ pub struct Config {
 pub struct IngestConfig {
     /// Consumer group of the ingest instances.
     pub group: String,
-    /// Archive location: a directory path (or `file://` URL).
+    /// Archive location: a directory path, a `file://` URL, or
+    /// `s3://bucket/prefix` (settings in `[archive.s3]`).
     pub output: String,
     /// Longest a graceful shutdown spends writing and committing, in seconds.
     pub shutdown_timeout_secs: f64,
@@ -204,16 +205,9 @@ impl Config {
         toml::to_string(&v).context("serializing the configuration")
     }
 
-    /// The archive directory from `ingest.output` (`file://` accepted).
-    pub fn output_dir(&self) -> anyhow::Result<PathBuf> {
-        let out = self.ingest.output.trim();
-        if let Some(path) = out.strip_prefix("file://") {
-            return Ok(PathBuf::from(path));
-        }
-        if out.contains("://") {
-            bail!("ingest.output `{out}`: only local directories and file:// URLs are supported by this build");
-        }
-        Ok(PathBuf::from(out))
+    /// The archive location from `ingest.output`.
+    pub fn output_location(&self) -> anyhow::Result<Location> {
+        Location::parse(&self.ingest.output).map_err(|e| anyhow::anyhow!("ingest.output {e}"))
     }
 }
 

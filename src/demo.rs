@@ -153,8 +153,8 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     let detect_report = detect
         .join()
         .map_err(|_| anyhow::anyhow!("detect panicked"))??;
-    let root =
-        std::fs::canonicalize(&ingest_report.archive).unwrap_or(ingest_report.archive.clone());
+    let root = std::fs::canonicalize(&ingest_report.archive)
+        .unwrap_or_else(|_| ingest_report.archive.clone().into());
     println!("\n== summary");
     println!("records consumed by ingest: {}", ingest_report.consumed);
     println!("records archived:           {}", ingest_report.archived);

@@ -12,8 +12,9 @@ use logwarden_ingest::kafka::{KafkaSource, StopWhen};
 use logwarden_ingest::metrics::IngestMetrics;
 use logwarden_ingest::parse::Parser;
 use logwarden_ingest::segment::Segmenter;
+use logwarden_ingest::sink::Sink;
 use logwarden_ingest::writer::Writer;
-use logwarden_storage::LocalArchive;
+use logwarden_storage::{LocalArchive, Location, ObjectStoreArchive};
 
 use crate::config::Config;
 
@@ -35,7 +36,8 @@ pub enum Input {
 /// What an ingest run did, for the summary line.
 #[derive(Debug, Clone)]
 pub struct IngestReport {
-    pub archive: PathBuf,
+    /// Where the archive is (a directory or an `s3://` URL).
+    pub archive: String,
     pub consumed: u64,
     pub archived: u64,
     pub files: u64,
@@ -55,9 +57,17 @@ pub fn run(
     force: Arc<AtomicBool>,
 ) -> anyhow::Result<IngestReport> {
     cfg.validate_ingest(matches!(input, Input::Kafka { .. }))?;
-    let root = cfg.output_dir()?;
-    let archive = LocalArchive::open(&root, cfg.archive.clone())
-        .with_context(|| format!("opening the archive at {}", root.display()))?;
+    let location = cfg.output_location()?;
+    let archive: Box<dyn Sink> = match &location {
+        Location::Local(root) => Box::new(
+            LocalArchive::open(root, cfg.archive.clone())
+                .with_context(|| format!("opening the archive at {}", root.display()))?,
+        ),
+        Location::S3 { bucket, prefix } => Box::new(
+            ObjectStoreArchive::s3(bucket, prefix, cfg.archive.clone(), &cfg.archive.s3)
+                .with_context(|| format!("opening the archive at {location}"))?,
+        ),
+    };
     let parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     let segmenter = Segmenter::new(cfg.ingest.segment.clone());
     if cfg.telemetry.enabled {
@@ -77,12 +87,7 @@ pub fn run(
             checks,
         )?;
     }
-    let writer = Writer::spawn(
-        Box::new(archive),
-        &cfg.ingest.writer,
-        metrics.clone(),
-        force,
-    );
+    let writer = Writer::spawn(archive, &cfg.ingest.writer, metrics.clone(), force);
     let started = Instant::now();
     let mut active = None;
     match input {
@@ -111,7 +116,7 @@ pub fn run(
                     .unwrap_or_else(|| "input".into())
                     .into(),
             };
-            let source = FileSource { name };
+            let source = FileSource { name: name.clone() };
             let lines = if path.as_os_str() == "-" {
                 source.run(
                     std::io::stdin().lock(),
@@ -127,12 +132,22 @@ pub fn run(
                 source.run(f, parser, segmenter, writer, metrics.clone(), shutdown)?
             };
             tracing::info!(lines, "input archived");
+            // The whole input is durable: its files may now be compacted.
+            match &location {
+                Location::Local(root) => LocalArchive::open(root, cfg.archive.clone())
+                    .and_then(|mut a| a.mark_settled(&name, 0)),
+                Location::S3 { bucket, prefix } => {
+                    ObjectStoreArchive::s3(bucket, prefix, cfg.archive.clone(), &cfg.archive.s3)
+                        .and_then(|mut a| a.mark_settled(&name, 0))
+                }
+            }
+            .context("recording the backfill as complete")?;
         }
     }
     let get = IngestMetrics::get;
     let parse_issues = metrics.parse_issues.iter().map(get).sum();
     Ok(IngestReport {
-        archive: root,
+        archive: location.to_string(),
         consumed: get(&metrics.records_consumed),
         archived: get(&metrics.records_archived),
         files: get(&metrics.files_written),

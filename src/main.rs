@@ -1,6 +1,7 @@
 //! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
 //! to an alert topic.
 
+mod compact_cmd;
 mod config;
 mod demo;
 mod detect_cmd;
@@ -68,6 +69,8 @@ enum Command {
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Merge the small files of closed archive partitions.
+    Compact(compact_cmd::CompactArgs),
 }
 
 #[derive(Subcommand)]
@@ -165,7 +168,7 @@ impl KafkaArgs {
 struct IngestArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Archive directory (or file:// URL).
+    /// Archive location: a directory, file:///path or s3://bucket/prefix.
     #[arg(long, env = "LOGWARDEN_OUTPUT")]
     output: Option<String>,
     /// Read lines from this file (`-` for stdin) instead of Kafka.
@@ -305,7 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.parse_issues,
                 report.files,
                 report.bytes_written,
-                report.archive.display(),
+                report.archive,
                 report.elapsed.as_secs_f64(),
                 report.active.as_secs_f64()
             );
@@ -345,5 +348,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{}: valid", file.display());
             Ok(())
         }
+        Command::Compact(args) => compact_cmd::run(cfg, &args),
     }
 }

@@ -515,3 +515,59 @@ fn disk_full_pauses_without_committing_and_resumes() {
         .success());
     report("disk full", &archive, &truth, total, Some(recover));
 }
+
+/// The object store becomes unreachable for a while (its connections cut,
+/// new ones refused), then comes back: writes are retried with backoff,
+/// nothing is committed meanwhile, ingest keeps running, and it catches up.
+/// The archive is then read back from the S3 server and checked.
+#[test]
+fn object_storage_outage_retries_without_committing() {
+    let (broker, dir, truth, _archive) = setup(&[("logs", 3)]);
+    let s3 = Moto::start();
+    s3.create_bucket("archive");
+    let proxy = FlakyProxy::start(s3.port);
+    let total = 60_000u64;
+    let log = dir.path().join("ingest.log");
+    let mut producer = paced_generator(&broker, "logs", total, 27, 4000, &truth);
+    let mut cmd = ingest_kafka(&broker, "logs", "g-s3", Path::new("s3://archive/logs"));
+    s3.env(&mut cmd);
+    let mut ingest = cmd
+        .args(FAST_SEGMENTS)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .env("RUST_LOG", "info,logwarden_ingest::kafka=debug,rdkafka=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .map(Proc)
+        .expect("ingest starts");
+    wait_until("commits before the outage", WAIT, || {
+        broker.committed_total("g-s3", "logs") > 5000
+    });
+    proxy.set_down(true);
+    // Writes in flight when the outage began may still complete; after that
+    // nothing more can become durable, so nothing more may be committed.
+    std::thread::sleep(Duration::from_secs(2));
+    let during = broker.committed_total("g-s3", "logs");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(broker.committed_total("g-s3", "logs"), during, "committed during the outage");
+    assert!(ingest.try_wait().expect("status").is_none(), "ingest gave up");
+    wait_until("consumption paused instead of buffering", WAIT, || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("pausing consumption")
+    });
+    proxy.set_down(false);
+    let back = Instant::now();
+    assert!(producer.wait().expect("generator ends").success());
+    wait_committed(&broker, "g-s3", "logs", total);
+    let recover = back.elapsed();
+    signal(&ingest, "TERM");
+    assert!(wait_exit(&mut ingest, Duration::from_secs(60)).expect("exits").success());
+    // Read the archive back over S3.
+    let local = dir.path().join("downloaded");
+    run_ok(std::process::Command::new("python3").args([
+        "-c",
+        "import boto3, os, sys\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='logwarden-test', aws_secret_access_key='logwarden-test', region_name='us-east-1')\nfor page in s3.get_paginator('list_objects_v2').paginate(Bucket='archive', Prefix='logs/'):\n    for o in page.get('Contents', []):\n        p = os.path.join(sys.argv[2], o['Key'][len('logs/'):])\n        os.makedirs(os.path.dirname(p), exist_ok=True)\n        s3.download_file('archive', o['Key'], p)\n",
+        &s3.endpoint(),
+        local.to_str().expect("utf-8"),
+    ]));
+    report("object storage outage", &local, &truth, total, Some(recover));
+}

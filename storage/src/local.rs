@@ -5,12 +5,15 @@
 //! Readers only ever see complete files; a crash leaves at most a hidden
 //! temporary file, removed by the next [`Sink::recover`] of its partition.
 //!
-//! Before a segment's files are written, an in-flight record
-//! (`_logwarden/inflight/<topic>-<partition>.json`) lists them. A new owner of
-//! the partition that resumes at or before the segment's first offset
-//! deletes those files: they were written but never committed, and the replay
-//! rewrites their rows, whatever the new segment boundaries are.
+//! Before a segment's files are written, the in-flight record of its source
+//! partition (`_logwarden/inflight/<topic>-<partition>.json`, see
+//! [`crate::inflight`]) lists them beside those of the segments written just
+//! before. A new owner of the partition deletes the files of every listed
+//! segment at or after the offset it resumes from: they were written but
+//! never committed, and the replay rewrites their rows, whatever the new
+//! segment boundaries are.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -20,34 +23,32 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use logwarden_ingest::schema::log_schema;
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
-use crate::layout::{encode_value, file_name};
+use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
+use crate::layout::file_name;
 use crate::split::{split_segment, ArchiveLayout};
 
 /// Name of the directory under the archive root that holds logwarden's own
 /// bookkeeping; engines skip it (leading underscore, no `.parquet` files).
 pub const META_DIR: &str = "_logwarden";
+/// The lock file (under [`META_DIR`]) that serializes publishing files with
+/// compaction's directory swap: ingest holds it shared while it publishes or
+/// deletes files, compaction exclusively for the swap.
+pub const LOCK_FILE: &str = "lock";
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
-
-/// The files a segment is about to write, recorded before writing them.
-#[derive(Debug, Serialize, Deserialize)]
-struct InFlight {
-    topic: String,
-    partition: i32,
-    first_offset: i64,
-    next_offset: i64,
-    files: Vec<String>,
-}
 
 /// A [`Sink`] writing the Parquet archive under a local directory.
 pub struct LocalArchive {
     root: PathBuf,
     layout: ArchiveLayout,
     props: Arc<WriterProperties>,
+    lock: File,
+    /// In-flight records by (topic, partition), as last written.
+    inflight: HashMap<(String, i32), InFlight>,
 }
 
 impl LocalArchive {
@@ -56,11 +57,15 @@ impl LocalArchive {
         let root = root.into();
         ensure_dir(&root)
             .map_err(|e| io_error(format!("creating archive root {}", root.display()), e))?;
-        let props = layout.parquet.writer_properties(&log_schema()).into();
+        let lock = open_lock(&root)
+            .map_err(|e| io_error(format!("opening the lock file in {}", root.display()), e))?;
+        let props = layout.writer_properties().into();
         Ok(Self {
             root,
             layout,
             props,
+            lock,
+            inflight: HashMap::new(),
         })
     }
 
@@ -68,67 +73,141 @@ impl LocalArchive {
         &self.root
     }
 
-    fn inflight_path(&self, topic: &str, partition: i32) -> PathBuf {
-        self.root.join(META_DIR).join("inflight").join(format!(
-            "{}-{partition:05}.json",
-            encode_value(topic.as_bytes())
-        ))
-    }
-
     fn write_file(&self, rel_dir: &str, name: &str, batch: &RecordBatch) -> Result<u64, SinkError> {
-        let dir = self.root.join(rel_dir);
-        ensure_dir(&dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let dst = dir.join(name);
-        let result = (|| -> Result<u64, SinkError> {
-            let file = File::create(&tmp)
-                .map_err(|e| io_error(format!("creating {}", tmp.display()), e))?;
-            let buffered = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-            let mut writer =
-                ArrowWriter::try_new(buffered, batch.schema(), Some((*self.props).clone()))
-                    .map_err(|e| parquet_error(&tmp, e))?;
-            writer.write(batch).map_err(|e| parquet_error(&tmp, e))?;
-            let buffered = writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
-            let file = buffered
-                .into_inner()
-                .map_err(|e| io_error(format!("writing {}", tmp.display()), e.into_error()))?;
-            file.sync_all()
-                .map_err(|e| io_error(format!("syncing {}", tmp.display()), e))?;
-            let len = file.metadata().map(|m| m.len()).unwrap_or_default();
-            fs::rename(&tmp, &dst)
-                .map_err(|e| io_error(format!("publishing {}", dst.display()), e))?;
-            sync_dir(&dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
-            Ok(len)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        write_parquet_file(
+            &self.root.join(rel_dir),
+            name,
+            &[batch.clone()],
+            &self.props,
+        )
     }
 
     fn write_json_atomically(&self, path: &Path, value: &impl Serialize) -> Result<(), SinkError> {
-        let dir = path.parent().unwrap_or(&self.root);
-        ensure_dir(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
-        let tmp = path.with_extension("json.tmp");
-        let body = serde_json::to_vec(value).map_err(|e| SinkError {
-            context: "encoding the in-flight record".into(),
-            hint: RetryHint::Fatal,
-            kind: "encode",
-            source: Box::new(e),
-        })?;
-        let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            sync_dir(dir)
-        };
-        write().map_err(|e| io_error(format!("writing {}", path.display()), e))
+        write_json_atomically(path, value)
     }
+
+    fn record(&mut self, topic: &str, partition: i32) -> Result<&mut InFlight, SinkError> {
+        let key = (topic.to_string(), partition);
+        if !self.inflight.contains_key(&key) {
+            let path = self.root.join(inflight_rel_path(topic, partition));
+            let record = read_inflight(&path)?.unwrap_or_else(|| InFlight::new(topic, partition));
+            self.inflight.insert(key.clone(), record);
+        }
+        self.inflight.get_mut(&key).ok_or_else(|| SinkError {
+            context: "in-flight record".into(),
+            hint: RetryHint::Fatal,
+            kind: "io",
+            source: "missing after insert".into(),
+        })
+    }
+}
+
+impl LocalArchive {
+    /// Marks the segments written for (topic, partition) as complete and
+    /// final (a backfill that ran to its end), so compaction may merge them.
+    pub fn mark_settled(&mut self, topic: &str, partition: i32) -> Result<(), SinkError> {
+        let path = self.root.join(inflight_rel_path(topic, partition));
+        if let Some(mut r) = read_inflight(&path)? {
+            r.settled = true;
+            self.write_json_atomically(&path, &r)?;
+            self.inflight.insert((topic.to_string(), partition), r);
+        }
+        Ok(())
+    }
+}
+
+/// Opens (creating) the archive's lock file.
+pub fn open_lock(root: &Path) -> io::Result<File> {
+    let dir = root.join(META_DIR);
+    ensure_dir(&dir)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))
+}
+
+/// Reads an in-flight record; `None` when there is none. An unreadable one
+/// is ignored with a warning: it cannot be trusted to name files to delete.
+pub fn read_inflight(path: &Path) -> Result<Option<InFlight>, SinkError> {
+    match fs::read(path) {
+        Ok(bytes) => match InFlight::parse(&bytes) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable in-flight record ignored");
+                Ok(None)
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Writes `batches` as one Parquet file `dir/name`: a hidden temporary file,
+/// fsynced, renamed into place, the directory fsynced. Returns its size.
+pub fn write_parquet_file(
+    dir: &Path,
+    name: &str,
+    batches: &[RecordBatch],
+    props: &WriterProperties,
+) -> Result<u64, SinkError> {
+    ensure_dir(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let dst = dir.join(name);
+    let result = (|| -> Result<u64, SinkError> {
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => log_schema(),
+        };
+        let file =
+            File::create(&tmp).map_err(|e| io_error(format!("creating {}", tmp.display()), e))?;
+        let buffered = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let mut writer = ArrowWriter::try_new(buffered, schema, Some(props.clone()))
+            .map_err(|e| parquet_error(&tmp, e))?;
+        for batch in batches {
+            writer.write(batch).map_err(|e| parquet_error(&tmp, e))?;
+        }
+        let buffered = writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
+        let file = buffered
+            .into_inner()
+            .map_err(|e| io_error(format!("writing {}", tmp.display()), e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| io_error(format!("syncing {}", tmp.display()), e))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or_default();
+        fs::rename(&tmp, &dst).map_err(|e| io_error(format!("publishing {}", dst.display()), e))?;
+        sync_dir(dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
+        Ok(len)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes a JSON file atomically and durably (temporary file, fsync, rename).
+pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), SinkError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    ensure_dir(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+    let tmp = path.with_extension("json.tmp");
+    let body = serde_json::to_vec(value).map_err(|e| SinkError {
+        context: "encoding a bookkeeping record".into(),
+        hint: RetryHint::Fatal,
+        kind: "encode",
+        source: Box::new(e),
+    })?;
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    };
+    write().map_err(|e| io_error(format!("writing {}", path.display()), e))
 }
 
 impl Sink for LocalArchive {
@@ -140,75 +219,96 @@ impl Sink for LocalArchive {
             source: Box::new(e),
         })?;
         let name = file_name(&segment.topic, segment.partition, segment.first_offset);
-        let record = InFlight {
-            topic: segment.topic.to_string(),
-            partition: segment.partition,
+        let files = parts
+            .iter()
+            .map(|(dir, _)| format!("{dir}/{name}"))
+            .collect();
+        let record = self.record(&segment.topic, segment.partition)?;
+        record.push(SegmentFiles {
             first_offset: segment.first_offset,
             next_offset: segment.next_offset,
-            files: parts
-                .iter()
-                .map(|(dir, _)| format!("{dir}/{name}"))
-                .collect(),
-        };
+            files,
+        });
+        let record = record.clone();
         self.write_json_atomically(
-            &self.inflight_path(&segment.topic, segment.partition),
+            &self
+                .root
+                .join(inflight_rel_path(&segment.topic, segment.partition)),
             &record,
         )?;
+        // Shared with other writers; exclusive only during a compaction swap.
+        self.lock
+            .lock_shared()
+            .map_err(|e| io_error("locking the archive".into(), e))?;
         let mut stats = WriteStats::default();
-        for (dir, batch) in &parts {
-            stats.bytes += self.write_file(dir, &name, batch)?;
-            stats.files += 1;
-            stats.rows += batch.num_rows();
-        }
-        Ok(stats)
+        let result = (|| {
+            for (dir, batch) in &parts {
+                stats.bytes += self.write_file(dir, &name, batch)?;
+                stats.files += 1;
+                stats.rows += batch.num_rows();
+            }
+            Ok(())
+        })();
+        let _ = self.lock.unlock();
+        result.map(|()| stats)
     }
 
     fn recover(&mut self, topic: &str, partition: i32, replay_from: i64) -> Result<(), SinkError> {
-        let path = self.inflight_path(topic, partition);
-        let record: InFlight = match fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "unreadable in-flight record ignored");
-                    return Ok(());
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error(format!("reading {}", path.display()), e)),
-        };
-        if record.first_offset < replay_from {
-            if replay_from < record.next_offset {
-                tracing::warn!(
-                    topic, partition, replay_from, first_offset = record.first_offset,
-                    "consumption resumes inside a written segment (offsets reset by hand?); its file is kept"
-                );
-            }
+        let path = self.root.join(inflight_rel_path(topic, partition));
+        let Some(mut record) = read_inflight(&path)? else {
+            self.inflight.insert(
+                (topic.to_string(), partition),
+                InFlight::new(topic, partition),
+            );
             return Ok(());
+        };
+        let (delete, straddling) = record.take_uncommitted(replay_from);
+        for s in &straddling {
+            tracing::warn!(
+                topic, partition, replay_from, first_offset = s.first_offset,
+                "consumption resumes inside a written segment (offsets reset by hand?); its files are kept"
+            );
         }
-        for rel in &record.files {
-            let file = self.root.join(rel);
-            let dir = file.parent().unwrap_or(&self.root).to_path_buf();
-            let tmp = dir.join(format!(
-                ".{}.tmp",
-                file.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            for p in [&file, &tmp] {
-                match fs::remove_file(p) {
-                    Ok(()) => {
-                        tracing::info!(path = %p.display(), "removed uncommitted file before replay")
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error(format!("removing {}", p.display()), e)),
-                }
+        self.lock
+            .lock_shared()
+            .map_err(|e| io_error("locking the archive".into(), e))?;
+        let result = (|| {
+            for rel in &delete {
+                remove_published(&self.root.join(rel))?;
             }
-            if dir.exists() {
-                sync_dir(&dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
-            }
-        }
+            Ok(())
+        })();
+        let _ = self.lock.unlock();
+        result?;
+        // Everything below `replay_from` is committed; nothing above exists.
+        self.write_json_atomically(&path, &record)?;
+        self.inflight.insert((topic.to_string(), partition), record);
         Ok(())
     }
+}
+
+/// Removes a published file and its temporary sibling, fsyncing the directory.
+fn remove_published(file: &Path) -> Result<(), SinkError> {
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        file.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    for p in [file, tmp.as_path()] {
+        match fs::remove_file(p) {
+            Ok(()) => {
+                tracing::info!(path = %p.display(), "removed uncommitted file before replay")
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(format!("removing {}", p.display()), e)),
+        }
+    }
+    if dir.exists() {
+        sync_dir(&dir).map_err(|e| io_error(format!("syncing {}", dir.display()), e))?;
+    }
+    Ok(())
 }
 
 /// Creates `dir` and missing parents, fsyncing each parent that gained an
@@ -241,7 +341,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// ENOSPC: the file system is full.
 const ENOSPC: i32 = 28;
 
-fn io_error(context: String, e: io::Error) -> SinkError {
+pub(crate) fn io_error(context: String, e: io::Error) -> SinkError {
     let kind = if e.raw_os_error() == Some(ENOSPC) {
         "disk_full"
     } else {
@@ -255,7 +355,7 @@ fn io_error(context: String, e: io::Error) -> SinkError {
     }
 }
 
-fn parquet_error(path: &Path, e: ParquetError) -> SinkError {
+pub(crate) fn parquet_error(path: &Path, e: ParquetError) -> SinkError {
     let (hint, kind) = match &e {
         ParquetError::External(inner) => {
             let disk_full = inner
@@ -399,5 +499,67 @@ mod tests {
         // Resuming after a committed segment touches nothing.
         b.recover("t", 0, 20).expect("recover at the end");
         assert_eq!(rows(&parquet_files(dir.path())), 20);
+    }
+
+    #[test]
+    fn hostile_service_names_stay_inside_the_archive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("archive");
+        let layout = ArchiveLayout {
+            partition_by: vec![
+                crate::layout::PartitionKey::Dt,
+                crate::layout::PartitionKey::Service,
+            ],
+            ..Default::default()
+        };
+        let mut a = LocalArchive::open(&root, layout).expect("archive");
+        let hostile = [
+            "../../etc".to_string(),
+            "a/b".to_string(),
+            String::new(),
+            "..".to_string(),
+            "x".repeat(10_000),
+            String::from_utf8_lossy(b"\xff\xfe\\evil\0").into_owned(),
+        ];
+        let mut b = LogBatchBuilder::new();
+        for (i, svc) in hostile.iter().enumerate() {
+            let rec = LogRecord {
+                event_time_us: 1_772_359_200_000_000,
+                service: (!svc.is_empty()).then(|| svc.clone()),
+                message: format!("m{i}"),
+                ..Default::default()
+            };
+            let prov = Provenance {
+                topic: "t".into(),
+                partition: 0,
+                offset: i as i64,
+            };
+            b.append(&rec, &prov, 0);
+        }
+        let seg = Segment {
+            topic: "t".into(),
+            partition: 0,
+            first_offset: 0,
+            next_offset: hostile.len() as i64,
+            batch: b.finish().expect("batch"),
+        };
+        let stats = a.write(&seg).expect("write");
+        assert_eq!(stats.files, hostile.len());
+        let files = parquet_files(&root);
+        assert_eq!(files.len(), hostile.len(), "{files:?}");
+        let root = fs::canonicalize(&root).expect("root");
+        for f in &files {
+            let f = fs::canonicalize(f).expect("file");
+            assert!(f.starts_with(&root), "{f:?} escaped the archive");
+            let rel = f.strip_prefix(&root).expect("inside");
+            let comps: Vec<_> = rel.components().collect();
+            assert_eq!(comps.len(), 3, "dt/service/file: {rel:?}");
+            let svc = comps[1].as_os_str().to_string_lossy();
+            assert!(
+                svc.starts_with("service=") && svc.len() <= 8 + crate::layout::MAX_VALUE_BYTES,
+                "{svc}"
+            );
+        }
+        assert_eq!(rows(&files), hostile.len());
     }
 }

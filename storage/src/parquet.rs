@@ -48,6 +48,16 @@ impl ParquetConfig {
 
     /// Writer properties for files of `schema`, sorted by (service, event time).
     pub fn writer_properties(&self, schema: &SchemaRef) -> WriterProperties {
+        self.writer_properties_with_blooms(schema, &[])
+    }
+
+    /// Writer properties with bloom filters on `template_id` and on the
+    /// columns `blooms` names.
+    pub fn writer_properties_with_blooms(
+        &self,
+        schema: &SchemaRef,
+        blooms: &[String],
+    ) -> WriterProperties {
         let level = ZstdLevel::try_new(self.zstd_level).unwrap_or_default();
         let idx = |name: &str| schema.index_of(name).ok().map(|i| i as i32);
         let sorting: Vec<SortingColumn> = [col::SERVICE, col::EVENT_TIME]
@@ -59,7 +69,11 @@ impl ParquetConfig {
                 nulls_first: true,
             })
             .collect();
-        WriterProperties::builder()
+        let mut b = WriterProperties::builder();
+        for c in blooms {
+            b = b.set_column_bloom_filter_enabled(ColumnPath::from(c.as_str()), true);
+        }
+        b
             // Data page v1: the one every engine (older Spark, Athena) reads.
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_compression(Compression::ZSTD(level))

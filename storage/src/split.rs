@@ -9,10 +9,13 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-use logwarden_ingest::schema::col;
+use logwarden_ingest::schema::{col, log_schema};
 
+use crate::compact::CompactionConfig;
+use crate::hot::{extend_schema, promote, HotField};
 use crate::layout::{default_partition_keys, partition_dir, time_bucket_us, PartitionKey};
 use crate::parquet::ParquetConfig;
+use crate::store::S3Config;
 
 /// How the archive is laid out (the `[archive]` table).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -22,6 +25,12 @@ pub struct ArchiveLayout {
     pub partition_by: Vec<PartitionKey>,
     /// Parquet encoding.
     pub parquet: ParquetConfig,
+    /// Attributes promoted to typed top-level columns.
+    pub hot_fields: Vec<HotField>,
+    /// S3-compatible object storage (for `s3://` outputs).
+    pub s3: S3Config,
+    /// Compaction of closed partitions.
+    pub compaction: CompactionConfig,
 }
 
 impl Default for ArchiveLayout {
@@ -29,6 +38,9 @@ impl Default for ArchiveLayout {
         Self {
             partition_by: default_partition_keys(),
             parquet: ParquetConfig::default(),
+            hot_fields: Vec::new(),
+            s3: S3Config::default(),
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -47,7 +59,29 @@ impl ArchiveLayout {
         {
             return Err("archive.partition_by: `hour` needs `dt`".into());
         }
+        crate::hot::validate(&self.hot_fields, &log_schema())?;
+        self.s3.validate()?;
+        self.compaction.validate()?;
         self.parquet.validate()
+    }
+}
+
+impl ArchiveLayout {
+    /// The schema of the archive's files: the log schema and the hot fields.
+    pub fn file_schema(&self) -> arrow::datatypes::SchemaRef {
+        extend_schema(&log_schema(), &self.hot_fields)
+    }
+
+    /// Parquet writer properties of the archive's files.
+    pub fn writer_properties(&self) -> parquet::file::properties::WriterProperties {
+        let blooms: Vec<String> = self
+            .hot_fields
+            .iter()
+            .filter(|f| f.bloom)
+            .map(HotField::column_name)
+            .collect();
+        self.parquet
+            .writer_properties_with_blooms(&self.file_schema(), &blooms)
     }
 }
 
@@ -60,6 +94,8 @@ pub fn split_segment(
     if batch.num_rows() == 0 {
         return Ok(Vec::new());
     }
+    let promoted = promote(batch, &layout.hot_fields)?;
+    let batch = &promoted;
     let schema = batch.schema();
     let column = |name: &str| -> Result<&Arc<dyn Array>, ArrowError> {
         let i = schema.index_of(name)?;

@@ -71,74 +71,7 @@ pub struct Broker {
     /// The storage engine URL the broker was started with.
     storage: String,
     /// The S3-compatible server holding a durable broker's data.
-    s3: Option<S3Server>,
-}
-
-/// An S3-compatible server process (moto in server mode) on a free
-/// loopback port; killed on drop.
-pub struct S3Server {
-    child: Child,
-    pub port: u16,
-}
-
-impl S3Server {
-    /// Starts moto's server and creates `buckets`.
-    pub fn start(buckets: &[&str]) -> S3Server {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto (pip install 'moto[server]')");
-        let server = S3Server { child, port };
-        wait_until("the S3 server port", WAIT, || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        for b in buckets {
-            run_ok(Command::new("python3").args([
-                "-c",
-                "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])",
-                &server.endpoint(),
-                b,
-            ]));
-        }
-        server
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The AWS environment a client of this server needs.
-    pub fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", "test".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-            ("AWS_REGION", "us-east-1".to_string()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-            ("AWS_ENDPOINT", self.endpoint()),
-            ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    s3: Option<Moto>,
 }
 
 impl Broker {
@@ -151,11 +84,12 @@ impl Broker {
     /// Starts a broker whose data survives its restarts: tansu's S3 storage
     /// engine on an S3-compatible server process of its own.
     pub fn start_durable() -> Broker {
-        let s3 = S3Server::start(&["tansu"]);
+        let s3 = Moto::start();
+        s3.create_bucket("tansu");
         Self::start_with("s3://tansu/".into(), Some(s3))
     }
 
-    fn start_with(storage: String, s3: Option<S3Server>) -> Broker {
+    fn start_with(storage: String, s3: Option<Moto>) -> Broker {
         let port = free_port();
         let workdir = tempfile::tempdir().expect("tempdir");
         let child = Self::spawn(port, &workdir, &storage, s3.as_ref());
@@ -170,12 +104,7 @@ impl Broker {
         broker
     }
 
-    fn spawn(
-        port: u16,
-        workdir: &tempfile::TempDir,
-        storage: &str,
-        s3: Option<&S3Server>,
-    ) -> Child {
+    fn spawn(port: u16, workdir: &tempfile::TempDir, storage: &str, s3: Option<&Moto>) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -195,7 +124,9 @@ impl Broker {
         .stdout(Stdio::null())
         .stderr(log);
         if let Some(s3) = s3 {
-            cmd.envs(s3.env());
+            // tansu's object store reads the endpoint from AWS_ENDPOINT.
+            s3.env(&mut cmd);
+            cmd.env("AWS_ENDPOINT", s3.endpoint());
         }
         cmd.spawn().expect("starting tansu")
     }
@@ -443,18 +374,7 @@ pub fn assert_exactly_once(archive: &Path, truth: &Path, expected: u64) -> serde
             truth.to_str().expect("utf-8 path"),
         ],
     );
-    assert_eq!(r["truth_rows"], expected, "{r}");
-    assert_eq!(r["rows"], expected, "{r}");
-    assert_eq!(r["distinct_seq"], expected, "{r}");
-    assert_eq!(r["distinct_offsets"], expected, "{r}");
-    assert_eq!(r["null_seq"], 0, "{r}");
-    assert_eq!(r["missing"], 0, "{r}");
-    assert_eq!(r["duplicated"], 0, "{r}");
-    assert_eq!(r["unexpected"], 0, "{r}");
-    assert_eq!(r["mismatched"], 0, "{r}");
-    assert_eq!(r["parse_errors"], 0, "{r}");
-    assert_eq!(r["not_parsed_time"], 0, "{r}");
-    assert_eq!(r["misplaced"], 0, "{r}");
+    assert_verified(&r, expected);
     r
 }
 
@@ -647,4 +567,136 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = resp.split_whitespace().nth(1)?.parse().ok()?;
     let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
+}
+
+/// An S3-compatible server process (moto in server mode, from PyPI); killed
+/// on drop. Requests are not signature-checked, so the tests' credentials
+/// are arbitrary.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers.
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto (pip install 'moto[server]')");
+        let moto = Moto { child, port };
+        wait_until("the S3 server", WAIT, || {
+            moto.http("GET", "/")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+        });
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One plain HTTP request; the whole response, or `None` when the
+    /// server does not answer.
+    pub fn http(&self, method: &str, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let r = self
+            .http("PUT", &format!("/{bucket}"))
+            .expect("moto answers");
+        assert!(r.contains(" 200 "), "creating bucket {bucket}: {r}");
+    }
+
+    /// Keys under `prefix` (first 1000), in listing order.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let r = self
+            .http("GET", &format!("/{bucket}?list-type=2&prefix={prefix}"))
+            .unwrap_or_default();
+        r.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The environment for clients of this server (logwarden and pyarrow).
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ACCESS_KEY_ID", "logwarden-test")
+            .env("AWS_SECRET_ACCESS_KEY", "logwarden-test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("AWS_ALLOW_HTTP", "true");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a Python script of `tests/py` with extra environment and parses its
+/// JSON output.
+pub fn python_json_with(
+    script: &str,
+    args: &[&str],
+    env: impl Fn(&mut Command),
+) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let mut cmd = Command::new("python3");
+    cmd.arg(path).args(args);
+    env(&mut cmd);
+    let out = run_ok(&mut cmd);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Checks the exactly-once verification's numbers.
+pub fn assert_verified(r: &serde_json::Value, expected: u64) {
+    for (k, v) in [
+        ("truth_rows", expected),
+        ("rows", expected),
+        ("distinct_seq", expected),
+        ("distinct_offsets", expected),
+        ("null_seq", 0),
+        ("missing", 0),
+        ("duplicated", 0),
+        ("unexpected", 0),
+        ("mismatched", 0),
+        ("parse_errors", 0),
+        ("not_parsed_time", 0),
+        ("misplaced", 0),
+    ] {
+        assert_eq!(r[k], v, "{k}: {r}");
+    }
 }
