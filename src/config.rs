@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use logwarden_ingest::kafka::KafkaConfig;
-use logwarden_ingest::parse::ParserConfig;
+use logwarden_ingest::parse::{ParseMode, ParserConfig};
 use logwarden_ingest::segment::SegmentConfig;
 use logwarden_ingest::writer::WriterConfig;
 use logwarden_storage::ArchiveLayout;
@@ -140,6 +140,14 @@ impl Config {
             self.kafka.validate().map_err(anyhow::Error::msg)?;
             if self.ingest.group.trim().is_empty() {
                 bail!("ingest.group must not be empty");
+            }
+            if self.parse.mode == ParseMode::Strict {
+                for t in &self.kafka.topics {
+                    let dlq = self.parse.dead_letter_topic_for(t);
+                    if self.kafka.topics.contains(&dlq) {
+                        bail!("parse.dead_letter_topic: the dead-letter topic of `{t}` is `{dlq}`, which is also a source topic");
+                    }
+                }
             }
         }
         if self.ingest.output.trim().is_empty() {

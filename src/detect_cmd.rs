@@ -138,7 +138,7 @@ pub fn run(
                     transport_time_us: transport_time_us(msg.timestamp()),
                     ingest_time_us: chrono::Utc::now().timestamp_micros(),
                 };
-                parser.parse(msg.payload(), &ctx, &mut rec);
+                parser.parse_topic(msg.topic(), msg.payload(), &ctx, &mut rec);
                 report.records += 1;
                 let mut alerts = detector.count(&Event::from_record(&rec));
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);

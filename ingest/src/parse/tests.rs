@@ -166,18 +166,32 @@ fn deeply_nested_json() {
     let deep = format!("{}{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
     let rec = parse(&deep);
     assert_eq!(rec.parse_issue, Some(ParseIssue::MalformedJson));
+    // Valid and 100,000 levels deep: flattened down to the limit, marked.
+    let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    let rec = parse(&deep);
+    assert_eq!(rec.format, Format::Json);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::JsonTooDeep));
     let mut nested = String::from("1");
     for _ in 0..100 {
         nested = format!("{{\"a\":{nested}}}");
     }
     let rec = parse(&nested);
     assert_eq!(rec.format, Format::Json);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::JsonTooDeep));
     assert_eq!(rec.attributes.len(), 1);
     let (k, v) = &rec.attributes[0];
     assert_eq!(k.split('.').count(), DEFAULT_MAX_JSON_DEPTH);
     assert!(v.starts_with("{\"a\":"));
     let arrays = format!("{{\"x\":{}{}}}", "[".repeat(120), "]".repeat(120));
     assert_eq!(parse(&arrays).format, Format::Json);
+    // Within the limit: no marker.
+    let shallow = parse(r#"{"a":{"b":{"c":1}},"msg":"m"}"#);
+    assert_eq!(shallow.parse_issue, None);
+    assert_eq!(attr(&shallow, "a.b.c"), Some("1"));
+    // A broken payload that also went too deep is malformed, not too deep.
+    let mut broken = nested.clone();
+    broken.pop();
+    assert_eq!(parse(&broken).parse_issue, Some(ParseIssue::MalformedJson));
 }
 
 #[test]
@@ -445,6 +459,58 @@ fn forced_formats() {
     let rec = parse_with(&mut p, "x=1 msg=hi");
     assert_eq!(rec.format, Format::Logfmt);
     assert_eq!(rec.message, "hi");
+}
+
+#[test]
+fn per_topic_formats_override_the_global_one() {
+    let cfg: ParserConfig = serde_json::from_str(
+        r#"{"topics":{"legacy":{"format":"text"},"events":{"format":"json"},"same":{"format":"auto"}}}"#,
+    )
+    .expect("valid config");
+    let mut p = Parser::new(cfg).expect("valid");
+    let mut rec = LogRecord::default();
+    let line = b"level=warn msg=\"disk low\"";
+    p.parse_topic("legacy", Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.format, Format::Text);
+    assert_eq!(rec.message, "level=warn msg=\"disk low\"");
+    p.parse_topic("events", Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::MalformedJson));
+    for topic in ["same", "other"] {
+        p.parse_topic(topic, Some(line), &ctx(), &mut rec);
+        assert_eq!(rec.format, Format::Logfmt, "{topic}");
+        assert_eq!(rec.level, Level::Warn);
+        assert_eq!(rec.message, "disk low");
+    }
+    // `parse` (no topic) keeps the global format after a per-topic one.
+    p.parse_topic("legacy", Some(line), &ctx(), &mut rec);
+    p.parse(Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.format, Format::Logfmt);
+    assert!(serde_json::from_str::<ParserConfig>(r#"{"topics":{"t":{"fromat":"text"}}}"#).is_err());
+}
+
+#[test]
+fn strict_mode_settings() {
+    let cfg: ParserConfig = serde_json::from_str(r#"{"mode":"strict"}"#).expect("valid config");
+    assert_eq!(cfg.mode, ParseMode::Strict);
+    assert_eq!(cfg.dead_letter_topic_for("app"), "app.dlq");
+    let cfg = ParserConfig {
+        dead_letter_topic: "dead-{topic}-letters".to_owned(),
+        ..ParserConfig::default()
+    };
+    assert_eq!(cfg.dead_letter_topic_for("app"), "dead-app-letters");
+    assert_eq!(ParserConfig::default().mode, ParseMode::Lenient);
+    let err = Parser::new(ParserConfig {
+        dead_letter_topic: " ".to_owned(),
+        ..ParserConfig::default()
+    })
+    .err()
+    .expect("empty dead-letter topic is invalid");
+    assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+    assert!(serde_json::from_str::<ParserConfig>(r#"{"mode":"strikt"}"#).is_err());
+    for issue in ParseIssue::ALL {
+        let parsed_anyway = matches!(issue, ParseIssue::FieldType | ParseIssue::JsonTooDeep);
+        assert_eq!(issue.is_unparseable(), !parsed_anyway, "{issue:?}");
+    }
 }
 
 #[test]
