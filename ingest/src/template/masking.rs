@@ -80,9 +80,10 @@ impl Masker {
         }
     }
 
-    /// Splits `message` on whitespace and appends the masked tokens to `out`,
-    /// their byte ranges in `out` to `spans`. At most `max_tokens` tokens: the
-    /// rest of a longer line is folded into a final wildcard.
+    /// Splits `message` on whitespace and writes the masked tokens to `out`,
+    /// separated by one space (so `out` is the masked line, a key for exact
+    /// repeats), their byte ranges in `out` to `spans`. At most `max_tokens`
+    /// tokens: the rest of a longer line is folded into a final wildcard.
     pub(crate) fn tokenize(
         &self,
         message: &str,
@@ -102,6 +103,9 @@ impl Masker {
             if i >= n {
                 break;
             }
+            if !spans.is_empty() {
+                out.push(' ');
+            }
             let start_out = out.len();
             if spans.len() + 1 == max_tokens {
                 out.push_str(WILDCARD);
@@ -109,10 +113,12 @@ impl Masker {
                 return;
             }
             let mut end = i;
+            let mut eq = false;
             while end < n && !b[end].is_ascii_whitespace() {
+                eq |= b[end] == b'=';
                 end += 1;
             }
-            if self.quoted {
+            if self.quoted && (eq || matches!(b[i], b'"' | b'\'')) {
                 if let Some(qend) = quoted_span(b, i, end) {
                     // `key="a b c"` or `"a b c"`: one token, whatever the spaces.
                     let q = qend; // index of the closing quote
@@ -139,8 +145,9 @@ impl Masker {
             // variable: its length varies from line to line.
             if let Some(&(ps, pe)) = spans.last() {
                 let prev = &out[ps as usize..pe as usize];
-                if prev.contains(WILDCARD) && *prev == out[start_out..] {
-                    out.truncate(start_out);
+                if *prev == out[start_out..] && prev.contains(WILDCARD) {
+                    // Drop the token and its separator.
+                    out.truncate(start_out - 1);
                     continue;
                 }
             }
@@ -223,13 +230,7 @@ impl Masker {
         self.scan(c, out);
         // Only wildcards and punctuation left (`<*>-<*>-<*>`, `<*>:<*>`): one
         // variable, whatever its inner shape.
-        let masked = &out[start..];
-        if masked.len() > WILDCARD.len()
-            && masked.contains(WILDCARD)
-            && !masked
-                .split(WILDCARD)
-                .any(|p| p.bytes().any(|x| x.is_ascii_alphabetic() || x >= 0x80))
-        {
+        if only_wildcards_and_punctuation(&out.as_bytes()[start..]) {
             out.truncate(start);
             out.push_str(WILDCARD);
         }
@@ -317,6 +318,27 @@ impl Masker {
             }
         }
     }
+}
+
+/// Whether `m` holds more than one wildcard, or one with punctuation, and
+/// no letter outside its wildcards.
+fn only_wildcards_and_punctuation(m: &[u8]) -> bool {
+    let w = WILDCARD.as_bytes();
+    if m.len() <= w.len() {
+        return false;
+    }
+    let (mut i, mut wild) = (0, false);
+    while i < m.len() {
+        if m[i..].starts_with(w) {
+            wild = true;
+            i += w.len();
+        } else if m[i].is_ascii_alphabetic() || m[i] >= 0x80 {
+            return false;
+        } else {
+            i += 1;
+        }
+    }
+    wild
 }
 
 /// If the token at `b[start..end]` opens a quote (at its start or after
