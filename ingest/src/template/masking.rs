@@ -47,6 +47,25 @@ pub(crate) struct Masker {
     max_token_bytes: usize,
 }
 
+/// Bytes that can make a token anything but a plain word: digits, the
+/// separators of numbers, addresses, paths, keys and e-mails, and the
+/// punctuation that [`Masker::mask_token`] strips around a token.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = true;
+        c += 1;
+    }
+    let extra = b".:/\\@=()[]{}<>\"',;!?";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
@@ -114,8 +133,10 @@ impl Masker {
             }
             let mut end = i;
             let mut eq = false;
+            let mut special = false;
             while end < n && !b[end].is_ascii_whitespace() {
                 eq |= b[end] == b'=';
+                special |= SPECIAL[b[end] as usize];
                 end += 1;
             }
             if self.quoted && (eq || matches!(b[i], b'"' | b'\'')) {
@@ -139,7 +160,11 @@ impl Masker {
                     continue;
                 }
             }
-            self.mask_token(&message[i..end], out);
+            if special {
+                self.mask_token(&message[i..end], out);
+            } else {
+                self.mask_word(&message[i..end], out);
+            }
             i = end;
             // A list of variables of one shape (`blk_<*> blk_<*> ...`) is one
             // variable: its length varies from line to line.
@@ -153,6 +178,18 @@ impl Masker {
             }
             spans.push((start_out as u32, out.len() as u32));
         }
+    }
+
+    /// [`Masker::mask_token`] of a token without any byte of [`SPECIAL`]:
+    /// only its length and the month and day names can make it a variable.
+    fn mask_word(&self, tok: &str, out: &mut String) {
+        let b = tok.as_bytes();
+        let variable = tok.len() > self.max_token_bytes
+            || (self.time
+                && b.len() == 3
+                && b[0].is_ascii_uppercase()
+                && MONTHS_AND_DAYS.contains(&tok));
+        out.push_str(if variable { WILDCARD } else { tok });
     }
 
     /// Masks one whitespace-free token into `out`.
