@@ -776,6 +776,54 @@ proptest::proptest! {
             proptest::prop_assert_eq!(attr(&rec, k), Some(v.as_str()));
         }
     }
+
+    #[test]
+    fn logfmt_round_trip(
+        message in "[ -~]{0,40}",
+        level in proptest::sample::select(vec![
+            ("debug", Level::Debug), ("info", Level::Info), ("warn", Level::Warn), ("error", Level::Error),
+        ]),
+        service in "[a-z][a-z0-9-]{0,15}",
+        extra in proptest::collection::btree_map("[a-z]{1,8}_x", "[ -~]{0,12}", 0..5),
+    ) {
+        // Every value quoted, with `\` and `"` escaped: what a logfmt writer emits.
+        let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut line = format!("level={} service={} msg={}", level.0, service, q(&message));
+        for (k, v) in &extra {
+            line.push_str(&format!(" {k}={}", q(v)));
+        }
+        let rec = parse(&line);
+        proptest::prop_assert_eq!(rec.format, Format::Logfmt);
+        proptest::prop_assert_eq!(&rec.message, message.trim_end_matches(['\n', '\r']));
+        proptest::prop_assert_eq!(rec.level, level.1);
+        proptest::prop_assert_eq!(rec.service.as_deref(), Some(service.as_str()));
+        for (k, v) in &extra {
+            proptest::prop_assert_eq!(attr(&rec, k), Some(v.as_str()));
+        }
+    }
+
+    #[test]
+    fn syslog_5424_round_trip(
+        pri in 0u8..192,
+        secs in 0i64..4_000_000_000,
+        host in "[a-z][a-z0-9.-]{0,20}",
+        app in "[a-z][a-z0-9_-]{0,20}",
+        procid in "[0-9]{1,6}",
+        sd_value in "[ -~]{0,12}",
+        message in "[!-~][ -~]{0,40}",
+    ) {
+        let ts = chrono::DateTime::from_timestamp(secs, 0).expect("in range").to_rfc3339();
+        let sd = sd_value.replace('\\', "\\\\").replace('"', "\\\"").replace(']', "\\]");
+        let line = format!("<{pri}>1 {ts} {host} {app} {procid} ID1 [ex@1 k=\"{sd}\"] {message}");
+        let rec = parse(&line);
+        proptest::prop_assert_eq!(rec.format, Format::Syslog);
+        proptest::prop_assert_eq!(rec.level, syslog_severity(pri % 8));
+        proptest::prop_assert_eq!(rec.event_time_us, secs * 1_000_000);
+        proptest::prop_assert_eq!(rec.host.as_deref(), Some(host.as_str()));
+        proptest::prop_assert_eq!(rec.service.as_deref(), Some(app.as_str()));
+        proptest::prop_assert_eq!(attr(&rec, "sd.ex@1.k"), Some(sd_value.as_str()));
+        proptest::prop_assert_eq!(&rec.message, message.trim_end());
+    }
 }
 
 // ---- loghub: honest measurement of the text header stripping ----
