@@ -254,6 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_topic_may_not_be_a_source() {
+        let c = Config::from_toml(
+            "[kafka]\ntopics = [\"app\", \"app.dlq\"]\n[parse]\nmode = \"strict\"\n[parse.topics.app]\nformat = \"json\"\n",
+        )
+        .expect("parses");
+        let err = c.validate_ingest(true).expect_err("app.dlq is a source");
+        assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+        let c = Config::from_toml(
+            "[kafka]\ntopics = [\"app\"]\n[parse]\nmode = \"strict\"\ndead_letter_topic = \"dead.{topic}\"\n",
+        )
+        .expect("parses");
+        c.validate_ingest(true).expect("valid");
+        assert_eq!(c.parse.dead_letter_topic_for("app"), "dead.app");
+    }
+
+    #[test]
     fn set_overrides_any_key_and_rejects_unknown_ones() {
         let sets = vec![
             "ingest.segment.max_rows=5000".to_string(),
