@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::kafka::KafkaConfig;
-use logwarden_ingest::parse::ParserConfig;
+use logwarden_ingest::parse::{ParseMode, ParserConfig};
 use logwarden_ingest::segment::SegmentConfig;
 use logwarden_ingest::writer::WriterConfig;
 use logwarden_storage::{ArchiveLayout, Location};
@@ -150,6 +150,14 @@ impl Config {
             self.kafka.validate().map_err(anyhow::Error::msg)?;
             if self.ingest.group.trim().is_empty() {
                 bail!("ingest.group must not be empty");
+            }
+            if self.parse.mode == ParseMode::Strict {
+                for t in &self.kafka.topics {
+                    let dlq = self.parse.dead_letter_topic_for(t);
+                    if self.kafka.topics.contains(&dlq) {
+                        bail!("parse.dead_letter_topic: the dead-letter topic of `{t}` is `{dlq}`, which is also a source topic");
+                    }
+                }
             }
         }
         if self.ingest.output.trim().is_empty() {
@@ -308,6 +316,22 @@ mod tests {
             .expect_err("no topics")
             .to_string()
             .contains("kafka.topics"));
+    }
+
+    #[test]
+    fn a_dead_letter_topic_may_not_be_a_source() {
+        let c = Config::from_toml(
+            "[kafka]\ntopics = [\"app\", \"app.dlq\"]\n[parse]\nmode = \"strict\"\n[parse.topics.app]\nformat = \"json\"\n",
+        )
+        .expect("parses");
+        let err = c.validate_ingest(true).expect_err("app.dlq is a source");
+        assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+        let c = Config::from_toml(
+            "[kafka]\ntopics = [\"app\"]\n[parse]\nmode = \"strict\"\ndead_letter_topic = \"dead.{topic}\"\n",
+        )
+        .expect("parses");
+        c.validate_ingest(true).expect("valid");
+        assert_eq!(c.parse.dead_letter_topic_for("app"), "dead.app");
     }
 
     #[test]

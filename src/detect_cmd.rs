@@ -160,7 +160,7 @@ pub fn run(
                     transport_time_us: transport_time_us(msg.timestamp()),
                     ingest_time_us: chrono::Utc::now().timestamp_micros(),
                 };
-                parser.parse(msg.payload(), &ctx, &mut rec);
+                parser.parse_topic(msg.topic(), msg.payload(), &ctx, &mut rec);
                 report.records += 1;
                 metrics.records.fetch_add(1, Ordering::Relaxed);
                 metrics.bytes.fetch_add(

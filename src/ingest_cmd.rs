@@ -43,6 +43,8 @@ pub struct IngestReport {
     pub files: u64,
     pub bytes_written: u64,
     pub parse_issues: u64,
+    /// Unparseable messages sent to the dead-letter topic (strict mode).
+    pub dead_lettered: u64,
     pub elapsed: Duration,
     /// From the first record to the end (Kafka; the whole run for a file).
     pub active: Duration,
@@ -153,6 +155,7 @@ pub fn run(
         files: get(&metrics.files_written),
         bytes_written: get(&metrics.bytes_written),
         parse_issues,
+        dead_lettered: get(&metrics.dead_lettered),
         elapsed: started.elapsed(),
         active: active.unwrap_or_else(|| started.elapsed()),
     })

@@ -302,10 +302,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .context("ingest failed")?;
             println!(
-                "ingest done: {} records consumed, {} archived, {} with parse issues, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record)",
+                "ingest done: {} records consumed, {} archived, {} with parse issues, {} dead-lettered, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record)",
                 report.consumed,
                 report.archived,
                 report.parse_issues,
+                report.dead_lettered,
                 report.files,
                 report.bytes_written,
                 report.archive,

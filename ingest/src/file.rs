@@ -101,7 +101,7 @@ impl FileSource {
                 transport_time_us: None,
                 ingest_time_us: now_us,
             };
-            parser.parse(Some(payload), &ctx, &mut rec);
+            parser.parse_topic(&self.name, Some(payload), &ctx, &mut rec);
             metrics.count_parsed(&rec, payload.len());
             let prov = Provenance {
                 topic: self.name.clone(),

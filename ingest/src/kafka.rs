@@ -26,8 +26,9 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::dlq::{DeadLetter, DeadLetters, Gate};
 use crate::metrics::{IngestMetrics, KafkaClientMetrics};
-use crate::parse::{ParseContext, Parser};
+use crate::parse::{ParseContext, ParseMode, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
 use crate::writer::{Ack, Job, Writer};
@@ -227,6 +228,8 @@ struct PartState {
     next: Option<i64>,
     /// Highest offset reported durable and not yet committed.
     to_commit: Option<i64>,
+    /// Commit frontier from durable segments and delivered dead letters.
+    gate: Gate,
 }
 
 type Key = (Arc<str>, i32);
@@ -250,6 +253,8 @@ struct Core {
     eof: EofTracker,
     /// Since when jobs have been waiting for room in the writer queue.
     backlog_since: Option<Instant>,
+    /// The dead-letter producer, in strict mode.
+    dlq: Option<DeadLetters>,
 }
 
 impl Core {
@@ -262,14 +267,14 @@ impl Core {
         t
     }
 
-    fn process(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        ts: Timestamp,
-        payload: Option<&[u8]>,
-    ) {
+    fn process<M: Message>(&mut self, msg: &M) {
+        let (topic, partition, offset, ts, payload) = (
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            msg.timestamp(),
+            msg.payload(),
+        );
         self.first_record.get_or_insert_with(Instant::now);
         self.eof.message(partition);
         let topic = self.intern(topic);
@@ -286,6 +291,7 @@ impl Core {
                     started: false,
                     next: None,
                     to_commit: None,
+                    gate: Gate::default(),
                 },
             );
         }
@@ -295,6 +301,7 @@ impl Core {
         let part_epoch = part.epoch;
         if !part.started {
             part.started = true;
+            part.gate.start(offset);
             self.pending.push_back((
                 key.clone(),
                 Job::Recover {
@@ -305,15 +312,32 @@ impl Core {
                 },
             ));
         }
-        part.next = Some(offset + 1);
+        let prev_next = part.next.replace(offset + 1);
         let now_us = now_micros();
         let ctx = ParseContext {
             transport_time_us: transport_time_us(ts),
             ingest_time_us: now_us,
         };
-        self.parser.parse(payload, &ctx, &mut self.rec);
+        self.parser
+            .parse_topic(&topic, payload, &ctx, &mut self.rec);
         self.metrics
             .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+        if self.dlq.is_some() {
+            if let Some(issue) = self.rec.parse_issue.filter(|i| i.is_unparseable()) {
+                let d = DeadLetter {
+                    topic: &topic,
+                    partition,
+                    offset,
+                    epoch: part_epoch,
+                    issue,
+                    key: msg.key(),
+                    payload,
+                    headers: crate::dlq::copy_headers(msg.headers()),
+                };
+                self.dead_letter(&d, &key, prev_next.unwrap_or(offset));
+                return;
+            }
+        }
         let prov = Provenance {
             topic,
             partition,
@@ -346,6 +370,61 @@ impl Core {
         }
     }
 
+    /// Produces a dead letter instead of archiving the record; its offset is
+    /// committed once delivered (see [`Gate`]).
+    fn dead_letter(&mut self, d: &DeadLetter<'_>, key: &Key, after: i64) {
+        let Some(dlq) = self.dlq.as_mut() else {
+            return;
+        };
+        match dlq.send(d) {
+            Ok(()) => {
+                self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = self.parts.get_mut(key) {
+                    p.gate.dead_lettered(d.offset, after);
+                }
+            }
+            Err(e) => {
+                tracing::error!(topic = %d.topic, partition = d.partition, offset = d.offset, error = %e,
+                    "dead letter could not be produced; stopping without committing it");
+                self.fatal
+                    .get_or_insert_with(|| format!("dead-letter producer: {e}"));
+            }
+        }
+    }
+
+    /// Records delivered dead letters; a failed one is fatal (it stays
+    /// uncommitted and is dead-lettered again by the next run).
+    fn absorb_dead_letters(&mut self) {
+        let Some(dlq) = self.dlq.as_ref() else {
+            return;
+        };
+        for d in dlq.take_deliveries() {
+            if let Err(e) = &d.result {
+                tracing::error!(topic = %d.topic, partition = d.partition, offset = d.offset, error = %e,
+                    "dead letter not delivered; stopping without committing it");
+                self.fatal
+                    .get_or_insert_with(|| format!("dead letter not delivered: {e}"));
+                continue;
+            }
+            let key = (d.topic.clone(), d.partition);
+            if let Some(p) = self.parts.get_mut(&key) {
+                if p.epoch == d.epoch {
+                    if let Some(c) = p.gate.delivered(d.offset) {
+                        p.to_commit = Some(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a dead letter of `keys` waits for its delivery report.
+    fn dead_letters_in_flight(&self, keys: &[Key]) -> bool {
+        self.dlq.is_some()
+            && keys
+                .iter()
+                .any(|k| self.parts.get(k).is_some_and(|p| p.gate.in_flight()))
+    }
+
     /// Moves pending jobs into the writer queue while it has room.
     fn feed_writer(&mut self) {
         while let Some((key, job)) = self.pending.pop_front() {
@@ -367,7 +446,9 @@ impl Core {
                     };
                     match self.parts.get_mut(&key) {
                         Some(p) if p.epoch == ack.epoch => {
-                            p.to_commit = Some(next);
+                            if let Some(c) = p.gate.archived(ack.first_offset, next) {
+                                p.to_commit = Some(c);
+                            }
                             self.metrics
                                 .segments_committed
                                 .fetch_add(1, Ordering::Relaxed);
@@ -484,8 +565,10 @@ impl Core {
             self.feed_writer();
             let acks = self.writer.try_acks();
             self.absorb(acks);
-            let waiting =
-                self.pending.iter().any(|(k, _)| keys.contains(k)) || self.writer.in_flight() > 0;
+            self.absorb_dead_letters();
+            let waiting = self.pending.iter().any(|(k, _)| keys.contains(k))
+                || self.writer.in_flight() > 0
+                || self.dead_letters_in_flight(keys);
             if !waiting || Instant::now() >= deadline || self.fatal.is_some() {
                 break;
             }
@@ -494,7 +577,9 @@ impl Core {
             }
         }
         let tpl = self.take_commits(Some(keys));
-        let clean = !self.pending.iter().any(|(k, _)| keys.contains(k)) && self.fatal.is_none();
+        let clean = !self.pending.iter().any(|(k, _)| keys.contains(k))
+            && !self.dead_letters_in_flight(keys)
+            && self.fatal.is_none();
         if tpl.count() > 0 {
             let started = Instant::now();
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
@@ -535,6 +620,7 @@ impl Core {
                     started: false,
                     next: None,
                     to_commit: None,
+                    gate: Gate::default(),
                 },
             );
         }
@@ -704,6 +790,13 @@ impl KafkaSource {
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
     ) -> Result<RunSummary, IngestError> {
+        let dlq = match parser.config().mode {
+            ParseMode::Strict => Some(DeadLetters::new(
+                &self.kafka,
+                &parser.config().dead_letter_topic,
+            )?),
+            ParseMode::Lenient => None,
+        };
         let core = Arc::new(Mutex::new(Core {
             parser,
             segmenter,
@@ -720,6 +813,7 @@ impl KafkaSource {
             first_record: None,
             eof: EofTracker::default(),
             backlog_since: None,
+            dlq,
         }));
         let ctx = IngestContext {
             core: core.clone(),
@@ -749,13 +843,7 @@ impl KafkaSource {
             // callbacks run inside it and lock the core themselves.
             match consumer.poll(timeout) {
                 Some(Ok(msg)) => {
-                    lock().process(
-                        msg.topic(),
-                        msg.partition(),
-                        msg.offset(),
-                        msg.timestamp(),
-                        msg.payload(),
-                    );
+                    lock().process(&msg);
                     drop(msg);
                     // Drain what librdkafka already has before the upkeep below.
                     for _ in 0..1024 {
@@ -763,21 +851,7 @@ impl KafkaSource {
                             break;
                         }
                         match consumer.poll(Duration::ZERO) {
-                            Some(Ok(m)) => lock().process(
-                                m.topic(),
-                                m.partition(),
-                                m.offset(),
-                                m.timestamp(),
-                                m.payload(),
-                            ),
-                            Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                            Some(Err(e)) => {
-                                lock()
-                                    .metrics
-                                    .consumer_errors
-                                    .fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(error = %e, "consumer error")
-                            }
+                    lock().process(&msg);
                             None => break,
                         }
                     }
@@ -796,6 +870,7 @@ impl KafkaSource {
             c.feed_writer();
             let acks = c.writer.try_acks();
             c.absorb(acks);
+            c.absorb_dead_letters();
             let due = c.segmenter.close_due(Instant::now());
             for segment in due {
                 let key = (segment.topic.clone(), segment.partition);

@@ -2,6 +2,7 @@
 //! segment pipeline that commits offsets only after a [`sink::Sink`] has made
 //! the data durable.
 
+pub mod dlq;
 pub mod file;
 pub mod kafka;
 pub mod metrics;

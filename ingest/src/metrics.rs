@@ -23,6 +23,8 @@ pub struct IngestMetrics {
     /// Records archived with a parse-error marker, by issue
     /// (index = position in [`ParseIssue::ALL`]).
     pub parse_issues: [AtomicU64; ParseIssue::ALL.len()],
+    /// Unparseable messages sent to the dead-letter topic (strict mode).
+    pub dead_lettered: AtomicU64,
     /// Records made durable (their segment was written).
     pub records_archived: AtomicU64,
     /// Parquet files published.

@@ -125,16 +125,34 @@ pub enum ParseIssue {
     FieldType,
     /// The payload exceeded the configured maximum size and was truncated.
     Oversized,
+    /// JSON nested deeper than the configured `max_json_depth`: the deeper
+    /// objects are kept as JSON text in one attribute each.
+    JsonTooDeep,
 }
 
 impl ParseIssue {
-    pub const ALL: [ParseIssue; 5] = [
+    pub const ALL: [ParseIssue; 6] = [
         ParseIssue::InvalidUtf8,
         ParseIssue::Empty,
         ParseIssue::MalformedJson,
         ParseIssue::FieldType,
         ParseIssue::Oversized,
+        ParseIssue::JsonTooDeep,
     ];
+
+    /// Whether the payload could not be parsed as a whole (strict mode sends
+    /// these to the dead-letter topic): not UTF-8, empty, broken JSON, or cut
+    /// at the size limit. A wrong field type or a depth limit still leaves a
+    /// well-parsed record.
+    pub fn is_unparseable(self) -> bool {
+        matches!(
+            self,
+            ParseIssue::InvalidUtf8
+                | ParseIssue::Empty
+                | ParseIssue::MalformedJson
+                | ParseIssue::Oversized
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -143,6 +161,7 @@ impl ParseIssue {
             ParseIssue::MalformedJson => "malformed_json",
             ParseIssue::FieldType => "field_type",
             ParseIssue::Oversized => "oversized",
+            ParseIssue::JsonTooDeep => "json_too_deep",
         }
     }
 }

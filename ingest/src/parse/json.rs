@@ -5,8 +5,10 @@
 //! JSON text, and strings without escapes are copied straight from the input.
 //! Nested objects are flattened with dotted keys down to
 //! [`ParserConfig::max_json_depth`](super::ParserConfig::max_json_depth);
-//! deeper ones stay JSON text. serde_json's recursion limit (128) bounds
-//! what reaches the visitor, so neither step can overflow the stack.
+//! deeper ones stay JSON text and the record is marked `json_too_deep`.
+//! Values are first skipped as raw text (iteratively, whatever their depth)
+//! and only the first `max_json_depth` levels are visited, so no depth can
+//! overflow the stack.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,7 +16,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::record::LogRecord;
+use crate::record::{LogRecord, ParseIssue};
 
 use super::roles::{role_of, Kind};
 use super::Scratch;
@@ -26,13 +28,20 @@ pub fn flatten(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
         return false;
     }
     scratch.key.clear();
+    let before = rec.parse_issue;
     let mut de = serde_json::Deserializer::from_str(s);
     let seed = ObjSeed {
         scratch,
-        rec,
+        rec: &mut *rec,
         depth: 1,
     };
-    seed.deserialize(&mut de).is_ok() && de.end().is_ok()
+    let ok = seed.deserialize(&mut de).is_ok() && de.end().is_ok();
+    if !ok {
+        // A depth marker set while visiting belongs to a record that is
+        // no longer JSON.
+        rec.parse_issue = before;
+    }
+    ok
 }
 
 /// Visits one object whose dotted key prefix is in `scratch.key`.
@@ -91,7 +100,9 @@ fn field(scratch: &mut Scratch, rec: &mut LogRecord, text: &str, depth: usize) {
             if let Some((role, _)) = role_of(&scratch.key) {
                 scratch.wrong_type[role as usize] = true;
             }
-            if depth < scratch.max_json_depth {
+            if depth >= scratch.max_json_depth {
+                Scratch::issue(rec, ParseIssue::JsonTooDeep);
+            } else {
                 let prefix_len = scratch.key.len();
                 let mut de = serde_json::Deserializer::from_str(text);
                 let nested = ObjSeed {

@@ -56,6 +56,7 @@ mod timestamp;
 mod tests;
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +99,27 @@ pub enum FormatOverride {
     Text,
 }
 
+/// What happens to a payload that cannot be parsed (see
+/// [`ParseIssue::is_unparseable`]).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ParseMode {
+    /// Archive it as raw text with a parse-error marker.
+    #[default]
+    Lenient,
+    /// Send it, unchanged, to a dead-letter topic
+    /// ([`ParserConfig::dead_letter_topic`]) instead of the archive.
+    Strict,
+}
+
+/// Settings of one source topic (`[parse.topics.NAME]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicParseConfig {
+    /// The format of this topic's payloads, overriding [`ParserConfig::format`].
+    pub format: FormatOverride,
+}
+
 /// Parser settings (the `[parse]` table of the configuration file).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -120,6 +142,14 @@ pub struct ParserConfig {
     pub max_attributes: usize,
     /// Template mining of messages (the `[parse.templates]` table).
     pub templates: TemplateConfig,
+    /// `lenient` archives unparseable payloads with a parse-error marker;
+    /// `strict` sends them to the dead-letter topic (Kafka ingest only).
+    pub mode: ParseMode,
+    /// Dead-letter topic of strict mode; `{topic}` stands for the source
+    /// topic.
+    pub dead_letter_topic: String,
+    /// Per-topic settings, by source topic name (`[parse.topics.NAME]`).
+    pub topics: BTreeMap<String, TopicParseConfig>,
 }
 
 /// Default for [`ParserConfig::max_message_bytes`]: 1 MiB.
@@ -132,6 +162,12 @@ pub const DEFAULT_TIMEZONE: &str = "UTC";
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 16;
 /// Default for [`ParserConfig::max_attributes`].
 pub const DEFAULT_MAX_ATTRIBUTES: usize = 256;
+/// Default for [`ParserConfig::mode`].
+pub const DEFAULT_MODE: ParseMode = ParseMode::Lenient;
+/// Default for [`ParserConfig::dead_letter_topic`]: `<topic>.dlq`.
+pub const DEFAULT_DEAD_LETTER_TOPIC: &str = "{topic}.dlq";
+/// The placeholder of [`ParserConfig::dead_letter_topic`].
+const TOPIC_PLACEHOLDER: &str = "{topic}";
 
 impl Default for ParserConfig {
     fn default() -> Self {
@@ -143,7 +179,17 @@ impl Default for ParserConfig {
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             max_attributes: DEFAULT_MAX_ATTRIBUTES,
             templates: TemplateConfig::default(),
+            mode: DEFAULT_MODE,
+            dead_letter_topic: DEFAULT_DEAD_LETTER_TOPIC.to_owned(),
+            topics: BTreeMap::new(),
         }
+    }
+}
+
+impl ParserConfig {
+    /// The dead-letter topic of source topic `topic`.
+    pub fn dead_letter_topic_for(&self, topic: &str) -> String {
+        self.dead_letter_topic.replace(TOPIC_PLACEHOLDER, topic)
     }
 }
 
@@ -304,6 +350,10 @@ pub struct Parser {
     patterns: Vec<custom::Pattern>,
     scratch: Scratch,
     miner: Option<TemplateMiner>,
+    /// Per-topic formats that differ from the global one.
+    topic_formats: HashMap<String, FormatOverride>,
+    /// The format of the payload being parsed.
+    format: FormatOverride,
 }
 
 impl Parser {
@@ -333,19 +383,61 @@ impl Parser {
             .enumerate()
             .map(|(index, p)| custom::Pattern::compile(index, p))
             .collect::<Result<Vec<_>, _>>()?;
+        if cfg.dead_letter_topic.trim().is_empty() {
+            return Err(ParserConfigError::Invalid {
+                field: "dead_letter_topic",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        let topic_formats = cfg
+            .topics
+            .iter()
+            .filter(|(_, t)| t.format != cfg.format)
+            .map(|(name, t)| (name.clone(), t.format))
+            .collect();
         let scratch = Scratch::new(&cfg);
         let miner = if cfg.templates.enabled {
             Some(TemplateMiner::new(&cfg.templates)?)
         } else {
             None
         };
+        let format = cfg.format;
         Ok(Self {
             cfg,
             default_offset_secs,
             patterns,
             scratch,
             miner,
+            topic_formats,
+            format,
         })
+    }
+
+    /// The configuration the parser runs with.
+    pub fn config(&self) -> &ParserConfig {
+        &self.cfg
+    }
+
+    /// Like [`Parser::parse`], with the format configured for source topic
+    /// `topic` (`[parse.topics.NAME]`, else the global `format`).
+    pub fn parse_topic(
+        &mut self,
+        topic: &str,
+        payload: Option<&[u8]>,
+        ctx: &ParseContext,
+        rec: &mut LogRecord,
+    ) {
+        if self.topic_formats.is_empty() {
+            self.parse(payload, ctx, rec);
+            return;
+        }
+        self.format = self
+            .topic_formats
+            .get(topic)
+            .copied()
+            .unwrap_or(self.cfg.format);
+        self.parse(payload, ctx, rec);
+        self.format = self.cfg.format;
     }
 
     /// The template miner, when template mining is on.
@@ -427,7 +519,7 @@ impl Parser {
             }
         }
         let s = line.trim_start();
-        match self.cfg.format {
+        match self.format {
             FormatOverride::Auto => self.auto(s, tc, rec, unwrap),
             FormatOverride::Json => {
                 if !self.json(s, tc, rec, unwrap) {

@@ -166,18 +166,32 @@ fn deeply_nested_json() {
     let deep = format!("{}{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
     let rec = parse(&deep);
     assert_eq!(rec.parse_issue, Some(ParseIssue::MalformedJson));
+    // Valid and 100,000 levels deep: flattened down to the limit, marked.
+    let deep = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    let rec = parse(&deep);
+    assert_eq!(rec.format, Format::Json);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::JsonTooDeep));
     let mut nested = String::from("1");
     for _ in 0..100 {
         nested = format!("{{\"a\":{nested}}}");
     }
     let rec = parse(&nested);
     assert_eq!(rec.format, Format::Json);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::JsonTooDeep));
     assert_eq!(rec.attributes.len(), 1);
     let (k, v) = &rec.attributes[0];
     assert_eq!(k.split('.').count(), DEFAULT_MAX_JSON_DEPTH);
     assert!(v.starts_with("{\"a\":"));
     let arrays = format!("{{\"x\":{}{}}}", "[".repeat(120), "]".repeat(120));
     assert_eq!(parse(&arrays).format, Format::Json);
+    // Within the limit: no marker.
+    let shallow = parse(r#"{"a":{"b":{"c":1}},"msg":"m"}"#);
+    assert_eq!(shallow.parse_issue, None);
+    assert_eq!(attr(&shallow, "a.b.c"), Some("1"));
+    // A broken payload that also went too deep is malformed, not too deep.
+    let mut broken = nested.clone();
+    broken.pop();
+    assert_eq!(parse(&broken).parse_issue, Some(ParseIssue::MalformedJson));
 }
 
 #[test]
@@ -448,6 +462,58 @@ fn forced_formats() {
 }
 
 #[test]
+fn per_topic_formats_override_the_global_one() {
+    let cfg: ParserConfig = serde_json::from_str(
+        r#"{"topics":{"legacy":{"format":"text"},"events":{"format":"json"},"same":{"format":"auto"}}}"#,
+    )
+    .expect("valid config");
+    let mut p = Parser::new(cfg).expect("valid");
+    let mut rec = LogRecord::default();
+    let line = b"level=warn msg=\"disk low\"";
+    p.parse_topic("legacy", Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.format, Format::Text);
+    assert_eq!(rec.message, "level=warn msg=\"disk low\"");
+    p.parse_topic("events", Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.parse_issue, Some(ParseIssue::MalformedJson));
+    for topic in ["same", "other"] {
+        p.parse_topic(topic, Some(line), &ctx(), &mut rec);
+        assert_eq!(rec.format, Format::Logfmt, "{topic}");
+        assert_eq!(rec.level, Level::Warn);
+        assert_eq!(rec.message, "disk low");
+    }
+    // `parse` (no topic) keeps the global format after a per-topic one.
+    p.parse_topic("legacy", Some(line), &ctx(), &mut rec);
+    p.parse(Some(line), &ctx(), &mut rec);
+    assert_eq!(rec.format, Format::Logfmt);
+    assert!(serde_json::from_str::<ParserConfig>(r#"{"topics":{"t":{"fromat":"text"}}}"#).is_err());
+}
+
+#[test]
+fn strict_mode_settings() {
+    let cfg: ParserConfig = serde_json::from_str(r#"{"mode":"strict"}"#).expect("valid config");
+    assert_eq!(cfg.mode, ParseMode::Strict);
+    assert_eq!(cfg.dead_letter_topic_for("app"), "app.dlq");
+    let cfg = ParserConfig {
+        dead_letter_topic: "dead-{topic}-letters".to_owned(),
+        ..ParserConfig::default()
+    };
+    assert_eq!(cfg.dead_letter_topic_for("app"), "dead-app-letters");
+    assert_eq!(ParserConfig::default().mode, ParseMode::Lenient);
+    let err = Parser::new(ParserConfig {
+        dead_letter_topic: " ".to_owned(),
+        ..ParserConfig::default()
+    })
+    .err()
+    .expect("empty dead-letter topic is invalid");
+    assert!(err.to_string().contains("dead_letter_topic"), "{err}");
+    assert!(serde_json::from_str::<ParserConfig>(r#"{"mode":"strikt"}"#).is_err());
+    for issue in ParseIssue::ALL {
+        let parsed_anyway = matches!(issue, ParseIssue::FieldType | ParseIssue::JsonTooDeep);
+        assert_eq!(issue.is_unparseable(), !parsed_anyway, "{issue:?}");
+    }
+}
+
+#[test]
 fn config_parses_from_json_and_rejects_unknown_fields() {
     let cfg: ParserConfig = serde_json::from_str(
         r#"{"format":"syslog","default_timezone":"-05:00","patterns":[{"name":"p","regex":"(?P<message>.*)"}]}"#,
@@ -709,6 +775,54 @@ proptest::proptest! {
         for (k, v) in &extra {
             proptest::prop_assert_eq!(attr(&rec, k), Some(v.as_str()));
         }
+    }
+
+    #[test]
+    fn logfmt_round_trip(
+        message in "[ -~]{0,40}",
+        level in proptest::sample::select(vec![
+            ("debug", Level::Debug), ("info", Level::Info), ("warn", Level::Warn), ("error", Level::Error),
+        ]),
+        service in "[a-z][a-z0-9-]{0,15}",
+        extra in proptest::collection::btree_map("[a-z]{1,8}_x", "[ -~]{0,12}", 0..5),
+    ) {
+        // Every value quoted, with `\` and `"` escaped: what a logfmt writer emits.
+        let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut line = format!("level={} service={} msg={}", level.0, service, q(&message));
+        for (k, v) in &extra {
+            line.push_str(&format!(" {k}={}", q(v)));
+        }
+        let rec = parse(&line);
+        proptest::prop_assert_eq!(rec.format, Format::Logfmt);
+        proptest::prop_assert_eq!(&rec.message, message.trim_end_matches(['\n', '\r']));
+        proptest::prop_assert_eq!(rec.level, level.1);
+        proptest::prop_assert_eq!(rec.service.as_deref(), Some(service.as_str()));
+        for (k, v) in &extra {
+            proptest::prop_assert_eq!(attr(&rec, k), Some(v.as_str()));
+        }
+    }
+
+    #[test]
+    fn syslog_5424_round_trip(
+        pri in 0u8..192,
+        secs in 0i64..4_000_000_000,
+        host in "[a-z][a-z0-9.-]{0,20}",
+        app in "[a-z][a-z0-9_-]{0,20}",
+        procid in "[0-9]{1,6}",
+        sd_value in "[ -~]{0,12}",
+        message in "[!-~][ -~]{0,40}",
+    ) {
+        let ts = chrono::DateTime::from_timestamp(secs, 0).expect("in range").to_rfc3339();
+        let sd = sd_value.replace('\\', "\\\\").replace('"', "\\\"").replace(']', "\\]");
+        let line = format!("<{pri}>1 {ts} {host} {app} {procid} ID1 [ex@1 k=\"{sd}\"] {message}");
+        let rec = parse(&line);
+        proptest::prop_assert_eq!(rec.format, Format::Syslog);
+        proptest::prop_assert_eq!(rec.level, syslog_severity(pri % 8));
+        proptest::prop_assert_eq!(rec.event_time_us, secs * 1_000_000);
+        proptest::prop_assert_eq!(rec.host.as_deref(), Some(host.as_str()));
+        proptest::prop_assert_eq!(rec.service.as_deref(), Some(app.as_str()));
+        proptest::prop_assert_eq!(attr(&rec, "sd.ex@1.k"), Some(sd_value.as_str()));
+        proptest::prop_assert_eq!(&rec.message, message.trim_end());
     }
 }
 

@@ -47,6 +47,25 @@ pub(crate) struct Masker {
     max_token_bytes: usize,
 }
 
+/// Bytes that can make a token anything but a plain word: digits, the
+/// separators of numbers, addresses, paths, keys and e-mails, and the
+/// punctuation that [`Masker::mask_token`] strips around a token.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = true;
+        c += 1;
+    }
+    let extra = b".:/\\@=()[]{}<>\"',;!?";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
@@ -80,9 +99,10 @@ impl Masker {
         }
     }
 
-    /// Splits `message` on whitespace and appends the masked tokens to `out`,
-    /// their byte ranges in `out` to `spans`. At most `max_tokens` tokens: the
-    /// rest of a longer line is folded into a final wildcard.
+    /// Splits `message` on whitespace and writes the masked tokens to `out`,
+    /// separated by one space (so `out` is the masked line, a key for exact
+    /// repeats), their byte ranges in `out` to `spans`. At most `max_tokens`
+    /// tokens: the rest of a longer line is folded into a final wildcard.
     pub(crate) fn tokenize(
         &self,
         message: &str,
@@ -102,6 +122,9 @@ impl Masker {
             if i >= n {
                 break;
             }
+            if !spans.is_empty() {
+                out.push(' ');
+            }
             let start_out = out.len();
             if spans.len() + 1 == max_tokens {
                 out.push_str(WILDCARD);
@@ -109,10 +132,14 @@ impl Masker {
                 return;
             }
             let mut end = i;
+            let mut eq = false;
+            let mut special = false;
             while end < n && !b[end].is_ascii_whitespace() {
+                eq |= b[end] == b'=';
+                special |= SPECIAL[b[end] as usize];
                 end += 1;
             }
-            if self.quoted {
+            if self.quoted && (eq || matches!(b[i], b'"' | b'\'')) {
                 if let Some(qend) = quoted_span(b, i, end) {
                     // `key="a b c"` or `"a b c"`: one token, whatever the spaces.
                     let q = qend; // index of the closing quote
@@ -133,19 +160,36 @@ impl Masker {
                     continue;
                 }
             }
-            self.mask_token(&message[i..end], out);
+            if special {
+                self.mask_token(&message[i..end], out);
+            } else {
+                self.mask_word(&message[i..end], out);
+            }
             i = end;
             // A list of variables of one shape (`blk_<*> blk_<*> ...`) is one
             // variable: its length varies from line to line.
             if let Some(&(ps, pe)) = spans.last() {
                 let prev = &out[ps as usize..pe as usize];
-                if prev.contains(WILDCARD) && *prev == out[start_out..] {
-                    out.truncate(start_out);
+                if *prev == out[start_out..] && prev.contains(WILDCARD) {
+                    // Drop the token and its separator.
+                    out.truncate(start_out - 1);
                     continue;
                 }
             }
             spans.push((start_out as u32, out.len() as u32));
         }
+    }
+
+    /// [`Masker::mask_token`] of a token without any byte of [`SPECIAL`]:
+    /// only its length and the month and day names can make it a variable.
+    fn mask_word(&self, tok: &str, out: &mut String) {
+        let b = tok.as_bytes();
+        let variable = tok.len() > self.max_token_bytes
+            || (self.time
+                && b.len() == 3
+                && b[0].is_ascii_uppercase()
+                && MONTHS_AND_DAYS.contains(&tok));
+        out.push_str(if variable { WILDCARD } else { tok });
     }
 
     /// Masks one whitespace-free token into `out`.
@@ -223,13 +267,7 @@ impl Masker {
         self.scan(c, out);
         // Only wildcards and punctuation left (`<*>-<*>-<*>`, `<*>:<*>`): one
         // variable, whatever its inner shape.
-        let masked = &out[start..];
-        if masked.len() > WILDCARD.len()
-            && masked.contains(WILDCARD)
-            && !masked
-                .split(WILDCARD)
-                .any(|p| p.bytes().any(|x| x.is_ascii_alphabetic() || x >= 0x80))
-        {
+        if only_wildcards_and_punctuation(&out.as_bytes()[start..]) {
             out.truncate(start);
             out.push_str(WILDCARD);
         }
@@ -317,6 +355,27 @@ impl Masker {
             }
         }
     }
+}
+
+/// Whether `m` holds more than one wildcard, or one with punctuation, and
+/// no letter outside its wildcards.
+fn only_wildcards_and_punctuation(m: &[u8]) -> bool {
+    let w = WILDCARD.as_bytes();
+    if m.len() <= w.len() {
+        return false;
+    }
+    let (mut i, mut wild) = (0, false);
+    while i < m.len() {
+        if m[i..].starts_with(w) {
+            wild = true;
+            i += w.len();
+        } else if m[i].is_ascii_alphabetic() || m[i] >= 0x80 {
+            return false;
+        } else {
+            i += 1;
+        }
+    }
+    wild
 }
 
 /// If the token at `b[start..end]` opens a quote (at its start or after

@@ -40,6 +40,29 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// Most bytes of masked lines held by the exact-repeat cache; it is cleared
+/// when full.
+const CACHE_MAX_BYTES: usize = 8 << 20;
+/// Masked lines longer than this are not cached.
+const CACHE_MAX_KEY: usize = 1024;
+
+/// The templates of one (token count, first token) bucket.
+#[derive(Default)]
+struct Bucket {
+    slots: Vec<u32>,
+    /// Changes whenever a template of the bucket is created, generalized or
+    /// evicted: a cached routing decision is valid only for the version it
+    /// was made at.
+    version: u64,
+}
+
+/// Where a masked line went, and the bucket version it went there at.
+#[derive(Clone, Copy)]
+struct Cached {
+    slot: u32,
+    version: u64,
+}
+
 /// Version of [`MinerSnapshot`]'s layout.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
@@ -133,7 +156,14 @@ pub struct TemplateMiner {
     masker: Masker,
     slots: Vec<Option<Cluster>>,
     free: Vec<u32>,
-    buckets: KeyMap<Vec<u32>>,
+    buckets: KeyMap<Bucket>,
+    /// Source of bucket versions (never repeats).
+    versions: u64,
+    /// Exact repeats of a masked line: scoring it again against an
+    /// unchanged bucket would pick the same template, so it is skipped.
+    /// Not part of the state (snapshots): it changes no decision.
+    cache: HashMap<Box<str>, Cached>,
+    cache_bytes: usize,
     /// last_used tick -> slot; the first entry is the eviction victim.
     lru: BTreeMap<u64, u32>,
     tick: u64,
@@ -196,6 +226,9 @@ impl TemplateMiner {
             slots: Vec::new(),
             free: Vec::new(),
             buckets: KeyMap::default(),
+            versions: 0,
+            cache: HashMap::new(),
+            cache_bytes: 0,
             lru: BTreeMap::new(),
             tick: 0,
             live: 0,
@@ -253,9 +286,15 @@ impl TemplateMiner {
         let n = spans.len();
         let key = bucket_key(n, if n > 0 { tok(0) } else { "" });
 
+        if let Some(hit) = self.cached(key, &buf) {
+            self.buf = buf;
+            self.spans = spans;
+            return hit;
+        }
+
         let mut best: Option<(u32, f64, usize, u64)> = None;
-        if let Some(slots) = self.buckets.get(&key) {
-            for &slot in slots {
+        if let Some(bucket) = self.buckets.get(&key) {
+            for &slot in &bucket.slots {
                 let Some(c) = self.slots[slot as usize].as_ref() else {
                     continue;
                 };
@@ -274,10 +313,23 @@ impl TemplateMiner {
             }
         }
 
-        let result = match best {
-            Some((slot, ..)) => self.update(slot, n, &tok),
-            None => self.insert(key, n, &tok),
+        let (result, slot, stable) = match best {
+            Some((slot, ..)) => {
+                let (r, changed) = self.update(slot, n, &tok);
+                (r, slot, !changed)
+            }
+            None => {
+                let (r, slot) = self.insert(key, n, &tok);
+                (r, slot, true)
+            }
         };
+        // A line that joined a template without changing it, or founded one,
+        // would go to the same template again while its bucket is unchanged.
+        // (A line that generalized its template is not cached: with more
+        // wildcards the template may now lose a tie to another.)
+        if stable {
+            self.remember(key, &buf, slot);
+        }
         self.buf = buf;
         self.spans = spans;
         result
@@ -316,6 +368,49 @@ impl TemplateMiner {
         (s >= self.cfg.similarity_threshold).then_some(s)
     }
 
+    /// The template of an exact repeat of a masked line, if its bucket has
+    /// not changed since.
+    fn cached(&mut self, key: u64, line: &str) -> Option<(u64, Arc<str>)> {
+        let hit = *self.cache.get(line)?;
+        let version = self.buckets.get(&key)?.version;
+        if hit.version != version {
+            return None;
+        }
+        self.touch(hit.slot);
+        let c = self.slots[hit.slot as usize].as_mut()?;
+        c.count += 1;
+        Some((c.id, c.template.clone()))
+    }
+
+    fn remember(&mut self, key: u64, line: &str, slot: u32) {
+        if line.len() > CACHE_MAX_KEY {
+            return;
+        }
+        let Some(version) = self.buckets.get(&key).map(|b| b.version) else {
+            return;
+        };
+        if self.cache_bytes + line.len() > CACHE_MAX_BYTES {
+            self.cache.clear();
+            self.cache_bytes = 0;
+        }
+        let entry = Cached { slot, version };
+        match self.cache.get_mut(line) {
+            Some(e) => *e = entry,
+            None => {
+                self.cache_bytes += line.len() + 32;
+                self.cache.insert(Box::from(line), entry);
+            }
+        }
+    }
+
+    /// Invalidates the cached routing decisions of bucket `key`.
+    fn bump(&mut self, key: u64) {
+        self.versions += 1;
+        if let Some(b) = self.buckets.get_mut(&key) {
+            b.version = self.versions;
+        }
+    }
+
     fn touch(&mut self, slot: u32) {
         let tick = self.tick;
         if let Some(c) = self.slots[slot as usize].as_mut() {
@@ -328,12 +423,13 @@ impl TemplateMiner {
         }
     }
 
+    /// Adds a line to a template; also says whether the template changed.
     fn update<'a>(
         &mut self,
         slot: u32,
         n: usize,
         tok: &impl Fn(usize) -> &'a str,
-    ) -> (u64, Arc<str>) {
+    ) -> ((u64, Arc<str>), bool) {
         self.touch(slot);
         let Some(c) = self.slots[slot as usize].as_mut() else {
             unreachable!("best slot is live");
@@ -349,18 +445,25 @@ impl TemplateMiner {
                 }
             }
         }
-        if changed {
+        let result = if changed {
             c.template = Cluster::render(&c.tokens);
-        }
-        (c.id, c.template.clone())
+            let r = (c.id, c.template.clone());
+            let bucket = c.bucket;
+            self.bump(bucket);
+            r
+        } else {
+            (c.id, c.template.clone())
+        };
+        (result, changed)
     }
 
+    /// Founds a template; also returns its slot.
     fn insert<'a>(
         &mut self,
         key: u64,
         n: usize,
         tok: &impl Fn(usize) -> &'a str,
-    ) -> (u64, Arc<str>) {
+    ) -> ((u64, Arc<str>), u32) {
         let tokens: Vec<Option<Box<str>>> = (0..n).map(|i| Some(Box::from(tok(i)))).collect();
         let template = Cluster::render(&tokens);
         let id = stable_hash(template.as_bytes());
@@ -373,12 +476,12 @@ impl TemplateMiner {
             bucket: key,
             wildcards: 0,
         };
-        self.place(cluster);
+        let slot = self.place(cluster);
         self.enforce_cap();
-        (id, template)
+        ((id, template), slot)
     }
 
-    fn place(&mut self, c: Cluster) {
+    fn place(&mut self, c: Cluster) -> u32 {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -386,10 +489,12 @@ impl TemplateMiner {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.buckets.entry(c.bucket).or_default().push(slot);
+        self.buckets.entry(c.bucket).or_default().slots.push(slot);
+        self.bump(c.bucket);
         self.lru.insert(c.last_used, slot);
         self.slots[slot as usize] = Some(c);
         self.live += 1;
+        slot
     }
 
     fn enforce_cap(&mut self) {
@@ -400,11 +505,12 @@ impl TemplateMiner {
             let Some(c) = self.slots[slot as usize].take() else {
                 continue;
             };
-            if let Some(v) = self.buckets.get_mut(&c.bucket) {
-                if let Some(p) = v.iter().position(|&s| s == slot) {
-                    v.swap_remove(p);
+            self.bump(c.bucket);
+            if let Some(b) = self.buckets.get_mut(&c.bucket) {
+                if let Some(p) = b.slots.iter().position(|&s| s == slot) {
+                    b.slots.swap_remove(p);
                 }
-                if v.is_empty() {
+                if b.slots.is_empty() {
                     self.buckets.remove(&c.bucket);
                 }
             }
