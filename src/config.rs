@@ -84,6 +84,8 @@ pub struct DetectConfig {
     pub idle_partition_secs: f64,
     /// The detector's model settings.
     pub model: logwarden_detect::DetectorConfig,
+    /// Per-record scoring of metric-like series (`backtest --field`).
+    pub metric: logwarden_detect::numeric::NumericConfig,
 }
 
 impl Default for DetectConfig {
@@ -93,6 +95,7 @@ impl Default for DetectConfig {
             alerts_topic: DEFAULT_ALERTS_TOPIC.into(),
             idle_partition_secs: DEFAULT_IDLE_PARTITION_SECS,
             model: Default::default(),
+            metric: Default::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
 //! to an alert topic.
 
+mod backtest_archive;
+mod backtest_cmd;
 mod config;
 mod demo;
 mod detect_cmd;
@@ -64,6 +66,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Mine log templates from a file and print them (or one id per line).
     Templates(TemplatesArgs),
+    /// Replay a log file, a Parquet archive or a metric series through the
+    /// detector offline: the alerts it would have raised, and scores as CSV.
+    Backtest(backtest_cmd::BacktestArgs),
 }
 
 #[derive(Args)]
@@ -289,5 +294,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Demo(args) => demo::run(cfg, &args),
         Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
+        Command::Backtest(args) => backtest_cmd::run(&cfg, &args)
+            .map(|_| ())
+            .context("backtest failed"),
     }
 }

@@ -14,7 +14,9 @@ use tracing::debug;
 use crate::alert::{Alert, Direction, Signal};
 use crate::baseline::{CountBaseline, RatioBaseline};
 use crate::config::{DetectConfigError, DetectorConfig};
-use crate::incident::{retire, step, BaselineAction, Incident, Judgement, Model, WindowCtx};
+use crate::incident::{
+    retire, score, step, BaselineAction, Incident, Judgement, Model, WindowCtx,
+};
 
 /// The series name used for records without a service.
 pub const UNKNOWN_SERVICE: &str = "unknown";
@@ -75,6 +77,27 @@ struct Series {
     ratio_incident: Option<Incident>,
 }
 
+/// The verdict on one closed window of one signal, for backtests and plots
+/// (see [`Detector::record_windows`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowScore {
+    pub service: String,
+    pub signal: Signal,
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    pub observed: f64,
+    /// `None` while the series warms up.
+    pub expected: Option<f64>,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+    /// Tail probability (1 while warming up).
+    pub probability: f64,
+    /// Score in [0, 1], as in the alerts.
+    pub score: f64,
+    /// Past the threshold and the absolute floors.
+    pub anomalous: bool,
+}
+
 /// Counters of the detector, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DetectorStats {
@@ -108,6 +131,8 @@ pub struct Detector {
     closed_until_us: i64,
     tick: u64,
     stats: DetectorStats,
+    /// Judged windows, when recording is on.
+    window_log: Option<Vec<WindowScore>>,
 }
 
 impl Detector {
@@ -124,7 +149,22 @@ impl Detector {
             closed_until_us: i64::MIN,
             tick: 0,
             stats: DetectorStats::default(),
+            window_log: None,
         })
+    }
+
+    /// Turns recording of every judged window on or off (off by default:
+    /// a live detector has no use for it).
+    pub fn record_windows(&mut self, on: bool) {
+        self.window_log = on.then(Vec::new);
+    }
+
+    /// The windows judged since the last call (empty when not recording).
+    pub fn take_window_scores(&mut self) -> Vec<WindowScore> {
+        self.window_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -263,6 +303,7 @@ impl Detector {
                 self.window_us,
                 &self.cfg,
                 &mut self.stats,
+                self.window_log.as_mut(),
                 out,
             ) {
                 forget.push(service.clone());
@@ -303,6 +344,7 @@ impl Series {
         window_us: i64,
         cfg: &DetectorConfig,
         stats: &mut DetectorStats,
+        mut log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) -> bool {
         while self.next_close_us < boundary {
@@ -336,8 +378,8 @@ impl Series {
                 events: counts.events,
                 errors: counts.errors,
             };
-            self.judge_count(service, win, cfg, out);
-            self.judge_ratio(service, win, cfg, out);
+            self.judge_count(service, win, cfg, log.as_deref_mut(), out);
+            self.judge_ratio(service, win, cfg, log.as_deref_mut(), out);
             stats.windows_closed += 1;
             self.next_close_us = ws + window_us;
         }
@@ -349,6 +391,7 @@ impl Series {
         service: &str,
         win: WindowCtx,
         cfg: &DetectorConfig,
+        log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) {
         let x = win.events as f64;
@@ -356,6 +399,7 @@ impl Series {
         let dist = match forecast.dist() {
             Some(d) if self.count.windows() >= cfg.warmup_windows => d,
             _ => {
+                log_window(log, service, Signal::EventCount, win, x, None, cfg);
                 self.count.update(win.start_us, x, cfg.baseline_alpha, true);
                 return;
             }
@@ -377,6 +421,7 @@ impl Series {
             expected: forecast.mean,
             model: Model::Count(dist),
         };
+        log_window(log, service, Signal::EventCount, win, x, Some(&j), cfg);
         match step(
             &mut self.count_incident,
             service,
@@ -397,6 +442,7 @@ impl Series {
         service: &str,
         win: WindowCtx,
         cfg: &DetectorConfig,
+        log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) {
         if win.events == 0 {
@@ -409,6 +455,8 @@ impl Series {
             cfg.error_prior_events,
         );
         if self.ratio.windows() < cfg.warmup_windows {
+            let x = win.errors as f64 / win.events as f64;
+            log_window(log, service, Signal::ErrorRatio, win, x, None, cfg);
             self.ratio
                 .update(win.events, win.errors, alpha, prior_ratio, prior_events);
             return;
@@ -430,6 +478,7 @@ impl Series {
                 n: win.events,
             },
         };
+        log_window(log, service, Signal::ErrorRatio, win, j.observed, Some(&j), cfg);
         match step(
             &mut self.ratio_incident,
             service,
@@ -466,6 +515,33 @@ impl Series {
             out,
         );
     }
+}
+
+/// Records one judged window when recording is on.
+fn log_window(
+    log: Option<&mut Vec<WindowScore>>,
+    service: &str,
+    signal: Signal,
+    win: WindowCtx,
+    observed: f64,
+    j: Option<&Judgement>,
+    cfg: &DetectorConfig,
+) {
+    let Some(log) = log else { return };
+    let range = j.map(|j| j.model.range());
+    log.push(WindowScore {
+        service: service.to_string(),
+        signal,
+        window_start_us: win.start_us,
+        window_end_us: win.end_us,
+        observed,
+        expected: j.map(|j| j.expected),
+        expected_low: range.map(|r| r.0),
+        expected_high: range.map(|r| r.1),
+        probability: j.map_or(1.0, |j| j.probability),
+        score: j.map_or(0.0, |j| score(j.probability, cfg.p_threshold)),
+        anomalous: j.is_some_and(|j| j.anomalous),
+    });
 }
 
 #[cfg(test)]

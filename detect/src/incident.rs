@@ -38,7 +38,7 @@ pub(crate) enum Model {
 }
 
 impl Model {
-    fn range(&self) -> (f64, f64) {
+    pub(crate) fn range(&self) -> (f64, f64) {
         match self {
             Model::Count(d) => (
                 d.quantile(RANGE_LOW_Q) as f64,
