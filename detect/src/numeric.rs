@@ -25,7 +25,7 @@ use crate::incident::score;
 /// Default number of past values the robust centre and spread come from.
 pub const DEFAULT_HISTORY: usize = 600;
 /// Default number of recent records averaged in the likelihood stage.
-pub const DEFAULT_SHORT: usize = 5;
+pub const DEFAULT_SHORT: usize = 1;
 /// Default span of raw surprises the likelihood stage compares against.
 pub const DEFAULT_LONG: usize = 500;
 /// Default records scored 0 while the history fills.
@@ -33,7 +33,7 @@ pub const DEFAULT_WARMUP: usize = 50;
 /// Default p-value counted as an incident (score 0.5 there).
 pub const DEFAULT_P_THRESHOLD: f64 = 1e-5;
 /// Default records kept quiet after an incident was reported.
-pub const DEFAULT_QUIET_ROWS: usize = 200;
+pub const DEFAULT_QUIET_ROWS: usize = 100;
 /// Default p-value a record needs to count as normal again in an incident.
 pub const DEFAULT_RESOLVE_P_THRESHOLD: f64 = 1e-2;
 /// Default consecutive normal records that end an incident.
