@@ -300,6 +300,8 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     };
     let mut plots: BTreeMap<String, Vec<WindowScore>> = BTreeMap::new();
     let mut first_alert_series: Option<String> = None;
+    // (series key, window start) of every firing alert, for the plot.
+    let mut fired: std::collections::BTreeSet<(String, i64)> = Default::default();
     let mut report = BacktestReport::default();
     let mut rec = LogRecord::default();
     let mut progress = Progress::new();
@@ -314,6 +316,9 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
             if a.status == AlertStatus::Firing {
                 report.firing += 1;
                 first_alert_series.get_or_insert_with(|| a.key());
+                if args.plot.is_some() {
+                    fired.insert((a.key(), a.window_start_us));
+                }
             }
             if args.json {
                 serde_json::to_writer(&mut stdout, &a)?;
@@ -385,7 +390,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
                 x: w.window_start_us,
                 value: w.observed,
                 band: w.expected_low.zip(w.expected_high),
-                alert: w.anomalous,
+                alert: fired.contains(&(key.clone(), w.window_start_us)),
             })
             .collect();
         std::fs::write(path, svg(&key, &points, true))
