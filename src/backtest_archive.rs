@@ -131,7 +131,8 @@ fn read_file(path: &Path, rows: &mut Vec<Row>) -> anyhow::Result<()> {
                 None => Ok(None),
             }
         };
-        let (levels, services, templates) = (text("level")?, text("service")?, text("template_id")?);
+        let (levels, services, templates) =
+            (text("level")?, text("service")?, text("template_id")?);
         let get = |a: &Option<arrow::array::StringArray>, i: usize| -> Option<String> {
             a.as_ref()
                 .filter(|a| a.is_valid(i))

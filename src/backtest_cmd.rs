@@ -176,11 +176,14 @@ fn run_metric(cfg: &Config, args: &BacktestArgs, field: &str) -> anyhow::Result<
                 other => other.to_string(),
             })
             .unwrap_or_default();
-        let value = obj.as_ref().and_then(|o| o.get(field)).and_then(|v| match v {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        });
+        let value = obj
+            .as_ref()
+            .and_then(|o| o.get(field))
+            .and_then(|v| match v {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            });
         let t_us = parse_timestamp_us(&ts_text);
         let verdict = value.map(|v| scorer.score_at(t_us, v));
         let (score, alert) = verdict.map_or((0.0, false), |v| (v.score, v.alert));
@@ -210,7 +213,10 @@ fn run_metric(cfg: &Config, args: &BacktestArgs, field: &str) -> anyhow::Result<
                 writeln!(stdout, "{j}")?;
             } else {
                 let range = band.map_or(String::new(), |b| {
-                    format!(", expected {:.4} (range {:.4} to {:.4})", b.expected, b.low, b.high)
+                    format!(
+                        ", expected {:.4} (range {:.4} to {:.4})",
+                        b.expected, b.low, b.high
+                    )
                 });
                 writeln!(
                     stdout,

@@ -87,10 +87,17 @@ fn metric_backtest_writes_one_row_per_record_without_look_ahead() {
     assert_eq!(rows[102][1..], ["", "0", "0"]);
     assert_eq!(rows[5][0], "2024-01-01 00:25:00");
     let alerts: Vec<usize> = (0..rows.len()).filter(|i| rows[*i][3] == "1").collect();
-    assert_eq!(alerts.len(), 1, "one alert for the one level shift: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one alert for the one level shift: {alerts:?}"
+    );
     assert!((2000..2005).contains(&alerts[0]), "{alerts:?}");
     let svg = std::fs::read_to_string(&plot).expect("plot");
-    assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
 }
 
 /// Generated logs with an error burst of `payments`, as a file.
@@ -152,7 +159,9 @@ fn log_backtest_finds_the_burst_and_the_archive_replays_the_same() {
         .collect();
     assert!(!burst.is_empty() && burst.len() <= 7, "{burst:?}");
     for service in ["checkout", "search", "frontend"] {
-        assert!(rows.iter().any(|r| r[2] == service && r[3] == "event_count"));
+        assert!(rows
+            .iter()
+            .any(|r| r[2] == service && r[3] == "event_count"));
     }
 
     // The same lines archived as Parquet replay to the same alerts.

@@ -25,7 +25,10 @@ fn rss_bytes() -> Option<u64> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let records: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let records: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let series: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
 
     // 1. Throughput.
@@ -40,7 +43,11 @@ fn main() {
             Event {
                 event_time_us: t0 + i as i64 * 1_000,
                 service: Some(names[(x % 50) as usize].as_str()),
-                level: if x % 100 == 0 { Level::Error } else { Level::Info },
+                level: if x.is_multiple_of(100) {
+                    Level::Error
+                } else {
+                    Level::Info
+                },
                 template_id: Some(x % 20),
             }
         })

@@ -14,9 +14,7 @@ use tracing::debug;
 use crate::alert::{Alert, Direction, Signal};
 use crate::baseline::{CountBaseline, RatioBaseline};
 use crate::config::{DetectConfigError, DetectorConfig};
-use crate::incident::{
-    retire, score, step, BaselineAction, Incident, Judgement, Model, WindowCtx,
-};
+use crate::incident::{retire, score, step, BaselineAction, Incident, Judgement, Model, WindowCtx};
 
 /// The series name used for records without a service.
 pub const UNKNOWN_SERVICE: &str = "unknown";
@@ -300,7 +298,6 @@ impl Detector {
             if s.close_until(
                 service,
                 boundary,
-                self.window_us,
                 &self.cfg,
                 &mut self.stats,
                 self.window_log.as_mut(),
@@ -341,12 +338,12 @@ impl Series {
         &mut self,
         service: &str,
         boundary: i64,
-        window_us: i64,
         cfg: &DetectorConfig,
         stats: &mut DetectorStats,
         mut log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) -> bool {
+        let window_us = cfg.window_us();
         while self.next_close_us < boundary {
             let ws = self.next_close_us;
             let counts = self.open.remove(&ws).unwrap_or_default();
@@ -478,7 +475,15 @@ impl Series {
                 n: win.events,
             },
         };
-        log_window(log, service, Signal::ErrorRatio, win, j.observed, Some(&j), cfg);
+        log_window(
+            log,
+            service,
+            Signal::ErrorRatio,
+            win,
+            j.observed,
+            Some(&j),
+            cfg,
+        );
         match step(
             &mut self.ratio_incident,
             service,

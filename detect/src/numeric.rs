@@ -9,6 +9,7 @@
 //!      the value against the median of the values at the same time of day
 //!      on up to seven previous days, the residual judged by the median and
 //!      MAD of recent residuals.
+//!
 //!    The seasonal model is used only when the data has a daily cycle, that
 //!    is when its residual spread is below [`NumericConfig::seasonal_gain`]
 //!    times the plain spread.
@@ -155,7 +156,11 @@ pub fn parse_timestamp_us(s: &str) -> Option<i64> {
     }
     let mut micros = 0i64;
     if b.len() > 20 && b[19] == b'.' {
-        let frac: String = s[20..].chars().take_while(char::is_ascii_digit).take(6).collect();
+        let frac: String = s[20..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .take(6)
+            .collect();
         if !frac.is_empty() {
             micros = frac.parse::<i64>().ok()? * 10i64.pow(6 - frac.len() as u32);
         }
@@ -357,7 +362,11 @@ impl NumericScorer {
             self.scratch.clear();
             self.scratch.extend(self.seasonal_resid.iter().copied());
             let (med, spread) = robust(&mut self.scratch);
-            Some((((resid - med).abs() / spread).min(MAX_RAW), spread, pred + med))
+            Some((
+                ((resid - med).abs() / spread).min(MAX_RAW),
+                spread,
+                pred + med,
+            ))
         } else {
             None
         };

@@ -99,10 +99,7 @@ pub fn svg(title: &str, points: &[PlotPoint], x_is_time: bool) -> String {
             x.to_string()
         }
     };
-    for (x, anchor) in [
-        (finite[0].x, "start"),
-        (finite[finite.len() - 1].x, "end"),
-    ] {
+    for (x, anchor) in [(finite[0].x, "start"), (finite[finite.len() - 1].x, "end")] {
         let _ = writeln!(
             out,
             r##"<text x="{:.1}" y="{:.1}" text-anchor="{anchor}" fill="#555">{}</text>"##,
