@@ -14,10 +14,13 @@ DATA="${1:-/work/shared/eval/nab-dev}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-cargo build --release --quiet --bin logwarden -p logwarden
-cargo build --release --quiet -p logwarden-detect --example nab
-BIN=target/release/logwarden
-NAB=target/release/examples/nab
+# LOGWARDEN_BIN / NAB_BIN: use already built binaries instead.
+if [ -z "${LOGWARDEN_BIN:-}" ] || [ -z "${NAB_BIN:-}" ]; then
+  cargo build --release --quiet --bin logwarden -p logwarden
+  cargo build --release --quiet -p logwarden-detect --example nab
+fi
+BIN="${LOGWARDEN_BIN:-target/release/logwarden}"
+NAB="${NAB_BIN:-target/release/examples/nab}"
 
 start=$(date +%s.%N)
 rows=0
