@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::kafka::KafkaConfig;
 use logwarden_ingest::parse::ParserConfig;
 use logwarden_ingest::segment::SegmentConfig;
 use logwarden_ingest::writer::WriterConfig;
 use logwarden_storage::ArchiveLayout;
+
+use crate::telemetry::TelemetryConfig;
 
 /// Default consumer group of `logwarden ingest`.
 pub const DEFAULT_INGEST_GROUP: &str = "logwarden-ingest";
@@ -28,7 +30,7 @@ pub const DEFAULT_IDLE_PARTITION_SECS: f64 = 3.0;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka connection and topics, shared by ingest and detect.
@@ -41,10 +43,12 @@ pub struct Config {
     pub archive: ArchiveLayout,
     /// The detect process.
     pub detect: DetectConfig,
+    /// The HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
+    pub telemetry: TelemetryConfig,
 }
 
 /// The `[ingest]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Consumer group of the ingest instances.
@@ -72,7 +76,7 @@ impl Default for IngestConfig {
 }
 
 /// The `[detect]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Consumer group of the detect instances.
@@ -134,6 +138,11 @@ impl Config {
                 ),
                 None => "in the --set overrides".to_string(),
             })?;
+        let mut cfg = cfg;
+        cfg.kafka
+            .resolve_secrets()
+            .map_err(anyhow::Error::msg)
+            .context("resolving secret references")?;
         Ok(cfg)
     }
 
@@ -156,6 +165,7 @@ impl Config {
         self.ingest.segment.validate().map_err(anyhow::Error::msg)?;
         self.ingest.writer.validate().map_err(anyhow::Error::msg)?;
         self.archive.validate().map_err(anyhow::Error::msg)?;
+        self.telemetry.validate()?;
         Ok(())
     }
 
@@ -172,7 +182,29 @@ impl Config {
         {
             bail!("detect.idle_partition_secs must be a non-negative number of seconds");
         }
+        self.telemetry.validate()?;
         Ok(())
+    }
+
+    /// Every check ingest (from Kafka) and detect make at start, including
+    /// compiling the parse patterns and the detector settings.
+    pub fn check_all(&self) -> anyhow::Result<()> {
+        self.validate_ingest(true)?;
+        self.validate_detect()?;
+        logwarden_ingest::parse::Parser::new(self.parse.clone())
+            .context("invalid [parse] configuration")?;
+        logwarden_detect::Detector::new(self.detect.model.clone())
+            .context("invalid [detect.model] configuration")?;
+        Ok(())
+    }
+
+    /// The configuration as TOML, every default filled in, with the values
+    /// of secret-looking keys (passwords, secrets, tokens, private keys,
+    /// credentials) and passwords inside URLs replaced by [`REDACTED`].
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut v = toml::Value::try_from(self).context("serializing the configuration")?;
+        redact(&mut v, false);
+        toml::to_string(&v).context("serializing the configuration")
     }
 
     /// The archive directory from `ingest.output` (`file://` accepted).
@@ -186,6 +218,45 @@ impl Config {
         }
         Ok(PathBuf::from(out))
     }
+}
+
+/// What `config check` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// True for a key whose value must not be shown (one list for the whole
+/// program: the Kafka properties' and the object store's secrets).
+pub use logwarden_ingest::kafka::is_secret_key;
+
+fn redact(v: &mut toml::Value, secret: bool) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                redact(v, secret || is_secret_key(k));
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(|v| redact(v, secret)),
+        toml::Value::String(s) if secret => *s = REDACTED.into(),
+        toml::Value::String(s) => {
+            if let Some(clean) = redact_url_password(s) {
+                *s = clean;
+            }
+        }
+        // Numbers and flags are settings, never secrets (`max_token_bytes`).
+        _ => {}
+    }
+}
+
+/// `scheme://user:password@host...` with the password redacted.
+fn redact_url_password(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let at = rest[..authority_end].rfind('@')?;
+    let colon = rest[..at].find(':')?;
+    Some(format!(
+        "{scheme}://{}:{REDACTED}{}",
+        &rest[..colon],
+        &rest[at..]
+    ))
 }
 
 /// Applies one `dotted.key=value` override to a TOML table.
@@ -264,6 +335,112 @@ mod tests {
         let err = Config::load(None, &["ingest.nope=1".to_string()]).expect_err("unknown key");
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
         assert!(Config::load(None, &["novalue".to_string()]).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_the_rest_kept() {
+        let mut c = Config::from_toml(
+            "[kafka]\ntopics = [\"logs\"]\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"ssl.key.password\" = \"k3y\"\n\"sasl.username\" = \"svc\"\n",
+        )
+        .expect("parses");
+        c.ingest.output = "s3://AKIA:s3cr3t@bucket/prefix".into();
+        let out = c.redacted_toml().expect("serializes");
+        for secret in ["hunter2", "k3y", "s3cr3t"] {
+            assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        }
+        assert!(out.contains("\"sasl.username\" = \"svc\""), "{out}");
+        assert!(out.contains("s3://AKIA:<redacted>@bucket/prefix"), "{out}");
+        // The printed configuration is itself a valid configuration.
+        let back = Config::from_toml(&out).expect("round trip");
+        assert_eq!(back.kafka.topics, vec!["logs".to_string()]);
+        assert_eq!(back.ingest.segment, c.ingest.segment);
+    }
+
+    /// Every leaf key of the configuration with its default, rendered as
+    /// TOML. `[[parse.patterns]]` is an empty list by default: its keys are
+    /// added by name (a new field of `PatternConfig` fails
+    /// `pattern_keys_are_listed`).
+    fn keys_with_defaults() -> Vec<(String, String)> {
+        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+            match v {
+                toml::Value::Table(t) if !t.is_empty() && prefix != "kafka.properties" => {
+                    for (k, v) in t {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, v, out);
+                    }
+                }
+                toml::Value::Array(a) if a.first().is_some_and(toml::Value::is_table) => {
+                    for v in a {
+                        walk(prefix, v, out);
+                    }
+                }
+                _ => out.push((prefix.to_string(), v.to_string())),
+            }
+        }
+        let c = Config::default();
+        let v = toml::Value::try_from(&c).expect("serializes");
+        let mut out = Vec::new();
+        walk("", &v, &mut out);
+        out.retain(|(k, _)| !k.starts_with("parse.patterns"));
+        // Patterns are a list with no defaults: listed by key only.
+        for k in ["name", "regex", "timestamp_format"] {
+            out.push((format!("parse.patterns.{k}"), String::new()));
+        }
+        out
+    }
+
+    #[test]
+    fn pattern_keys_are_listed() {
+        let pattern: logwarden_ingest::parse::PatternConfig =
+            toml::from_str("name = \"n\"\nregex = \"r\"\ntimestamp_format = \"%s\"\n")
+                .expect("a pattern");
+        let v = toml::Value::try_from(&pattern).expect("serializes");
+        let keys: Vec<&String> = v.as_table().expect("a table").keys().collect();
+        assert_eq!(keys, ["name", "regex", "timestamp_format"]);
+    }
+
+    /// docs/configuration.md documents every key the code reads, and only
+    /// those, with the code's default: rows `| `key` | default | ... |`.
+    #[test]
+    fn configuration_doc_matches_the_code() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+        )
+        .expect("docs/configuration.md");
+        let documented: std::collections::BTreeMap<String, String> = doc
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let default = cells.get(2)?.trim_matches('`').to_string();
+                Some((key.to_string(), default))
+            })
+            .collect();
+        let code = keys_with_defaults();
+        let mut problems = Vec::new();
+        for (k, default) in &code {
+            match documented.get(k) {
+                None => problems.push(format!("`{k}` (default {default}) is not documented")),
+                Some(d) if !default.is_empty() && d != default => problems.push(format!(
+                    "`{k}`: the doc says the default is {d}, the code has {default}"
+                )),
+                _ => {}
+            }
+        }
+        for k in documented.keys() {
+            if !code.iter().any(|(c, _)| c == k) {
+                problems.push(format!("`{k}` is documented but the code has no such key"));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "docs/configuration.md:\n{}",
+            problems.join("\n")
+        );
     }
 
     #[test]

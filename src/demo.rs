@@ -60,6 +60,9 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     cfg.kafka.brokers = brokers.clone();
     cfg.kafka.topics = vec![LOGS_TOPIC.into()];
     cfg.kafka.session_timeout_ms = 6_000;
+    // Both stages share this process: no HTTP endpoints to collide with a
+    // running ingest or detect.
+    cfg.telemetry.enabled = false;
     cfg.ingest.output = args.output.to_string_lossy().into_owned();
     // Short segments so files appear while the demo runs.
     cfg.ingest.segment.max_age_secs = 5.0;

@@ -16,10 +16,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
-use logwarden_ingest::kafka::{
-    caught_up, transport_time_us, EofTracker, QuietEofContext, StopWhen,
-};
+use logwarden_ingest::kafka::{caught_up, transport_time_us, EofTracker, MeteredContext, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 
@@ -53,11 +52,25 @@ pub fn run(
     cfg.validate_detect()?;
     let mut kafka = cfg.kafka.clone();
     kafka.group = cfg.detect.group.clone();
+    let metrics = Arc::new(DetectMetrics::default());
+    if cfg.telemetry.enabled {
+        crate::telemetry::serve(
+            &cfg.telemetry.detect_listen,
+            crate::telemetry::detect_registry(metrics.clone()),
+            vec![
+                crate::telemetry::kafka_ready(
+                    metrics.kafka.clone(),
+                    Duration::from_secs_f64(cfg.telemetry.stale_after_secs),
+                ),
+                crate::telemetry::alerts_ready(metrics.clone()),
+            ],
+        )?;
+    }
     let mut cc = kafka.consumer_config();
     // End-of-partition events mark partitions idle for the event-time clock.
     cc.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer<QuietEofContext> = cc
-        .create_with_context(QuietEofContext)
+    let consumer: BaseConsumer<MeteredContext> = cc
+        .create_with_context(MeteredContext(metrics.kafka.clone()))
         .context("creating the consumer")?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -105,28 +118,37 @@ pub fn run(
                 }
             }
             tracing::info!(alert_id = %alert.alert_id, status = alert.status.as_str(), summary = %alert.summary, "alert");
+            metrics.count_alert(&alert);
             report.alerts += 1;
             on_alert(&alert);
         }
         Ok(())
     };
 
-    let commit = |consumer: &BaseConsumer<QuietEofContext>,
+    // Returns whether the offsets were committed; a failed commit is tried
+    // again at the next interval.
+    let commit = |consumer: &BaseConsumer<MeteredContext>,
                   producer: &ThreadedProducer<DeliveryCounter>|
-     -> anyhow::Result<()> {
+     -> anyhow::Result<bool> {
         producer
             .flush(PRODUCER_FLUSH_TIMEOUT)
             .context("delivering alerts")?;
         let failed = producer.context().failed.load(Ordering::Relaxed);
+        metrics
+            .alert_delivery_failures
+            .store(failed, Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} alerts could not be delivered to the alert topic");
         }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+                Ok(true)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "offset commit failed; records since the last commit will be replayed");
-                Ok(())
+                metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+                Ok(false)
             }
         }
     };
@@ -140,6 +162,11 @@ pub fn run(
                 };
                 parser.parse(msg.payload(), &ctx, &mut rec);
                 report.records += 1;
+                metrics.records.fetch_add(1, Ordering::Relaxed);
+                metrics.bytes.fetch_add(
+                    msg.payload().map_or(0, <[u8]>::len) as u64,
+                    Ordering::Relaxed,
+                );
                 let mut alerts = detector.count(&Event::from_record(&rec));
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {
@@ -158,11 +185,25 @@ pub fn run(
                 eof.eof(p);
                 at_end_since.entry(p).or_insert_with(Instant::now);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            Some(Err(e)) => {
+                metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "consumer error")
+            }
             None => poll_idle = true,
         }
         if last_assignment_sync.elapsed() >= ASSIGNMENT_SYNC_INTERVAL {
             last_assignment_sync = Instant::now();
+            metrics.set_stats(&detector.stats());
+            if let Some(miner) = parser.miner() {
+                metrics
+                    .templates
+                    .store(miner.len() as u64, Ordering::Relaxed);
+            }
+            let pc = producer.context();
+            let done = pc.delivered.load(Ordering::Relaxed) + pc.failed.load(Ordering::Relaxed);
+            metrics
+                .alerts_in_flight
+                .store(report.alerts.saturating_sub(done), Ordering::Relaxed);
             if let Ok(tpl) = consumer.assignment() {
                 let assigned: Vec<(String, i32)> = tpl
                     .elements()
@@ -189,9 +230,8 @@ pub fn run(
             }
         }
         if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
-            commit(&consumer, &producer)?;
+            dirty = !commit(&consumer, &producer)?;
             last_commit = Instant::now();
-            dirty = false;
         }
         if stop == StopWhen::CaughtUp
             && std::mem::take(&mut poll_idle)
@@ -210,6 +250,7 @@ pub fn run(
     }
     commit(&consumer, &producer)?;
     let stats = detector.stats();
+    metrics.set_stats(&stats);
     report.windows_closed = stats.windows_closed;
     report.late_records = stats.late_records;
     tracing::info!(

@@ -60,6 +60,23 @@ pub fn run(
         .with_context(|| format!("opening the archive at {}", root.display()))?;
     let parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     let segmenter = Segmenter::new(cfg.ingest.segment.clone());
+    if cfg.telemetry.enabled {
+        let mut checks = vec![crate::telemetry::archive_ready(
+            Some(root.clone()),
+            metrics.clone(),
+        )];
+        if matches!(input, Input::Kafka { .. }) {
+            checks.push(crate::telemetry::kafka_ready(
+                metrics.kafka.clone(),
+                Duration::from_secs_f64(cfg.telemetry.stale_after_secs),
+            ));
+        }
+        crate::telemetry::serve(
+            &cfg.telemetry.ingest_listen,
+            crate::telemetry::ingest_registry(metrics.clone()),
+            checks,
+        )?;
+    }
     let writer = Writer::spawn(
         Box::new(archive),
         &cfg.ingest.writer,

@@ -10,6 +10,7 @@ mod generate;
 mod generate_cmd;
 mod ingest_cmd;
 mod shutdown;
+mod telemetry;
 mod templates_cmd;
 
 use std::path::PathBuf;
@@ -69,6 +70,20 @@ enum Command {
     /// Replay a log file, a Parquet archive or a metric series through the
     /// detector offline: the alerts it would have raised, and scores as CSV.
     Backtest(backtest_cmd::BacktestArgs),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE (with --set, LOGWARDEN_SET and the LOGWARDEN_*
+    /// variables of ingest and detect applied) and print the effective
+    /// configuration as TOML, secrets redacted.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -96,6 +111,10 @@ struct DetectArgs {
     /// windows the data covers.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
     stop_when_caught_up: bool,
+    /// Listen address of /metrics, /healthz and /readyz
+    /// (`telemetry.detect_listen`).
+    #[arg(long, env = "LOGWARDEN_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 impl DetectArgs {
@@ -109,6 +128,9 @@ impl DetectArgs {
         }
         if let Some(w) = self.window_secs {
             cfg.detect.model.window_secs = w;
+        }
+        if let Some(l) = &self.metrics_listen {
+            cfg.telemetry.detect_listen = l.clone();
         }
     }
 }
@@ -175,6 +197,10 @@ struct IngestArgs {
     /// Longest a graceful shutdown spends writing and committing, in seconds.
     #[arg(long, env = "LOGWARDEN_SHUTDOWN_TIMEOUT_SECS")]
     shutdown_timeout_secs: Option<f64>,
+    /// Listen address of /metrics, /healthz and /readyz
+    /// (`telemetry.ingest_listen`).
+    #[arg(long, env = "LOGWARDEN_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 impl IngestArgs {
@@ -198,7 +224,17 @@ impl IngestArgs {
         if let Some(v) = self.shutdown_timeout_secs {
             cfg.ingest.shutdown_timeout_secs = v;
         }
+        if let Some(l) = &self.metrics_listen {
+            cfg.telemetry.ingest_listen = l.clone();
+        }
     }
+}
+
+/// A command's arguments from its environment variables alone.
+fn env_args<A: clap::Args + clap::FromArgMatches>() -> Option<A> {
+    let cmd = A::augment_args(clap::Command::new("env"));
+    let m = cmd.try_get_matches_from(["env"]).ok()?;
+    A::from_arg_matches(&m).ok()
 }
 
 fn init_logging(format: LogFormat) {
@@ -216,10 +252,15 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match format {
+                LogFormat::Text => eprintln!("error: {e:#}"),
+                // One JSON object per line on stderr, the last one included.
+                LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "exiting on error"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -297,5 +338,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => backtest_cmd::run(&cfg, &args)
             .map(|_| ())
             .context("backtest failed"),
+        Command::Config(ConfigCommand::Check { file }) => {
+            let mut cfg = Config::load(Some(&file), &sets)?;
+            // What ingest and detect would run with: their LOGWARDEN_*
+            // variables (clap's env fallbacks) applied as they would be.
+            if let Some(a) = env_args::<IngestArgs>() {
+                a.apply(&mut cfg);
+            }
+            if let Some(a) = env_args::<DetectArgs>() {
+                a.apply(&mut cfg);
+            }
+            cfg.check_all()?;
+            print!("{}", cfg.redacted_toml()?);
+            eprintln!("{}: valid", file.display());
+            Ok(())
+        }
     }
 }

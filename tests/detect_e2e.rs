@@ -19,25 +19,7 @@ fn read_alerts(broker: &Broker, topic: &str) -> Vec<(String, serde_json::Value)>
 }
 
 fn detect(broker: &Broker, group: &str) -> String {
-    let out = run_ok(
-        logwarden()
-            .args([
-                "detect",
-                "--brokers",
-                &broker.bootstrap(),
-                "--topic",
-                "logs",
-                "--group",
-                group,
-            ])
-            .args([
-                "--alerts-topic",
-                "alerts",
-                "--session-timeout-ms",
-                "6000",
-                "--stop-when-caught-up",
-            ]),
-    );
+    let out = run_ok(detect_kafka(broker, "logs", group, "alerts").arg("--stop-when-caught-up"));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -3,32 +3,7 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
-
-const SESSION_MS: &str = "6000";
-
-fn ingest_cmd(
-    broker: &Broker,
-    topic: &str,
-    group: &str,
-    out: &std::path::Path,
-) -> std::process::Command {
-    let mut c = logwarden();
-    c.args([
-        "ingest",
-        "--brokers",
-        &broker.bootstrap(),
-        "--topic",
-        topic,
-        "--group",
-        group,
-    ])
-    .args(["--session-timeout-ms", SESSION_MS, "--output"])
-    .arg(out);
-    c
-}
 
 /// 100,000 generated records over 3 partitions: all archived exactly once,
 /// fields intact, in the right Hive partition, as microsecond timestamps.
@@ -42,7 +17,7 @@ fn archives_every_record_exactly_once() {
     generate(&broker, "logs", 100_000, 1, &truth, &[]);
     assert_eq!(broker.topic_count("logs"), 100_000);
 
-    let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
+    let out = run_ok(ingest_kafka(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("100000 archived"), "{summary}");
 
@@ -54,63 +29,10 @@ fn archives_every_record_exactly_once() {
     );
 
     // Running again with the same group finds nothing new: offsets were committed.
-    let out = run_ok(ingest_cmd(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
+    let out = run_ok(ingest_kafka(&broker, "logs", "g1", &archive).arg("--stop-when-caught-up"));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains(" 0 archived"), "{summary}");
     assert_exactly_once(&archive, &truth, 100_000);
-}
-
-/// kill -9 of ingest while the stream flows, three times, then a restart
-/// that catches up: nothing lost, nothing duplicated.
-#[test]
-fn kill_9_mid_stream_loses_and_duplicates_nothing() {
-    let broker = Broker::start();
-    broker.create_topic("logs", 3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let truth = dir.path().join("truth.jsonl");
-    let archive = dir.path().join("archive");
-    let total = 100_000u64;
-
-    let mut producer = generate_cmd(total, 2, &truth)
-        .args([
-            "--brokers",
-            &broker.bootstrap(),
-            "--topic",
-            "logs",
-            "--rate",
-            "4000",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("generator starts");
-
-    for _ in 0..3 {
-        let files_before = parquet_files(&archive);
-        let mut ingest = ingest_cmd(&broker, "logs", "g-kill", &archive)
-            .args([
-                "--segment-max-rows",
-                "3000",
-                "--segment-max-age-secs",
-                "0.5",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ingest starts");
-        // Let it publish files past what the previous rounds left, then kill it
-        // with no chance to flush or commit.
-        wait_until("new archive files", WAIT, || {
-            parquet_files(&archive) >= files_before + 2
-        });
-        ingest.kill().expect("kill -9");
-        ingest.wait().expect("reaped");
-    }
-    let status = producer.wait().expect("generator ends");
-    assert!(status.success());
-    assert_eq!(broker.topic_count("logs"), total as usize);
-
-    run_ok(ingest_cmd(&broker, "logs", "g-kill", &archive).arg("--stop-when-caught-up"));
-    assert_exactly_once(&archive, &truth, total);
 }
 
 /// Backfill from a file writes the same records; running it twice replaces

@@ -1,7 +1,7 @@
 //! Detector configuration: every knob has a doc comment, a named default and
 //! is checked by [`DetectorConfig::validate`] before a detector is built.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Default tumbling window: one minute.
@@ -59,7 +59,7 @@ pub enum DetectConfigError {
 }
 
 /// Configuration of the [`crate::Detector`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
     /// Length of the tumbling event-time windows, in seconds.

@@ -1,5 +1,12 @@
-//! Metric names and descriptions of the detect stage, in one place. The
-//! binary registers them and sets them from [`crate::DetectorStats`].
+//! Metric names and descriptions of the detect stage, in one place, and the
+//! [`DetectMetrics`] the detect process keeps. The binary exposes them on
+//! `/metrics` (names as scraped, counters ending in `_total`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use logwarden_ingest::metrics::KafkaClientMetrics;
 
 /// (name, description) of every detect metric.
 pub const METRICS: &[(&str, &str)] = &[
@@ -21,7 +28,9 @@ pub const METRICS: &[(&str, &str)] = &[
         "series dropped after forget_after_windows of silence",
     ),
     (SERIES, "series tracked now"),
-    (ALERTS, "alerts emitted, labelled by status and signal"),
+    (ALERTS, "alerts emitted, by status, signal and severity"),
+    (RECORDS, "records consumed and counted"),
+    (BYTES, "payload bytes consumed"),
 ];
 
 pub const WINDOWS_CLOSED: &str = "logwarden_detect_windows_closed_total";
@@ -31,3 +40,84 @@ pub const EVICTED_SERIES: &str = "logwarden_detect_evicted_series_total";
 pub const FORGOTTEN_SERIES: &str = "logwarden_detect_forgotten_series_total";
 pub const SERIES: &str = "logwarden_detect_series";
 pub const ALERTS: &str = "logwarden_detect_alerts_total";
+
+pub const RECORDS: &str = "logwarden_detect_records_total";
+pub const BYTES: &str = "logwarden_detect_consumed_bytes_total";
+
+/// Counters and gauges of one detect process, set by its poll loop: plain
+/// atomics (one relaxed add per record); alert counts sit behind a mutex
+/// since alerts are rare.
+#[derive(Debug, Default)]
+pub struct DetectMetrics {
+    /// Records consumed and counted.
+    pub records: AtomicU64,
+    /// Payload bytes consumed.
+    pub bytes: AtomicU64,
+    /// Last [`crate::DetectorStats`] seen (set once per poll-loop turn).
+    pub windows_closed: AtomicU64,
+    pub late_records: AtomicU64,
+    pub out_of_range_records: AtomicU64,
+    pub evicted_series: AtomicU64,
+    pub forgotten_series: AtomicU64,
+    pub series: AtomicU64,
+    /// Gauge: log templates held by the parser's template miner.
+    pub templates: AtomicU64,
+    /// Alerts handed to the producer, by (status, signal, severity).
+    alerts: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    /// Alerts the producer could not deliver.
+    pub alert_delivery_failures: AtomicU64,
+    /// Gauge: alerts handed to the producer and not yet acknowledged.
+    pub alerts_in_flight: AtomicU64,
+    /// Offset commits that failed.
+    pub commit_failures: AtomicU64,
+    /// Errors returned by the consumer's poll.
+    pub consumer_errors: AtomicU64,
+    /// The Kafka client's view: brokers, assignment, lag.
+    pub kafka: Arc<KafkaClientMetrics>,
+}
+
+impl DetectMetrics {
+    /// Copies the detector's statistics.
+    pub fn set_stats(&self, s: &crate::DetectorStats) {
+        let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        set(&self.windows_closed, s.windows_closed);
+        set(&self.late_records, s.late_records);
+        set(&self.out_of_range_records, s.out_of_range_records);
+        set(&self.evicted_series, s.evicted_series);
+        set(&self.forgotten_series, s.forgotten_series);
+        set(&self.series, s.series as u64);
+    }
+
+    /// Counts one alert handed to the producer.
+    pub fn count_alert(&self, alert: &crate::Alert) {
+        let severity = match alert.severity {
+            crate::Severity::Warning => "warning",
+            crate::Severity::Critical => "critical",
+        };
+        let key = (
+            alert.status.as_str(),
+            alert.series.signal.as_str(),
+            severity,
+        );
+        *self
+            .alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// Alert counts by (status, signal, severity).
+    pub fn alerts(&self) -> Vec<((&'static str, &'static str, &'static str), u64)> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+}

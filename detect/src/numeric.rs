@@ -30,7 +30,7 @@
 
 use std::collections::VecDeque;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::incident::score;
@@ -60,7 +60,7 @@ pub const DEFAULT_SEASON_MEMORY: usize = 4096;
 pub const DEFAULT_SEASONAL_GAIN: f64 = 0.6;
 
 /// Configuration of a [`NumericScorer`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NumericConfig {
     /// Past values used for the robust centre and spread.

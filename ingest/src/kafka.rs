@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, KafkaClientMetrics};
 use crate::parse::{ParseContext, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
@@ -40,13 +40,24 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// librdkafka `queued.min.messages` for consumers.
 const PREFETCH_MESSAGES: u32 = 1_000_000;
 
+/// librdkafka `receive.message.max.bytes` for consumers: the largest fetch
+/// response accepted, so a single message up to about this size (which
+/// librdkafka returns even when it exceeds `fetch.max.bytes`) is consumed,
+/// truncated by the parser, and archived instead of stalling its partition.
+const MAX_RECEIVE_BYTES: u32 = 256 << 20;
+
+/// librdkafka `statistics.interval.ms`: how often the client reports the
+/// broker connections, assignment and lag behind `/metrics` and `/readyz`.
+/// `kafka.properties` can override it.
+pub const STATISTICS_INTERVAL_MS: u32 = 1_000;
+
 /// Default for [`KafkaConfig::session_timeout_ms`].
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`KafkaConfig::revoke_timeout_secs`].
 pub const DEFAULT_REVOKE_TIMEOUT_SECS: f64 = 15.0;
 
 /// Kafka client settings shared by ingest, detect and the alert producer.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
@@ -62,7 +73,10 @@ pub struct KafkaConfig {
     /// How long a revocation may wait for open data to become durable.
     pub revoke_timeout_secs: f64,
     /// Extra librdkafka properties (TLS, SASL, tuning), passed through as is.
-    /// Values of keys containing `password` or `secret` are never logged.
+    /// A value `${env:NAME}` is read from the environment variable NAME and
+    /// `${file:PATH}` from a file (without its trailing newline), so secrets
+    /// need not sit in the configuration file. Values of secret keys (see
+    /// [`is_secret_key`]) are never logged or printed.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -97,7 +111,9 @@ impl KafkaConfig {
             // Prefetch deeper than librdkafka's default (100k messages per
             // partition): the parse thread then rarely finds the queue empty.
             // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
-            .set("queued.min.messages", PREFETCH_MESSAGES.to_string());
+            .set("queued.min.messages", PREFETCH_MESSAGES.to_string())
+            .set("receive.message.max.bytes", MAX_RECEIVE_BYTES.to_string())
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -117,6 +133,16 @@ impl KafkaConfig {
         c
     }
 
+    /// Replaces `${env:NAME}` and `${file:PATH}` property values by what
+    /// they refer to. The error names the property, never its value.
+    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+        for (key, value) in self.properties.iter_mut() {
+            *value = resolve_reference(value)
+                .map_err(|reason| format!("kafka.properties.\"{key}\": {reason}"))?;
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.brokers.trim().is_empty() {
             return Err("kafka.brokers must not be empty".into());
@@ -132,6 +158,45 @@ impl KafkaConfig {
         }
         Ok(())
     }
+}
+
+/// Parts of key names whose values are secrets: librdkafka's
+/// `sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
+/// `ssl.key.pem`, `sasl.oauthbearer.client.secret`,
+/// `sasl.oauthbearer.config`, `sasl.jaas.config`, and object-store
+/// credentials (`secret_access_key`, `session_token`, ...).
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "credential",
+    "private",
+    "key.pem",
+    "oauthbearer.config",
+    "jaas",
+];
+
+/// True for configuration keys whose values are secrets: never logged, and
+/// redacted by `logwarden config check`.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+}
+
+/// Resolves one `${env:NAME}` or `${file:PATH}` reference; other values are
+/// returned as they are.
+fn resolve_reference(value: &str) -> Result<String, String> {
+    let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) else {
+        return Ok(value.to_string());
+    };
+    if let Some(name) = inner.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    if let Some(path) = inner.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+    }
+    Err("expected ${env:NAME} or ${file:PATH}".to_string())
 }
 
 /// When the source stops on its own.
@@ -268,6 +333,19 @@ impl Core {
         }
     }
 
+    /// Sets the queue and buffer gauges (once per poll-loop turn).
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        IngestMetrics::set(&m.writer_queue_depth, self.writer.in_flight());
+        IngestMetrics::set(&m.pending_segments, self.pending.len());
+        IngestMetrics::set(&m.open_segments, self.segmenter.open_segments());
+        IngestMetrics::set(&m.buffered_bytes, self.segmenter.buffered_bytes());
+        IngestMetrics::set(&m.buffered_records, self.segmenter.buffered_rows());
+        if let Some(miner) = self.parser.miner() {
+            IngestMetrics::set(&m.templates, miner.len());
+        }
+    }
+
     /// Moves pending jobs into the writer queue while it has room.
     fn feed_writer(&mut self) {
         while let Some((key, job)) = self.pending.pop_front() {
@@ -306,6 +384,19 @@ impl Core {
                         error = %e, "segment could not be made durable; stopping without committing it"
                     );
                     self.fatal.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Marks offsets whose commit failed for committing again, unless the
+    /// partition was revoked since or a later offset is already waiting.
+    fn retry_commits(&mut self, failed: Vec<(String, i32, i64)>) {
+        for (topic, partition, offset) in failed {
+            let topic = self.intern(&topic);
+            if let Some(p) = self.parts.get_mut(&(topic, partition)) {
+                if p.to_commit.is_none_or(|o| o < offset) {
+                    p.to_commit = Some(offset);
                 }
             }
         }
@@ -405,11 +496,14 @@ impl Core {
         let tpl = self.take_commits(Some(keys));
         let clean = !self.pending.iter().any(|(k, _)| keys.contains(k)) && self.fatal.is_none();
         if tpl.count() > 0 {
+            let started = Instant::now();
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
                 self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
+                self.retry_commits(offsets_of(&tpl));
                 return false;
             }
+            self.metrics.commit_seconds.observe(started.elapsed());
         }
         clean
     }
@@ -451,6 +545,17 @@ impl Core {
     }
 }
 
+/// The (topic, partition, offset) entries of a list that carry an offset.
+fn offsets_of(tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A Kafka message timestamp in microseconds, when it has one.
 pub fn transport_time_us(ts: Timestamp) -> Option<i64> {
     match ts {
@@ -480,18 +585,29 @@ impl IngestContext {
 
 impl ClientContext for IngestContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error(error, reason);
+        if log_client_error(error, reason) {
+            self.metrics
+                .kafka
+                .client_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.kafka.observe(&statistics);
     }
 }
 
 /// Logs a librdkafka client error, except end-of-partition events, which
-/// are not errors and which the poll loops handle themselves.
-pub fn log_client_error(error: KafkaError, reason: &str) {
+/// are not errors and which the poll loops handle themselves. True when it
+/// was an error.
+pub fn log_client_error(error: KafkaError, reason: &str) -> bool {
     let eof = matches!(error, KafkaError::PartitionEOF(_))
         || matches!(&error, KafkaError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
     if !eof {
         tracing::error!(error = %error, reason, "kafka client error");
     }
+    !eof
 }
 
 /// Context of consumers that need no rebalance hooks (detect, tools).
@@ -501,9 +617,46 @@ impl ClientContext for QuietEofContext {
     fn error(&self, error: KafkaError, reason: &str) {
         log_client_error(error, reason);
     }
+
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
 }
 
-impl ConsumerContext for QuietEofContext {}
+impl ConsumerContext for QuietEofContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        log_rebalance(rebalance);
+    }
+}
+
+/// Logs an assignment change of a consumer without rebalance hooks.
+fn log_rebalance(rebalance: &Rebalance<'_>) {
+    match rebalance {
+        Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "partitions assigned"),
+        Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "partitions revoked"),
+        Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+    }
+}
+
+/// Context of consumers that need no rebalance hooks but report to
+/// `/metrics` (detect): counts client errors and keeps the statistics.
+pub struct MeteredContext(pub Arc<KafkaClientMetrics>);
+
+impl ClientContext for MeteredContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if log_client_error(error, reason) {
+            self.0.client_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.observe(&statistics);
+    }
+}
+
+impl ConsumerContext for MeteredContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        log_rebalance(rebalance);
+    }
+}
 
 impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -517,16 +670,6 @@ impl ConsumerContext for IngestContext {
             Rebalance::Assign(tpl) => self.core().assign(tpl),
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets committed"),
-            Err(e) => {
-                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "offset commit failed; the data will be replayed and replaced");
-            }
         }
     }
 }
@@ -602,38 +745,51 @@ impl KafkaSource {
             } else {
                 Duration::from_millis(10)
             };
+            // The core is never locked across `poll()`: rebalance and commit
+            // callbacks run inside it and lock the core themselves.
             match consumer.poll(timeout) {
                 Some(Ok(msg)) => {
-                    let mut c = lock();
-                    c.process(
+                    lock().process(
                         msg.topic(),
                         msg.partition(),
                         msg.offset(),
                         msg.timestamp(),
                         msg.payload(),
                     );
-                    // Drain what librdkafka already has, without re-locking.
                     drop(msg);
+                    // Drain what librdkafka already has before the upkeep below.
                     for _ in 0..1024 {
-                        if !c.pending.is_empty() {
+                        if !lock().pending.is_empty() {
                             break;
                         }
                         match consumer.poll(Duration::ZERO) {
-                            Some(Ok(m)) => c.process(
+                            Some(Ok(m)) => lock().process(
                                 m.topic(),
                                 m.partition(),
                                 m.offset(),
                                 m.timestamp(),
                                 m.payload(),
                             ),
-                            Some(Err(KafkaError::PartitionEOF(p))) => c.eof.eof(p),
-                            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                            Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
+                            Some(Err(e)) => {
+                                lock()
+                                    .metrics
+                                    .consumer_errors
+                                    .fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "consumer error")
+                            }
                             None => break,
                         }
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Err(e)) => {
+                    lock()
+                        .metrics
+                        .consumer_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "consumer error")
+                }
                 None => idle = true,
             }
             let mut c = lock();
@@ -650,11 +806,22 @@ impl KafkaSource {
             c.apply_backpressure(&consumer);
             let tpl = c.take_commits(None);
             if tpl.count() > 0 {
-                if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                    c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "offset commit failed");
+                // Synchronous: one broker round trip per durable segment
+                // (segments are seconds apart), and its latency and failure
+                // are known here. (Async commit callbacks are not delivered
+                // to this BaseConsumer's poll.) A failed commit is retried
+                // on the next turn of the loop.
+                let started = Instant::now();
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => c.metrics.commit_seconds.observe(started.elapsed()),
+                    Err(e) => {
+                        c.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "offset commit failed; retrying it");
+                        c.retry_commits(offsets_of(&tpl));
+                    }
                 }
             }
+            c.update_gauges();
             if let Some(f) = c.fatal.clone() {
                 drop(c);
                 return Err(IngestError::Sink(f));
@@ -769,4 +936,52 @@ pub fn caught_up<C: ConsumerContext>(
         }
     }
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_the_environment_and_files() {
+        let dir = std::env::temp_dir().join(format!("logwarden-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        std::env::set_var("LOGWARDEN_TEST_SASL_PW", "from-the-env");
+        let mut cfg = KafkaConfig::default();
+        cfg.properties.insert(
+            "sasl.password".into(),
+            "${env:LOGWARDEN_TEST_SASL_PW}".into(),
+        );
+        cfg.properties.insert(
+            "ssl.key.password".into(),
+            format!("${{file:{}}}", file.display()),
+        );
+        cfg.properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        cfg.resolve_secrets().unwrap();
+        assert_eq!(cfg.properties["sasl.password"], "from-the-env");
+        assert_eq!(cfg.properties["ssl.key.password"], "from-a-file");
+        assert!(is_secret_key("sasl.password") && is_secret_key("ssl.key.password"));
+        assert!(is_secret_key("sasl.jaas.config") && !is_secret_key("security.protocol"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_secret_is_an_error_naming_the_property_not_the_value() {
+        let mut cfg = KafkaConfig::default();
+        cfg.properties.insert(
+            "sasl.password".into(),
+            "${env:LOGWARDEN_TEST_SURELY_UNSET_1234}".into(),
+        );
+        let e = cfg.resolve_secrets().unwrap_err();
+        assert!(e.contains("sasl.password"), "{e}");
+        assert!(e.contains("LOGWARDEN_TEST_SURELY_UNSET_1234"), "{e}");
+        let mut cfg = KafkaConfig::default();
+        cfg.properties
+            .insert("sasl.password".into(), "${vault:x}".into());
+        assert!(cfg.resolve_secrets().is_err());
+    }
 }

@@ -1,7 +1,13 @@
 //! Ingest counters, in one place. Each is a plain atomic so the hot path pays
 //! one relaxed increment; the binary exposes them (summary, `/metrics`).
+//! Gauges are set by the poll loop once per loop turn, not per record.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::statistics::Statistics;
 
 use crate::record::{LogRecord, ParseIssue};
 
@@ -27,10 +33,35 @@ pub struct IngestMetrics {
     pub segments_committed: AtomicU64,
     /// Sink errors that were retried.
     pub sink_retries: AtomicU64,
+    /// Sink errors that were not retried (the run stops).
+    pub sink_failures: AtomicU64,
+    /// True while the sink's last attempt failed and a retry is pending.
+    pub sink_failing: AtomicBool,
     /// Offset commits that failed.
     pub commit_failures: AtomicU64,
     /// Times consumption was paused because the writer queue was full.
     pub backpressure_pauses: AtomicU64,
+    /// Errors returned by the consumer's poll.
+    pub consumer_errors: AtomicU64,
+    /// Time the sink took to make a segment durable (retries included).
+    pub segment_write_seconds: Histogram,
+    /// Time from asking for an offset commit to the broker's answer.
+    pub commit_seconds: Histogram,
+    /// Gauge: jobs in the writer queue or being written.
+    pub writer_queue_depth: AtomicU64,
+    /// Gauge: closed segments waiting for room in the writer queue.
+    pub pending_segments: AtomicU64,
+    /// Gauge: open segments (one per source partition with buffered records;
+    /// each becomes a set of archive files when it closes).
+    pub open_segments: AtomicU64,
+    /// Gauge: bytes buffered in open segments.
+    pub buffered_bytes: AtomicU64,
+    /// Gauge: records buffered in open segments.
+    pub buffered_records: AtomicU64,
+    /// Gauge: log templates held by the template miner.
+    pub templates: AtomicU64,
+    /// The Kafka client's view: brokers, assignment, lag.
+    pub kafka: Arc<KafkaClientMetrics>,
 }
 
 impl IngestMetrics {
@@ -47,6 +78,10 @@ impl IngestMetrics {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    pub fn set(gauge: &AtomicU64, value: usize) {
+        gauge.store(value as u64, Ordering::Relaxed);
+    }
 }
 
 fn issue_index(issue: ParseIssue) -> usize {
@@ -54,4 +89,112 @@ fn issue_index(issue: ParseIssue) -> usize {
         .iter()
         .position(|i| *i == issue)
         .unwrap_or_default()
+}
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A latency histogram of atomics with the fixed [`LATENCY_BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// (sum in seconds, count, per-bucket (upper bound, count)), the last
+    /// bucket's bound being `+Inf`: what the exposition encoder takes (it
+    /// accumulates the buckets itself).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.buckets)
+            .map(|(b, n)| (b, n.load(Ordering::Relaxed)))
+            .collect();
+        // The count from the buckets read, so that the +Inf bucket and the
+        // count agree even while observations land.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, count, buckets)
+    }
+}
+
+/// What librdkafka's statistics (`statistics.interval.ms`) say about one
+/// client, kept for `/metrics` and `/readyz`.
+#[derive(Debug, Default)]
+pub struct KafkaClientMetrics {
+    state: Mutex<KafkaClientState>,
+    /// Errors librdkafka reported to the client context, end-of-partition
+    /// events excluded.
+    pub client_errors: AtomicU64,
+}
+
+/// One statistics report, reduced to what operations need.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaClientState {
+    /// When the last report arrived.
+    pub updated: Option<Instant>,
+    /// Brokers (not bootstrap entries) with a connection up.
+    pub brokers_up: usize,
+    /// Partitions assigned to this consumer-group member.
+    pub assigned_partitions: i64,
+    /// The consumer group handler's state (`up` when joined).
+    pub group_state: String,
+    /// Lag of each assigned partition: high watermark minus the committed
+    /// offset, as librdkafka computes it (absent while unknown).
+    pub lag: BTreeMap<(String, i32), i64>,
+}
+
+impl KafkaClientMetrics {
+    /// Takes one statistics report.
+    pub fn observe(&self, stats: &Statistics) {
+        let brokers_up = stats
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .count();
+        let (assigned, group_state) = match &stats.cgrp {
+            Some(g) => (i64::from(g.assignment_size), g.state.clone()),
+            None => (0, String::new()),
+        };
+        let mut lag = BTreeMap::new();
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                // -1 is librdkafka's internal unassigned partition; a lag of
+                // -1 means "not known yet".
+                if *p >= 0 && part.fetch_state != "none" && part.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), *p), part.consumer_lag);
+                }
+            }
+        }
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *s = KafkaClientState {
+            updated: Some(Instant::now()),
+            brokers_up,
+            assigned_partitions: assigned,
+            group_state,
+            lag,
+        };
+    }
+
+    /// The last report.
+    pub fn snapshot(&self) -> KafkaClientState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }

@@ -114,34 +114,77 @@ impl Default for LogBatchBuilder {
     }
 }
 
+/// Sizes to reserve in a builder: those of the batch it built last, so that
+/// a steady stream fills its buffers without growing (copying) them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Capacity {
+    rows: usize,
+    message_bytes: usize,
+    attributes: usize,
+    attribute_key_bytes: usize,
+    attribute_value_bytes: usize,
+}
+
+/// Distinct values a dictionary column is expected to hold.
+const DICTIONARY_VALUES: usize = 64;
+/// Bytes of those values.
+const DICTIONARY_BYTES: usize = 4096;
+
 impl LogBatchBuilder {
     pub fn new() -> Self {
+        Self::with_capacity(Capacity::default())
+    }
+
+    fn with_capacity(c: Capacity) -> Self {
         let names = MapFieldNames {
             entry: "key_value".into(),
             key: "key".into(),
             value: "value".into(),
         };
+        let dict =
+            || StringDictionaryBuilder::with_capacity(c.rows, DICTIONARY_VALUES, DICTIONARY_BYTES);
         Self {
-            event_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            ingest_time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            time_source: StringDictionaryBuilder::new(),
-            level: StringDictionaryBuilder::new(),
-            service: StringDictionaryBuilder::new(),
-            host: StringDictionaryBuilder::new(),
-            message: StringBuilder::new(),
-            template_id: StringDictionaryBuilder::new(),
-            template: StringDictionaryBuilder::new(),
-            attributes: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
-                .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
-                .with_values_field(Arc::new(Field::new("value", DataType::Utf8, true))),
-            format: StringDictionaryBuilder::new(),
-            parse_error: StringDictionaryBuilder::new(),
+            event_time: TimestampMicrosecondBuilder::with_capacity(c.rows).with_timezone("UTC"),
+            ingest_time: TimestampMicrosecondBuilder::with_capacity(c.rows).with_timezone("UTC"),
+            time_source: dict(),
+            level: dict(),
+            service: dict(),
+            host: dict(),
+            message: StringBuilder::with_capacity(c.rows, c.message_bytes),
+            template_id: dict(),
+            template: dict(),
+            attributes: MapBuilder::with_capacity(
+                Some(names),
+                StringBuilder::with_capacity(c.attributes, c.attribute_key_bytes),
+                StringBuilder::with_capacity(c.attributes, c.attribute_value_bytes),
+                c.rows,
+            )
+            .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
+            .with_values_field(Arc::new(Field::new("value", DataType::Utf8, true))),
+            format: dict(),
+            parse_error: dict(),
             raw: BinaryBuilder::new(),
-            topic: StringDictionaryBuilder::new(),
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
+            topic: dict(),
+            partition: Int32Builder::with_capacity(c.rows),
+            offset: Int64Builder::with_capacity(c.rows),
             rows: 0,
             bytes: 0,
+        }
+    }
+
+    /// The sizes of what is buffered now.
+    fn capacity_used(&mut self) -> Capacity {
+        Capacity {
+            rows: self.rows,
+            message_bytes: self.message.values_slice().len(),
+            attributes: self
+                .attributes
+                .keys()
+                .offsets_slice()
+                .len()
+                .saturating_sub(1),
+            attribute_key_bytes: self.attributes.keys().values_slice().len(),
+            attribute_value_bytes: self.attributes.values().values_slice().len(),
         }
     }
 
@@ -189,6 +232,7 @@ impl LogBatchBuilder {
 
     /// Takes the rows appended so far as one batch and resets the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let used = self.capacity_used();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.event_time.finish()),
             Arc::new(self.ingest_time.finish()),
@@ -207,8 +251,7 @@ impl LogBatchBuilder {
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
         ];
-        self.rows = 0;
-        self.bytes = 0;
+        *self = Self::with_capacity(used);
         RecordBatch::try_new(log_schema(), columns)
     }
 }

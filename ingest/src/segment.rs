@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{LogRecord, Provenance};
 use crate::schema::LogBatchBuilder;
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_AGE_SECS: f64 = 60.0;
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 << 20;
 
 /// When a segment (and so a set of archive files) closes.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentConfig {
     /// A segment closes when it holds this many records.
@@ -106,6 +106,11 @@ impl Segmenter {
     /// Bytes buffered across all open segments.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
+    }
+
+    /// Open segments (source partitions with buffered records).
+    pub fn open_segments(&self) -> usize {
+        self.open.len()
     }
 
     /// Records buffered across all open segments.

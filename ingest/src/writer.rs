@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::IngestMetrics;
 use crate::sink::{Backoff, Segment, Sink, SinkError, WriteStats};
@@ -26,7 +26,7 @@ pub const DEFAULT_RETRY_INITIAL_MS: u64 = 200;
 pub const DEFAULT_RETRY_MAX_MS: u64 = 30_000;
 
 /// Writer-stage settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WriterConfig {
     /// Closed segments waiting for the sink before consumption pauses.
@@ -216,8 +216,10 @@ fn writer_loop(
                 }
             }
             Job::Write { segment, epoch } => {
+                let started = Instant::now();
                 let result = with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment));
                 if let Ok(stats) = &result {
+                    metrics.segment_write_seconds.observe(started.elapsed());
                     metrics
                         .records_archived
                         .fetch_add(stats.rows as u64, Ordering::Relaxed);
@@ -258,15 +260,21 @@ fn with_retry(
         match op() {
             Ok(s) => {
                 backoff.reset();
+                metrics.sink_failing.store(false, Ordering::Relaxed);
                 return Ok(s);
             }
             Err(e) if e.retryable() && !cancel.load(Ordering::Relaxed) => {
                 let delay = backoff.next_delay();
                 metrics.sink_retries.fetch_add(1, Ordering::Relaxed);
+                metrics.sink_failing.store(true, Ordering::Relaxed);
                 tracing::warn!(error = %e, kind = e.kind, retry_in_ms = delay.as_millis() as u64, "sink write failed, retrying");
                 sleep_unless_cancelled(delay, cancel);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                metrics.sink_failures.fetch_add(1, Ordering::Relaxed);
+                metrics.sink_failing.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Partition value for a missing or empty value (Hive's own convention).
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -19,7 +19,7 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 pub const MAX_VALUE_BYTES: usize = 96;
 
 /// A partition key of the archive layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PartitionKey {
     /// `dt=YYYY-MM-DD`, the UTC day of the event time.

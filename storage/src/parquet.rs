@@ -8,7 +8,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::schema::{col, SCHEMA_VERSION};
 
@@ -18,7 +18,7 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 512 * 1024;
 
 /// Parquet encoding settings (the `[archive.parquet]` table).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ParquetConfig {
     /// zstd compression level, 1 (fastest) to 22 (smallest).

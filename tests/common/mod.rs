@@ -68,46 +68,191 @@ pub struct Broker {
     child: Child,
     pub port: u16,
     pub workdir: tempfile::TempDir,
+    /// The storage engine URL the broker was started with.
+    storage: String,
+    /// The S3-compatible server holding a durable broker's data.
+    s3: Option<S3Server>,
+}
+
+/// An S3-compatible server process (moto in server mode) on a free
+/// loopback port; killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    /// Starts moto's server and creates `buckets`.
+    pub fn start(buckets: &[&str]) -> S3Server {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto (pip install 'moto[server]')");
+        let server = S3Server { child, port };
+        wait_until("the S3 server port", WAIT, || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        for b in buckets {
+            run_ok(Command::new("python3").args([
+                "-c",
+                "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])",
+                &server.endpoint(),
+                b,
+            ]));
+        }
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The AWS environment a client of this server needs.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT", self.endpoint()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Broker {
     /// Starts a broker with in-memory storage and waits until it answers
     /// metadata requests.
     pub fn start() -> Broker {
+        Self::start_with("memory://tansu/".into(), None)
+    }
+
+    /// Starts a broker whose data survives its restarts: tansu's S3 storage
+    /// engine on an S3-compatible server process of its own.
+    pub fn start_durable() -> Broker {
+        let s3 = S3Server::start(&["tansu"]);
+        Self::start_with("s3://tansu/".into(), Some(s3))
+    }
+
+    fn start_with(storage: String, s3: Option<S3Server>) -> Broker {
         let port = free_port();
         let workdir = tempfile::tempdir().expect("tempdir");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(workdir.path().join("broker.log")).expect("broker log");
-        let child = Command::new(tansu_path())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(workdir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting tansu");
+        let child = Self::spawn(port, &workdir, &storage, s3.as_ref());
         let broker = Broker {
             child,
             port,
             workdir,
+            storage,
+            s3,
         };
+        broker.wait_ready();
+        broker
+    }
+
+    fn spawn(
+        port: u16,
+        workdir: &tempfile::TempDir,
+        storage: &str,
+        s3: Option<&S3Server>,
+    ) -> Child {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(workdir.path().join("broker.log"))
+            .expect("broker log");
+        let mut cmd = Command::new(tansu_path());
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        .current_dir(workdir.path())
+        .stdout(Stdio::null())
+        .stderr(log);
+        if let Some(s3) = s3 {
+            cmd.envs(s3.env());
+        }
+        cmd.spawn().expect("starting tansu")
+    }
+
+    fn wait_ready(&self) {
+        let port = self.port;
         wait_until("the broker port", WAIT, || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         let probe: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
+            .set("bootstrap.servers", self.bootstrap())
             .create()
             .expect("probe client");
         wait_until("broker metadata", WAIT, || {
             probe.fetch_metadata(None, Duration::from_secs(2)).is_ok()
         });
-        broker
+    }
+
+    /// Kills the broker process (SIGKILL) and waits for it to end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port, &self.workdir, &self.storage, self.s3.as_ref());
+        self.wait_ready();
+    }
+
+    /// Sum over the partitions of `topic` of the offsets `group` committed.
+    pub fn committed_total(&self, group: &str, topic: &str) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("client");
+        let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+            return -1;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+        let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
+            return -1;
+        };
+        committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum()
     }
 
     pub fn bootstrap(&self) -> String {
@@ -209,6 +354,8 @@ impl Drop for Broker {
 pub fn logwarden() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_logwarden"));
     c.env("RUST_LOG", "info,rdkafka=warn");
+    // Tests run side by side: each process's /metrics on a port of its own.
+    c.env("LOGWARDEN_METRICS_LISTEN", "127.0.0.1:0");
     c
 }
 
@@ -309,4 +456,195 @@ pub fn assert_exactly_once(archive: &Path, truth: &Path, expected: u64) -> serde
     assert_eq!(r["not_parsed_time"], 0, "{r}");
     assert_eq!(r["misplaced"], 0, "{r}");
     r
+}
+
+/// Sends a signal (`TERM`, `INT`, ...) to a child process.
+pub fn signal(child: &Child, sig: &str) {
+    run_ok(Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]));
+}
+
+/// `logwarden ingest` consuming `topic` as a member of `group` into `out`,
+/// with a short group session (tansu otherwise makes joins wait).
+pub fn ingest_kafka(broker: &Broker, topic: &str, group: &str, out: &Path) -> Command {
+    ingest_kafka_session(broker, topic, group, out, 6000)
+}
+
+/// [`ingest_kafka`] with the given group session timeout.
+pub fn ingest_kafka_session(
+    broker: &Broker,
+    topic: &str,
+    group: &str,
+    out: &Path,
+    session_ms: u32,
+) -> Command {
+    let mut c = logwarden();
+    c.args([
+        "ingest",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ])
+    .args(["--session-timeout-ms", &session_ms.to_string(), "--output"])
+    .arg(out);
+    c
+}
+
+/// Waits for a child to exit, up to `timeout`; `None` if it is still running.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process that is killed (SIGKILL) when dropped, so that a failing
+/// test leaves nothing running behind it.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A TCP proxy on a free loopback port in front of `target`, which a test
+/// can take down (every connection refused or cut) and bring back: an
+/// outage of the service behind it, without losing that service's state.
+pub struct FlakyProxy {
+    pub port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl FlakyProxy {
+    pub fn start(target: u16) -> FlakyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+        let (d, c) = (down.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                    let mut held = c.lock().expect("proxy connections");
+                    held.push(a);
+                    held.push(b);
+                }
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    pipe(client, s2);
+                    pipe(server, c2);
+                }
+            }
+        });
+        FlakyProxy { port, down, conns }
+    }
+
+    /// Starts an outage: open connections are cut, new ones refused.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            for s in self.conns.lock().expect("proxy connections").drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The partitions a logwarden instance holds according to its JSON log
+/// (`--log-format json`): the count of its last `partitions assigned`
+/// event, `None` before one or after a revocation.
+pub fn held_partitions(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut held = None;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        match v["fields"]["message"].as_str() {
+            Some("partitions assigned") => held = v["fields"]["partitions"].as_u64(),
+            Some("partitions revoked") => held = None,
+            _ => {}
+        }
+    }
+    held
+}
+
+/// `logwarden detect` consuming `topic` as a member of `group`, publishing
+/// to `alerts`, with a short group session.
+pub fn detect_kafka(broker: &Broker, topic: &str, group: &str, alerts: &str) -> Command {
+    let mut c = logwarden();
+    c.args(["detect", "--brokers", &broker.bootstrap(), "--topic", topic])
+        .args(["--group", group, "--alerts-topic", alerts])
+        .args(["--session-timeout-ms", "6000"]);
+    c
+}
+
+/// A broker with the given topics, a temporary directory, and in it the
+/// paths of a truth file and an archive.
+pub fn setup(topics: &[(&str, u32)]) -> (Broker, tempfile::TempDir, PathBuf, PathBuf) {
+    let broker = Broker::start();
+    for (t, n) in topics {
+        broker.create_topic(t, *n);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (truth, archive) = (dir.path().join("truth.jsonl"), dir.path().join("archive"));
+    (broker, dir, truth, archive)
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, body). `None` while nothing
+/// answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }

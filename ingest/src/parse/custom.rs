@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveDateTime};
 use regex::{CaptureLocations, Regex};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::LogRecord;
 
@@ -14,7 +14,7 @@ use super::timestamp::TimeCtx;
 use super::{ParserConfigError, Scratch};
 
 /// One user pattern (an entry of `[[parse.patterns]]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PatternConfig {
     /// A name for the pattern, stored in the `pattern` attribute of the

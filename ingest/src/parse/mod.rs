@@ -57,7 +57,7 @@ mod tests;
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{Format, LogRecord, ParseIssue, TimeSource};
 use crate::template::{TemplateConfig, TemplateConfigError, TemplateMiner};
@@ -78,7 +78,7 @@ pub struct ParseContext {
 }
 
 /// Which parser to use for every payload of a source.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FormatOverride {
     /// Detect the format of each payload from its first bytes.
@@ -99,7 +99,7 @@ pub enum FormatOverride {
 }
 
 /// Parser settings (the `[parse]` table of the configuration file).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ParserConfig {
     /// Payloads longer than this are truncated (and marked `oversized`).

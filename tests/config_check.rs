@@ -1,0 +1,77 @@
+//! `logwarden config check`: the example of docs/configuration.md is valid
+//! and prints with its secret redacted; a bad file fails naming the key.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn documented_example_checks_and_secrets_are_redacted() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a TOML example in docs/configuration.md");
+    assert!(example.contains("change-me"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logwarden.toml");
+    std::fs::write(&file, example).unwrap();
+    let out = run_ok(
+        logwarden()
+            .args(["config", "check"])
+            .arg(&file)
+            .env("LOGWARDEN_BROKERS", "from-env:9092")
+            .args(["--set", "detect.model.window_secs=30"]),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(!printed.contains("change-me"), "{printed}");
+    assert!(
+        printed.contains("\"sasl.password\" = \"<redacted>\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"sasl.username\" = \"logwarden\""),
+        "{printed}"
+    );
+    // Overrides are applied; defaults are filled in.
+    assert!(printed.contains("brokers = \"from-env:9092\""), "{printed}");
+    assert!(printed.contains("window_secs = 30"), "{printed}");
+    assert!(printed.contains("max_rows = 1000000"), "{printed}");
+    // What it prints is itself a valid file.
+    std::fs::write(&file, printed.as_bytes()).unwrap();
+    run_ok(logwarden().args(["config", "check"]).arg(&file));
+}
+
+#[test]
+fn invalid_files_fail_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    for (text, key) in [
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[ingest]\nsegmnt = 1\n",
+            "segmnt",
+        ),
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[telemetry]\ningest_listen = \"nowhere\"\n",
+            "telemetry.ingest_listen",
+        ),
+        ("[kafka]\ntopics = []\n", "kafka.topics"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = logwarden()
+            .args(["config", "check"])
+            .arg(&file)
+            .env_remove("LOGWARDEN_TOPICS")
+            .env_remove("LOGWARDEN_METRICS_LISTEN")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
