@@ -26,6 +26,8 @@ pub const DEFAULT_ALERTS_TOPIC: &str = "logwarden-alerts";
 pub const DEFAULT_OUTPUT: &str = "./archive";
 /// Default for `[detect] idle_partition_secs`.
 pub const DEFAULT_IDLE_PARTITION_SECS: f64 = 3.0;
+/// Default for [`DetectConfig::state_dir`]: empty, no checkpoint.
+pub const DEFAULT_STATE_DIR: &str = "";
 /// Default for `[ingest] shutdown_timeout_secs`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
 
@@ -86,6 +88,11 @@ pub struct DetectConfig {
     /// A partition with no new record for this many seconds after reaching
     /// its end stops holding back the event-time watermark.
     pub idle_partition_secs: f64,
+    /// Directory of the detector's checkpoint (baselines, open incidents,
+    /// watermark and the offsets they cover), written before every offset
+    /// commit and at shutdown, restored at start. Empty: no checkpoint, a
+    /// restart warms up again. One directory per detect instance.
+    pub state_dir: String,
     /// The detector's model settings.
     pub model: logwarden_detect::DetectorConfig,
     /// Per-record scoring of metric-like series (`backtest --field`).
@@ -98,6 +105,7 @@ impl Default for DetectConfig {
             group: DEFAULT_DETECT_GROUP.into(),
             alerts_topic: DEFAULT_ALERTS_TOPIC.into(),
             idle_partition_secs: DEFAULT_IDLE_PARTITION_SECS,
+            state_dir: DEFAULT_STATE_DIR.into(),
             model: Default::default(),
             metric: Default::default(),
         }

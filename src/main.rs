@@ -3,6 +3,7 @@
 
 mod backtest_archive;
 mod backtest_cmd;
+mod checkpoint;
 mod config;
 mod demo;
 mod detect_cmd;
@@ -115,6 +116,9 @@ struct DetectArgs {
     /// (`telemetry.detect_listen`).
     #[arg(long, env = "LOGWARDEN_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Directory of the detector's checkpoint (`detect.state_dir`).
+    #[arg(long, env = "LOGWARDEN_STATE_DIR")]
+    state_dir: Option<String>,
 }
 
 impl DetectArgs {
@@ -131,6 +135,9 @@ impl DetectArgs {
         }
         if let Some(l) = &self.metrics_listen {
             cfg.telemetry.detect_listen = l.clone();
+        }
+        if let Some(d) = &self.state_dir {
+            cfg.detect.state_dir = d.clone();
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use logwarden_ingest::record::{Level, LogRecord};
+use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::alert::{Alert, Direction, Signal};
@@ -50,15 +51,15 @@ impl<'a> Event<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Counts {
     events: u64,
     errors: u64,
 }
 
 /// Everything kept per service.
-#[derive(Debug)]
-struct Series {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Series {
     /// Windows not closed yet (at most lateness / window + 2 of them).
     open: BTreeMap<i64, Counts>,
     /// Start of the next window of this series to close.
@@ -97,7 +98,7 @@ pub struct WindowScore {
 }
 
 /// Counters of the detector, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorStats {
     /// Series windows closed and judged (empty windows of silent series too).
     pub windows_closed: u64,
@@ -328,6 +329,105 @@ impl Detector {
                 self.stats.evicted_series += 1;
             }
         }
+    }
+}
+
+/// Version of the detector state format ([`Detector::state`]); a state
+/// of another version is refused, not misread.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// Why a saved detector state cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("detector state format {found}, this build reads format {expected}")]
+    Format { found: u32, expected: u32 },
+    #[error("detector state was saved with {saved}-second windows, the configuration has {now}")]
+    WindowChanged { saved: u64, now: u64 },
+    #[error(transparent)]
+    Config(#[from] DetectConfigError),
+}
+
+/// The detector's state by reference, for saving: every series' open
+/// windows, baselines and open incidents, the watermark and the counters.
+/// Serialize it (e.g. as JSON) and hand the parsed [`DetectorState`] to
+/// [`Detector::from_state`] to carry on where this detector stands.
+#[derive(Debug, Serialize)]
+pub struct DetectorStateRef<'a> {
+    format: u32,
+    window_secs: u64,
+    series: &'a BTreeMap<String, Series>,
+    max_event_time_us: Option<i64>,
+    max_counted_us: Option<i64>,
+    closed_until_us: i64,
+    tick: u64,
+    stats: DetectorStats,
+}
+
+/// A saved detector state (see [`DetectorStateRef`]).
+#[derive(Debug, Deserialize)]
+pub struct DetectorState {
+    format: u32,
+    window_secs: u64,
+    series: BTreeMap<String, Series>,
+    max_event_time_us: Option<i64>,
+    max_counted_us: Option<i64>,
+    closed_until_us: i64,
+    tick: u64,
+    stats: DetectorStats,
+}
+
+impl DetectorState {
+    /// The watermark of the saved detector, if it had seen a record.
+    pub fn watermark_us(&self, lateness_us: i64) -> Option<i64> {
+        self.max_event_time_us.map(|m| m - lateness_us)
+    }
+
+    /// Series in the saved state.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+}
+
+impl Detector {
+    /// The state to save (see [`DetectorStateRef`]).
+    pub fn state(&self) -> DetectorStateRef<'_> {
+        DetectorStateRef {
+            format: STATE_FORMAT_VERSION,
+            window_secs: self.cfg.window_secs,
+            series: &self.series,
+            max_event_time_us: self.max_event_time_us,
+            max_counted_us: self.max_counted_us,
+            closed_until_us: self.closed_until_us,
+            tick: self.tick,
+            stats: self.stats,
+        }
+    }
+
+    /// A detector with `cfg` that carries on from a saved state: same
+    /// baselines, warm-up progress, open incidents and watermark. Model
+    /// settings may differ from the saved run's (they apply from now on),
+    /// the window length may not.
+    pub fn from_state(cfg: DetectorConfig, state: DetectorState) -> Result<Self, StateError> {
+        if state.format != STATE_FORMAT_VERSION {
+            return Err(StateError::Format {
+                found: state.format,
+                expected: STATE_FORMAT_VERSION,
+            });
+        }
+        if state.window_secs != cfg.window_secs {
+            return Err(StateError::WindowChanged {
+                saved: state.window_secs,
+                now: cfg.window_secs,
+            });
+        }
+        let mut d = Self::new(cfg)?;
+        d.series = state.series;
+        d.max_event_time_us = state.max_event_time_us;
+        d.max_counted_us = state.max_counted_us;
+        d.closed_until_us = state.closed_until_us;
+        d.tick = state.tick;
+        d.stats = state.stats;
+        Ok(d)
     }
 }
 

@@ -443,3 +443,106 @@ proptest! {
         prop_assert!(d.series_count() <= 3);
     }
 }
+
+/// Saves the detector as JSON and builds a new one from it, as a restart
+/// with a checkpoint does.
+fn round_trip(d: &Detector, cfg: DetectorConfig) -> Detector {
+    let json = serde_json::to_string(&d.state()).expect("state serializes");
+    let state: DetectorState = serde_json::from_str(&json).expect("state parses");
+    Detector::from_state(cfg, state).expect("state restores")
+}
+
+#[test]
+fn restored_state_carries_on_like_an_uninterrupted_run() {
+    // A burst that starts before the save and ends after it, and a second
+    // one later: the restored detector fires neither twice nor late.
+    let inject = [
+        ("checkout", 200, 206, Inject::ErrorRatio(0.30)),
+        ("auth", 240, 244, Inject::ErrorRatio(0.40)),
+    ];
+    let recs = simulate(9, &services(), 300, &inject);
+    let (whole, _) = run(DetectorConfig::default(), &recs);
+    for cut_minute in [20, 203, 230] {
+        let cut = recs
+            .iter()
+            .position(|(t, _, _)| *t >= T0 + cut_minute * MIN_US)
+            .expect("cut inside the records");
+        let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+        let mut alerts = Vec::new();
+        let feed = |d: &mut Detector, recs: &[(i64, &str, Level)], out: &mut Vec<Alert>| {
+            for (t, s, l) in recs {
+                out.extend(d.observe(&Event {
+                    event_time_us: *t,
+                    service: Some(s),
+                    level: *l,
+                    template_id: None,
+                }));
+            }
+        };
+        feed(&mut d, &recs[..cut], &mut alerts);
+        let mut d = round_trip(&d, DetectorConfig::default());
+        feed(&mut d, &recs[cut..], &mut alerts);
+        alerts.extend(d.flush());
+        assert_eq!(
+            describe(&alerts),
+            describe(&whole),
+            "cut at minute {cut_minute}"
+        );
+        assert_eq!(alerts.len(), 4, "{}", describe(&alerts));
+    }
+}
+
+#[test]
+fn a_fresh_detector_would_still_be_warming_up() {
+    // The contrast that makes the test above meaningful: without the saved
+    // state, a burst right after the cut goes unseen.
+    let inject = [("auth", 62, 66, Inject::ErrorRatio(0.40))];
+    let recs = simulate(4, &services(), 90, &inject);
+    let cut = recs
+        .iter()
+        .position(|(t, _, _)| *t >= T0 + 60 * MIN_US)
+        .expect("cut");
+    let (before, d) = run(DetectorConfig::default(), &recs[..cut]);
+    assert!(before.is_empty(), "{}", describe(&before));
+    let restored = round_trip(&d, DetectorConfig::default());
+    let fresh = Detector::new(DetectorConfig::default()).expect("valid");
+    let mut got = Vec::new();
+    for mut d in [restored, fresh] {
+        let mut alerts = Vec::new();
+        for (t, s, l) in &recs[cut..] {
+            alerts.extend(d.observe(&Event {
+                event_time_us: *t,
+                service: Some(s),
+                level: *l,
+                template_id: None,
+            }));
+        }
+        got.push(alerts);
+    }
+    let firing = |a: &[Alert]| a.iter().filter(|a| a.status == AlertStatus::Firing).count();
+    assert_eq!(firing(&got[0]), 1, "restored: {}", describe(&got[0]));
+    assert_eq!(got[0][0].series.service, "auth");
+    assert_eq!(firing(&got[1]), 0, "fresh: {}", describe(&got[1]));
+}
+
+#[test]
+fn a_state_with_another_window_or_format_is_refused() {
+    let recs = simulate(2, &services(), 30, &[]);
+    let (_, d) = run(DetectorConfig::default(), &recs);
+    let json = serde_json::to_string(&d.state()).expect("serializes");
+    let other = DetectorConfig {
+        window_secs: 30,
+        ..DetectorConfig::default()
+    };
+    let state: DetectorState = serde_json::from_str(&json).expect("parses");
+    assert!(matches!(
+        Detector::from_state(other, state),
+        Err(StateError::WindowChanged { saved: 60, now: 30 })
+    ));
+    let bumped = json.replacen("\"format\":1", "\"format\":99", 1);
+    let state: DetectorState = serde_json::from_str(&bumped).expect("parses");
+    assert!(matches!(
+        Detector::from_state(DetectorConfig::default(), state),
+        Err(StateError::Format { found: 99, .. })
+    ));
+}

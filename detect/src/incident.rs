@@ -6,6 +6,8 @@ use crate::alert::{
     alert_id, fingerprint, rfc3339_us, series_key, window_label, Alert, AlertStatus, Direction,
     SeriesRef, Severity, Signal, ALERT_SCHEMA_VERSION,
 };
+use serde::{Deserialize, Serialize};
+
 use crate::config::DetectorConfig;
 use crate::stats::{CountDist, ErrorDist};
 
@@ -22,7 +24,7 @@ const CRITICAL_COUNT_CHANGE: f64 = 0.5;
 const CRITICAL_RATIO_INCREASE: f64 = 0.10;
 
 /// One closed window of one series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WindowCtx {
     pub start_us: i64,
     pub end_us: i64,
@@ -31,7 +33,7 @@ pub(crate) struct WindowCtx {
 }
 
 /// The model a window was judged against, kept to report its range.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Model {
     Count(CountDist),
     Errors { dist: ErrorDist, n: u64 },
@@ -56,7 +58,7 @@ impl Model {
 }
 
 /// The verdict on one window of one signal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Judgement {
     pub probability: f64,
     pub direction: Direction,
@@ -70,7 +72,7 @@ pub(crate) struct Judgement {
 }
 
 /// An open incident on one signal of one series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Incident {
     start_us: i64,
     direction: Direction,

@@ -30,5 +30,8 @@ pub mod watermark;
 
 pub use alert::{rfc3339_us, Alert, AlertStatus, Direction, SeriesRef, Severity, Signal};
 pub use config::{DetectConfigError, DetectorConfig};
-pub use detector::{Detector, DetectorStats, Event, WindowScore, UNKNOWN_SERVICE};
+pub use detector::{
+    Detector, DetectorState, DetectorStateRef, DetectorStats, Event, StateError, WindowScore,
+    UNKNOWN_SERVICE,
+};
 pub use watermark::PartitionClock;
