@@ -113,6 +113,18 @@ pub fn run(
             .context("invalid [detect.model] configuration")?,
     };
     let mut skipped_records = 0u64;
+    let alertmanager = (!cfg.detect.alertmanager_url.is_empty())
+        .then(|| {
+            crate::alertmanager::Alertmanager::start(&cfg.detect.alertmanager_url, metrics.clone())
+        })
+        .transpose()?;
+    if let Some(am) = &alertmanager {
+        // Incidents open in a restored state: Alertmanager hears of them
+        // again (it forgets firing alerts that are not resent).
+        for alert in detector.open_incidents() {
+            am.send(&alert);
+        }
+    }
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     let mut rec = LogRecord::default();
     let mut report = DetectReport::default();
@@ -150,6 +162,9 @@ pub fn run(
             }
             tracing::info!(alert_id = %alert.alert_id, status = alert.status.as_str(), summary = %alert.summary, "alert");
             metrics.count_alert(&alert);
+            if let Some(am) = &alertmanager {
+                am.send(&alert);
+            }
             report.alerts += 1;
             on_alert(&alert);
         }

@@ -1,6 +1,7 @@
 //! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
 //! to an alert topic.
 
+mod alertmanager;
 mod backtest_archive;
 mod backtest_cmd;
 mod checkpoint;
@@ -119,6 +120,10 @@ struct DetectArgs {
     /// Directory of the detector's checkpoint (`detect.state_dir`).
     #[arg(long, env = "LOGWARDEN_STATE_DIR")]
     state_dir: Option<String>,
+    /// Also send alerts to this Alertmanager, e.g. http://localhost:9093
+    /// (`detect.alertmanager_url`).
+    #[arg(long, env = "LOGWARDEN_ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
 }
 
 impl DetectArgs {
@@ -138,6 +143,9 @@ impl DetectArgs {
         }
         if let Some(d) = &self.state_dir {
             cfg.detect.state_dir = d.clone();
+        }
+        if let Some(u) = &self.alertmanager_url {
+            cfg.detect.alertmanager_url = u.clone();
         }
     }
 }

@@ -15,7 +15,9 @@ use tracing::debug;
 use crate::alert::{Alert, Direction, Signal};
 use crate::baseline::{CountBaseline, RatioBaseline};
 use crate::config::{DetectConfigError, DetectorConfig};
-use crate::incident::{retire, score, step, BaselineAction, Incident, Judgement, Model, WindowCtx};
+use crate::incident::{
+    firing, retire, score, step, BaselineAction, Incident, Judgement, Model, WindowCtx,
+};
 
 /// The series name used for records without a service.
 pub const UNKNOWN_SERVICE: &str = "unknown";
@@ -255,6 +257,27 @@ impl Detector {
         if let Some(m) = last {
             self.max_event_time_us = Some(m);
             self.close_until(m.saturating_add(1), &mut out);
+        }
+        out
+    }
+
+    /// The firing alerts of the incidents open now (e.g. to tell a
+    /// receiver, after a restart from a checkpoint, what is still firing).
+    pub fn open_incidents(&self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for (service, s) in &self.series {
+            out.extend(firing(
+                &s.count_incident,
+                service,
+                Signal::EventCount,
+                &self.cfg,
+            ));
+            out.extend(firing(
+                &s.ratio_incident,
+                service,
+                Signal::ErrorRatio,
+                &self.cfg,
+            ));
         }
         out
     }

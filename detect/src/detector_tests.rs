@@ -481,6 +481,14 @@ fn restored_state_carries_on_like_an_uninterrupted_run() {
         };
         feed(&mut d, &recs[..cut], &mut alerts);
         let mut d = round_trip(&d, DetectorConfig::default());
+        let open = d.open_incidents();
+        if cut_minute == 203 {
+            assert_eq!(open.len(), 1, "{}", describe(&open));
+            assert_eq!(open[0].alert_id, whole[0].alert_id);
+            assert_eq!(open[0].status, AlertStatus::Firing);
+        } else {
+            assert!(open.is_empty(), "{}", describe(&open));
+        }
         feed(&mut d, &recs[cut..], &mut alerts);
         alerts.extend(d.flush());
         assert_eq!(

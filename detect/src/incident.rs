@@ -213,6 +213,19 @@ pub(crate) fn retire(
     }
 }
 
+/// The firing alert of an open incident, as of its latest window (same
+/// fingerprint and alert id as the one sent when it fired).
+pub(crate) fn firing(
+    incident: &Option<Incident>,
+    service: &str,
+    signal: Signal,
+    cfg: &DetectorConfig,
+) -> Option<Alert> {
+    incident
+        .as_ref()
+        .map(|inc| build(AlertStatus::Firing, service, signal, inc, cfg, None))
+}
+
 fn build(
     status: AlertStatus,
     service: &str,
