@@ -2,6 +2,7 @@
 //! to an alert topic.
 
 mod alertmanager;
+mod alerts_cmd;
 mod backtest_archive;
 mod backtest_cmd;
 mod checkpoint;
@@ -72,6 +73,8 @@ enum Command {
     /// Replay a log file, a Parquet archive or a metric series through the
     /// detector offline: the alerts it would have raised, and scores as CSV.
     Backtest(backtest_cmd::BacktestArgs),
+    /// Print the alerts on the alert topic, readably or as JSON lines.
+    Alerts(alerts_cmd::AlertsArgs),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -350,6 +353,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Demo(args) => demo::run(cfg, &args),
         Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
+        Command::Alerts(args) => alerts_cmd::run(&cfg, &args),
         Command::Backtest(args) => backtest_cmd::run(&cfg, &args)
             .map(|_| ())
             .context("backtest failed"),
