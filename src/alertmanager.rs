@@ -357,6 +357,7 @@ mod tests {
                 service: "payments".into(),
                 signal: Signal::ErrorRatio,
                 direction: Direction::High,
+                dimension: None,
             },
             incident_start: rfc3339_us(1_000_000_000),
             incident_start_us: 1_000_000_000,
@@ -374,6 +375,9 @@ mod tests {
             score: 0.8,
             severity: Severity::Critical,
             summary: "payments error ratio 40%".into(),
+            top_templates: Vec::new(),
+            samples: Vec::new(),
+            related: Vec::new(),
         }
     }
 

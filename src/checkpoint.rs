@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use logwarden_detect::{Detector, DetectorState, DetectorStateRef};
+use logwarden_ingest::template::MinerSnapshot;
 
 /// File name of the checkpoint inside the state directory.
 pub const CHECKPOINT_FILE: &str = "detect-checkpoint.json";
@@ -43,6 +44,8 @@ struct CheckpointOut<'a> {
     written_at: String,
     offsets: Vec<SavedOffset>,
     detector: DetectorStateRef<'a>,
+    /// The parser's template miner, so template ids survive the restart.
+    templates: Option<MinerSnapshot>,
 }
 
 #[derive(Deserialize)]
@@ -51,12 +54,15 @@ struct CheckpointIn {
     group: String,
     offsets: Vec<SavedOffset>,
     detector: DetectorState,
+    #[serde(default)]
+    templates: Option<MinerSnapshot>,
 }
 
 /// A checkpoint read back: the detector state and its offsets.
 pub struct Restored {
     pub detector: DetectorState,
     pub offsets: Offsets,
+    pub templates: Option<MinerSnapshot>,
 }
 
 /// The checkpoint file of `dir`.
@@ -97,6 +103,7 @@ pub fn read(dir: &Path, group: &str) -> anyhow::Result<Option<Restored>> {
     Ok(Some(Restored {
         detector: c.detector,
         offsets,
+        templates: c.templates,
     }))
 }
 
@@ -106,6 +113,7 @@ pub fn write(
     dir: &Path,
     group: &str,
     detector: &Detector,
+    templates: Option<MinerSnapshot>,
     offsets: &Offsets,
 ) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -126,6 +134,7 @@ pub fn write(
         written_at: chrono::Utc::now().to_rfc3339(),
         offsets,
         detector: detector.state(),
+        templates,
     };
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -164,12 +173,13 @@ mod tests {
                 service: Some(if i % 2 == 0 { "a" } else { "b" }),
                 level: Level::Info,
                 template_id: None,
+                message: None,
             });
         }
         let offsets: Offsets = [(("logs".to_string(), 0), 17), (("logs".to_string(), 2), 4)].into();
         assert!(read(dir.path(), "g").unwrap().is_none());
-        write(dir.path(), "g", &d, &offsets).unwrap();
-        write(dir.path(), "g", &d, &offsets).unwrap();
+        write(dir.path(), "g", &d, None, &offsets).unwrap();
+        write(dir.path(), "g", &d, None, &offsets).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -26,6 +26,7 @@ use logwarden_detect::{Alert, Detector, Event, PartitionClock};
 use logwarden_ingest::kafka::{caught_up, transport_time_us, EofTracker, MeteredContext, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
+use logwarden_ingest::template::TemplateMiner;
 
 use crate::checkpoint;
 use crate::config::Config;
@@ -90,6 +91,7 @@ pub fn run(
         (!cfg.detect.state_dir.is_empty()).then(|| std::path::PathBuf::from(&cfg.detect.state_dir));
     // Records below these offsets are in the restored state already.
     let mut skip_below: checkpoint::Offsets = Default::default();
+    let mut restored_templates = None;
     let mut detector = match state_dir
         .as_deref()
         .map(|d| checkpoint::read(d, &kafka.group))
@@ -107,6 +109,7 @@ pub fn run(
                 "detector state restored"
             );
             skip_below = restored.offsets;
+            restored_templates = restored.templates;
             d
         }
         None => Detector::new(cfg.detect.model.clone())
@@ -126,6 +129,11 @@ pub fn run(
         }
     }
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
+    if let Some(snap) = restored_templates {
+        let miner = TemplateMiner::restore(&cfg.parse.templates, snap)
+            .context("restoring the template miner from the checkpoint")?;
+        parser.set_miner(miner);
+    }
     let mut rec = LogRecord::default();
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
@@ -178,6 +186,7 @@ pub fn run(
     let commit = |consumer: &BaseConsumer<MeteredContext>,
                   producer: &ThreadedProducer<DeliveryCounter>,
                   detector: &Detector,
+                  parser: &Parser,
                   positions: &std::collections::HashMap<(String, i32), i64>,
                   skip_below: &checkpoint::Offsets|
      -> anyhow::Result<bool> {
@@ -196,7 +205,8 @@ pub fn run(
             let mut offsets = skip_below.clone();
             offsets.extend(positions.iter().map(|(k, v)| (k.clone(), *v)));
             let started = Instant::now();
-            let bytes = checkpoint::write(dir, &group, detector, &offsets)
+            let templates = parser.miner().map(TemplateMiner::snapshot);
+            let bytes = checkpoint::write(dir, &group, detector, templates, &offsets)
                 .context("writing the detector checkpoint")?;
             tracing::debug!(
                 bytes,
@@ -249,7 +259,7 @@ pub fn run(
                 if let Some(t) = clock.event_time() {
                     alerts.extend(detector.advance_to(t));
                 }
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
                 if let Err(e) = consumer.store_offset_from_message(&msg) {
                     tracing::debug!(error = %e, "storing an offset failed");
                 }
@@ -303,11 +313,18 @@ pub fn run(
             clock.idle(None, p);
             if let Some(t) = clock.event_time() {
                 let alerts = detector.advance_to(t);
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
             }
         }
         if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
-            dirty = !commit(&consumer, &producer, &detector, &positions, &skip_below)?;
+            dirty = !commit(
+                &consumer,
+                &producer,
+                &detector,
+                &parser,
+                &positions,
+                &skip_below,
+            )?;
             last_commit = Instant::now();
         }
         if stop == StopWhen::CaughtUp
@@ -320,12 +337,19 @@ pub fn run(
             }) {
                 // End of input: close the windows the data covers.
                 let alerts = detector.flush();
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
                 break;
             }
         }
     }
-    commit(&consumer, &producer, &detector, &positions, &skip_below)?;
+    commit(
+        &consumer,
+        &producer,
+        &detector,
+        &parser,
+        &positions,
+        &skip_below,
+    )?;
     let stats = detector.stats();
     metrics.set_stats(&stats);
     report.windows_closed = stats.windows_closed;
@@ -337,4 +361,24 @@ pub fn run(
         "detect stopped"
     );
     Ok(report)
+}
+
+/// Fills in the text of the templates an alert names, from the parser's
+/// template miner (alerts are rare: a scan of the miner is cheap enough).
+fn with_templates(mut alerts: Vec<Alert>, parser: &Parser) -> Vec<Alert> {
+    let Some(miner) = parser.miner() else {
+        return alerts;
+    };
+    for a in &mut alerts {
+        for t in &mut a.top_templates {
+            let Ok(id) = u64::from_str_radix(&t.template_id, 16) else {
+                continue;
+            };
+            t.template = miner
+                .templates()
+                .find(|(tid, _, _)| *tid == id)
+                .map(|(_, text, _)| text.to_string());
+        }
+    }
+    alerts
 }

@@ -49,6 +49,7 @@ fn main() {
                     Level::Info
                 },
                 template_id: Some(x % 20),
+                message: None,
             }
         })
         .collect();
@@ -95,6 +96,7 @@ fn main() {
                 service: Some(name),
                 level: Level::Info,
                 template_id: None,
+                message: None,
             };
             d.observe(&ev);
         }
