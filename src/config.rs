@@ -26,6 +26,10 @@ pub const DEFAULT_ALERTS_TOPIC: &str = "logwarden-alerts";
 pub const DEFAULT_OUTPUT: &str = "./archive";
 /// Default for `[detect] idle_partition_secs`.
 pub const DEFAULT_IDLE_PARTITION_SECS: f64 = 3.0;
+/// Default for [`DetectConfig::state_dir`]: empty, no checkpoint.
+pub const DEFAULT_STATE_DIR: &str = "";
+/// Default for [`DetectConfig::alertmanager_url`]: empty, no Alertmanager.
+pub const DEFAULT_ALERTMANAGER_URL: &str = "";
 /// Default for `[ingest] shutdown_timeout_secs`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: f64 = 30.0;
 
@@ -87,8 +91,18 @@ pub struct DetectConfig {
     /// A partition with no new record for this many seconds after reaching
     /// its end stops holding back the event-time watermark.
     pub idle_partition_secs: f64,
+    /// Directory of the detector's checkpoint (baselines, open incidents,
+    /// watermark and the offsets they cover), written before every offset
+    /// commit and at shutdown, restored at start. Empty: no checkpoint, a
+    /// restart warms up again. One directory per detect instance.
+    pub state_dir: String,
+    /// Base URL of a Prometheus Alertmanager (`http://host:9093`) that
+    /// receives every alert too (API v2); empty: none.
+    pub alertmanager_url: String,
     /// The detector's model settings.
     pub model: logwarden_detect::DetectorConfig,
+    /// Per-record scoring of metric-like series (`backtest --field`).
+    pub metric: logwarden_detect::numeric::NumericConfig,
 }
 
 impl Default for DetectConfig {
@@ -97,7 +111,10 @@ impl Default for DetectConfig {
             group: DEFAULT_DETECT_GROUP.into(),
             alerts_topic: DEFAULT_ALERTS_TOPIC.into(),
             idle_partition_secs: DEFAULT_IDLE_PARTITION_SECS,
+            state_dir: DEFAULT_STATE_DIR.into(),
+            alertmanager_url: DEFAULT_ALERTMANAGER_URL.into(),
             model: Default::default(),
+            metric: Default::default(),
         }
     }
 }

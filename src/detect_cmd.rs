@@ -5,6 +5,11 @@
 //! an alert is never lost to a crash, and a crash costs at most a replay of
 //! the last interval (whose alerts carry the same deterministic ids, so
 //! consumers can deduplicate).
+//!
+//! With `[detect] state_dir`, every commit is preceded by a checkpoint of the
+//! detector ([`crate::checkpoint`]) holding the offsets it covers; a
+//! restarted detect restores it (no new warm-up, open incidents stay open)
+//! and skips the records below those offsets that the group replays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +26,9 @@ use logwarden_detect::{Alert, Detector, Event, PartitionClock};
 use logwarden_ingest::kafka::{caught_up, transport_time_us, EofTracker, MeteredContext, StopWhen};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
+use logwarden_ingest::template::TemplateMiner;
 
+use crate::checkpoint;
 use crate::config::Config;
 use crate::generate_cmd::DeliveryCounter;
 
@@ -80,9 +87,53 @@ pub fn run(
         .create_with_context(DeliveryCounter::default())
         .context("creating the alert producer")?;
     let alerts_topic = cfg.detect.alerts_topic.as_str();
-    let mut detector =
-        Detector::new(cfg.detect.model.clone()).context("invalid [detect.model] configuration")?;
+    let state_dir =
+        (!cfg.detect.state_dir.is_empty()).then(|| std::path::PathBuf::from(&cfg.detect.state_dir));
+    // Records below these offsets are in the restored state already.
+    let mut skip_below: checkpoint::Offsets = Default::default();
+    let mut restored_templates = None;
+    let mut detector = match state_dir
+        .as_deref()
+        .map(|d| checkpoint::read(d, &kafka.group))
+        .transpose()?
+        .flatten()
+    {
+        Some(restored) => {
+            let series = restored.detector.series_count();
+            let d = Detector::from_state(cfg.detect.model.clone(), restored.detector)
+                .context("restoring the detector checkpoint")?;
+            tracing::info!(
+                series,
+                watermark_us = d.watermark_us(),
+                partitions = restored.offsets.len(),
+                "detector state restored"
+            );
+            skip_below = restored.offsets;
+            restored_templates = restored.templates;
+            d
+        }
+        None => Detector::new(cfg.detect.model.clone())
+            .context("invalid [detect.model] configuration")?,
+    };
+    let mut skipped_records = 0u64;
+    let alertmanager = (!cfg.detect.alertmanager_url.is_empty())
+        .then(|| {
+            crate::alertmanager::Alertmanager::start(&cfg.detect.alertmanager_url, metrics.clone())
+        })
+        .transpose()?;
+    if let Some(am) = &alertmanager {
+        // Incidents open in a restored state: Alertmanager hears of them
+        // again (it forgets firing alerts that are not resent).
+        for alert in detector.open_incidents() {
+            am.send(&alert);
+        }
+    }
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
+    if let Some(snap) = restored_templates {
+        let miner = TemplateMiner::restore(&cfg.parse.templates, snap)
+            .context("restoring the template miner from the checkpoint")?;
+        parser.set_miner(miner);
+    }
     let mut rec = LogRecord::default();
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
@@ -119,6 +170,9 @@ pub fn run(
             }
             tracing::info!(alert_id = %alert.alert_id, status = alert.status.as_str(), summary = %alert.summary, "alert");
             metrics.count_alert(&alert);
+            if let Some(am) = &alertmanager {
+                am.send(&alert);
+            }
             report.alerts += 1;
             on_alert(&alert);
         }
@@ -126,9 +180,15 @@ pub fn run(
     };
 
     // Returns whether the offsets were committed; a failed commit is tried
-    // again at the next interval.
+    // again at the next interval. With a state directory, the checkpoint is
+    // written first: the committed offsets never run ahead of it.
+    let group = kafka.group.clone();
     let commit = |consumer: &BaseConsumer<MeteredContext>,
-                  producer: &ThreadedProducer<DeliveryCounter>|
+                  producer: &ThreadedProducer<DeliveryCounter>,
+                  detector: &Detector,
+                  parser: &Parser,
+                  positions: &std::collections::HashMap<(String, i32), i64>,
+                  skip_below: &checkpoint::Offsets|
      -> anyhow::Result<bool> {
         producer
             .flush(PRODUCER_FLUSH_TIMEOUT)
@@ -139,6 +199,20 @@ pub fn run(
             .store(failed, Ordering::Relaxed);
         if failed > 0 {
             bail!("{failed} alerts could not be delivered to the alert topic");
+        }
+        if let Some(dir) = state_dir.as_deref() {
+            // Partitions not read since the restore keep their saved offsets.
+            let mut offsets = skip_below.clone();
+            offsets.extend(positions.iter().map(|(k, v)| (k.clone(), *v)));
+            let started = Instant::now();
+            let templates = parser.miner().map(TemplateMiner::snapshot);
+            let bytes = checkpoint::write(dir, &group, detector, templates, &offsets)
+                .context("writing the detector checkpoint")?;
+            tracing::debug!(
+                bytes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkpoint written"
+            );
         }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(())
@@ -160,6 +234,19 @@ pub fn run(
                     transport_time_us: transport_time_us(msg.timestamp()),
                     ingest_time_us: chrono::Utc::now().timestamp_micros(),
                 };
+                let key = (msg.topic().to_string(), msg.partition());
+                if let Some(&next) = skip_below.get(&key) {
+                    if msg.offset() < next {
+                        // Counted before the restart: in the restored state.
+                        skipped_records += 1;
+                        if let Err(e) = consumer.store_offset_from_message(&msg) {
+                            tracing::debug!(error = %e, "storing an offset failed");
+                        }
+                        positions.insert(key, msg.offset() + 1);
+                        continue;
+                    }
+                    skip_below.remove(&key);
+                }
                 parser.parse_topic(msg.topic(), msg.payload(), &ctx, &mut rec);
                 report.records += 1;
                 metrics.records.fetch_add(1, Ordering::Relaxed);
@@ -172,7 +259,7 @@ pub fn run(
                 if let Some(t) = clock.event_time() {
                     alerts.extend(detector.advance_to(t));
                 }
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
                 if let Err(e) = consumer.store_offset_from_message(&msg) {
                     tracing::debug!(error = %e, "storing an offset failed");
                 }
@@ -226,11 +313,18 @@ pub fn run(
             clock.idle(None, p);
             if let Some(t) = clock.event_time() {
                 let alerts = detector.advance_to(t);
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
             }
         }
         if dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
-            dirty = !commit(&consumer, &producer)?;
+            dirty = !commit(
+                &consumer,
+                &producer,
+                &detector,
+                &parser,
+                &positions,
+                &skip_below,
+            )?;
             last_commit = Instant::now();
         }
         if stop == StopWhen::CaughtUp
@@ -243,12 +337,19 @@ pub fn run(
             }) {
                 // End of input: close the windows the data covers.
                 let alerts = detector.flush();
-                publish(alerts, &mut report)?;
+                publish(with_templates(alerts, &parser), &mut report)?;
                 break;
             }
         }
     }
-    commit(&consumer, &producer)?;
+    commit(
+        &consumer,
+        &producer,
+        &detector,
+        &parser,
+        &positions,
+        &skip_below,
+    )?;
     let stats = detector.stats();
     metrics.set_stats(&stats);
     report.windows_closed = stats.windows_closed;
@@ -256,7 +357,28 @@ pub fn run(
     tracing::info!(
         records = report.records,
         alerts = report.alerts,
+        skipped_records,
         "detect stopped"
     );
     Ok(report)
+}
+
+/// Fills in the text of the templates an alert names, from the parser's
+/// template miner (alerts are rare: a scan of the miner is cheap enough).
+fn with_templates(mut alerts: Vec<Alert>, parser: &Parser) -> Vec<Alert> {
+    let Some(miner) = parser.miner() else {
+        return alerts;
+    };
+    for a in &mut alerts {
+        for t in &mut a.top_templates {
+            let Ok(id) = u64::from_str_radix(&t.template_id, 16) else {
+                continue;
+            };
+            t.template = miner
+                .templates()
+                .find(|(tid, _, _)| *tid == id)
+                .map(|(_, text, _)| text.to_string());
+        }
+    }
+    alerts
 }

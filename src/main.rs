@@ -1,6 +1,11 @@
 //! logwarden: Kafka log ingestion to a Parquet archive, and anomaly detection
 //! to an alert topic.
 
+mod alertmanager;
+mod alerts_cmd;
+mod backtest_archive;
+mod backtest_cmd;
+mod checkpoint;
 mod compact_cmd;
 mod config;
 mod demo;
@@ -66,6 +71,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Mine log templates from a file and print them (or one id per line).
     Templates(TemplatesArgs),
+    /// Replay a log file, a Parquet archive or a metric series through the
+    /// detector offline: the alerts it would have raised, and scores as CSV.
+    Backtest(backtest_cmd::BacktestArgs),
+    /// Print the alerts on the alert topic, readably or as JSON lines.
+    Alerts(alerts_cmd::AlertsArgs),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -113,6 +123,13 @@ struct DetectArgs {
     /// (`telemetry.detect_listen`).
     #[arg(long, env = "LOGWARDEN_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// Directory of the detector's checkpoint (`detect.state_dir`).
+    #[arg(long, env = "LOGWARDEN_STATE_DIR")]
+    state_dir: Option<String>,
+    /// Also send alerts to this Alertmanager, e.g. http://localhost:9093
+    /// (`detect.alertmanager_url`).
+    #[arg(long, env = "LOGWARDEN_ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
 }
 
 impl DetectArgs {
@@ -129,6 +146,12 @@ impl DetectArgs {
         }
         if let Some(l) = &self.metrics_listen {
             cfg.telemetry.detect_listen = l.clone();
+        }
+        if let Some(d) = &self.state_dir {
+            cfg.detect.state_dir = d.clone();
+        }
+        if let Some(u) = &self.alertmanager_url {
+            cfg.detect.alertmanager_url = u.clone();
         }
     }
 }
@@ -334,6 +357,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate_cmd::run(&args),
         Command::Demo(args) => demo::run(cfg, &args),
         Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
+        Command::Alerts(args) => alerts_cmd::run(&cfg, &args),
+        Command::Backtest(args) => backtest_cmd::run(&cfg, &args)
+            .map(|_| ())
+            .context("backtest failed"),
         Command::Config(ConfigCommand::Check { file }) => {
             let mut cfg = Config::load(Some(&file), &sets)?;
             // What ingest and detect would run with: their LOGWARDEN_*

@@ -508,6 +508,18 @@ impl Collector for DetectCollector {
             })
             .collect();
         counters(e, dm::ALERTS, help(dm::ALERTS), &alerts)?;
+        counter(
+            e,
+            "logwarden_detect_alertmanager_sent_total",
+            "alerts Alertmanager accepted, resends of firing alerts included",
+            load(&m.alertmanager_sent),
+        )?;
+        counter(
+            e,
+            "logwarden_detect_alertmanager_dropped_total",
+            "alerts never delivered to Alertmanager (queue full, refused, unreachable at shutdown)",
+            load(&m.alertmanager_dropped),
+        )?;
         gauge(
             e,
             "logwarden_detect_alerts_in_flight",
@@ -521,6 +533,7 @@ impl Collector for DetectCollector {
                 ("consumer", load(&m.consumer_errors)),
                 ("commit", load(&m.commit_failures)),
                 ("alert_delivery", load(&m.alert_delivery_failures)),
+                ("alertmanager", load(&m.alertmanager_failures)),
             ],
         )?;
         kafka(e, &m.kafka)

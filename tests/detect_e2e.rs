@@ -50,6 +50,33 @@ fn steady_traffic_gives_no_alert() {
 #[test]
 fn error_burst_gives_exactly_one_alert() {
     let broker = broker_with_logs(12, &["--incident", "error-burst:payments@150m+6m"]);
+    // `logwarden alerts --follow` prints them as they come.
+    let mut follow = Proc(
+        logwarden()
+            .args([
+                "alerts",
+                "--brokers",
+                &broker.bootstrap(),
+                "--alerts-topic",
+                "alerts",
+            ])
+            .args(["--follow", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("alerts starts"),
+    );
+    let followed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stdout = follow.stdout.take().expect("stdout");
+    let sink = followed.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().expect("lock").push(line);
+        }
+    });
     let summary = detect(&broker, "d2");
     assert!(summary.contains(" 0 late records"), "{summary}");
     let alerts = read_alerts(&broker, "alerts");
@@ -62,7 +89,7 @@ fn error_burst_gives_exactly_one_alert() {
     assert_eq!(key, "payments/error_ratio");
     assert_eq!(a["series"]["service"], "payments");
     assert_eq!(a["series"]["signal"], "error_ratio");
-    assert_eq!(a["schema_version"], "1");
+    assert_eq!(a["schema_version"], "2");
     for field in [
         "alert_id",
         "fingerprint",
@@ -90,6 +117,64 @@ fn error_burst_gives_exactly_one_alert() {
         a["observed"].as_f64().expect("obs") > a["expected_high"].as_f64().expect("hi"),
         "{a}"
     );
+    // `logwarden alerts`: one readable line per alert, or the JSON itself.
+    let text = run_ok(logwarden().args([
+        "alerts",
+        "--brokers",
+        &broker.bootstrap(),
+        "--alerts-topic",
+        "alerts",
+    ]));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), alerts.len(), "{text}");
+    assert!(
+        lines[0].contains("FIRING") && lines[0].contains("payments/error_ratio"),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains(a["summary"].as_str().expect("summary")),
+        "{text}"
+    );
+    let json = run_ok(logwarden().args([
+        "alerts",
+        "--brokers",
+        &broker.bootstrap(),
+        "--alerts-topic",
+        "alerts",
+        "--json",
+    ]));
+    let parsed: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let on_topic: Vec<&serde_json::Value> = alerts.iter().map(|(_, a)| a).collect();
+    assert_eq!(parsed.iter().collect::<Vec<_>>(), on_topic);
+    let none = run_ok(logwarden().args([
+        "alerts",
+        "--brokers",
+        &broker.bootstrap(),
+        "--alerts-topic",
+        "alerts",
+        "--service",
+        "search",
+    ]));
+    assert!(
+        none.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&none.stdout)
+    );
+    wait_until("--follow printed every alert", WAIT, || {
+        followed.lock().expect("lock").len() == alerts.len()
+    });
+    let followed: Vec<serde_json::Value> = followed
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(followed.iter().collect::<Vec<_>>(), on_topic);
+    let _ = follow.kill();
     // Anything else on the topic is the same incident resolving.
     for (_, other) in alerts.iter().filter(|(_, a)| a["status"] != "firing") {
         assert_eq!(other["status"], "resolved", "{other}");

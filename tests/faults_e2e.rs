@@ -534,7 +534,10 @@ fn object_storage_outage_retries_without_committing() {
     let mut ingest = cmd
         .args(FAST_SEGMENTS)
         .env("AWS_ENDPOINT_URL", proxy.endpoint())
-        .env("RUST_LOG", "info,logwarden_ingest::kafka=debug,rdkafka=warn")
+        .env(
+            "RUST_LOG",
+            "info,logwarden_ingest::kafka=debug,rdkafka=warn",
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
@@ -549,10 +552,19 @@ fn object_storage_outage_retries_without_committing() {
     std::thread::sleep(Duration::from_secs(2));
     let during = broker.committed_total("g-s3", "logs");
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(broker.committed_total("g-s3", "logs"), during, "committed during the outage");
-    assert!(ingest.try_wait().expect("status").is_none(), "ingest gave up");
+    assert_eq!(
+        broker.committed_total("g-s3", "logs"),
+        during,
+        "committed during the outage"
+    );
+    assert!(
+        ingest.try_wait().expect("status").is_none(),
+        "ingest gave up"
+    );
     wait_until("consumption paused instead of buffering", WAIT, || {
-        std::fs::read_to_string(&log).unwrap_or_default().contains("pausing consumption")
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("pausing consumption")
     });
     proxy.set_down(false);
     let back = Instant::now();
@@ -560,7 +572,9 @@ fn object_storage_outage_retries_without_committing() {
     wait_committed(&broker, "g-s3", "logs", total);
     let recover = back.elapsed();
     signal(&ingest, "TERM");
-    assert!(wait_exit(&mut ingest, Duration::from_secs(60)).expect("exits").success());
+    assert!(wait_exit(&mut ingest, Duration::from_secs(60))
+        .expect("exits")
+        .success());
     // Read the archive back over S3.
     let local = dir.path().join("downloaded");
     run_ok(std::process::Command::new("python3").args([
@@ -569,5 +583,11 @@ fn object_storage_outage_retries_without_committing() {
         &s3.endpoint(),
         local.to_str().expect("utf-8"),
     ]));
-    report("object storage outage", &local, &truth, total, Some(recover));
+    report(
+        "object storage outage",
+        &local,
+        &truth,
+        total,
+        Some(recover),
+    );
 }

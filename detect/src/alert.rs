@@ -5,7 +5,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Version of the alert JSON schema; bump on incompatible changes.
-pub const ALERT_SCHEMA_VERSION: &str = "1";
+pub const ALERT_SCHEMA_VERSION: &str = "2";
+/// Most template counts an alert carries.
+pub const MAX_ALERT_TEMPLATES: usize = 5;
+/// Most sample lines an alert carries, and their longest length in bytes.
+pub const MAX_ALERT_SAMPLES: usize = 3;
+pub const MAX_SAMPLE_BYTES: usize = 300;
 
 /// Lifecycle state of an incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +37,13 @@ pub enum Signal {
     EventCount,
     /// Error and fatal records over all records per window.
     ErrorRatio,
+    /// Warning records per window.
+    WarnCount,
+    /// Templates the service had not logged before, after its warm-up.
+    NewTemplate,
+    /// A static threshold rule from the configuration (`series.dimension`
+    /// names it).
+    Threshold,
 }
 
 impl Signal {
@@ -39,6 +51,9 @@ impl Signal {
         match self {
             Signal::EventCount => "event_count",
             Signal::ErrorRatio => "error_ratio",
+            Signal::WarnCount => "warn_count",
+            Signal::NewTemplate => "new_template",
+            Signal::Threshold => "threshold",
         }
     }
 }
@@ -74,6 +89,21 @@ pub struct SeriesRef {
     pub service: String,
     pub signal: Signal,
     pub direction: Direction,
+    /// The rule's name for `threshold` alerts; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<String>,
+}
+
+/// A template's count in the alert's window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TemplateCount {
+    /// The template id, 16 hex digits (as `template_id` in the archive, in
+    /// hex).
+    pub template_id: String,
+    pub count: u64,
+    /// The template's text, when the publisher knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// One alert: an incident opening (`firing`) or closing (`resolved`).
@@ -112,19 +142,48 @@ pub struct Alert {
     pub severity: Severity,
     /// One human-readable line.
     pub summary: String,
+    /// The service's most frequent templates in the window (for
+    /// `new_template`: the new ones), at most [`MAX_ALERT_TEMPLATES`].
+    #[serde(default)]
+    pub top_templates: Vec<TemplateCount>,
+    /// A few log lines of the window (errors first for error signals, lines
+    /// of the new templates for `new_template`), each cut to
+    /// [`MAX_SAMPLE_BYTES`], at most [`MAX_ALERT_SAMPLES`].
+    #[serde(default)]
+    pub samples: Vec<String>,
+    /// Keys of the other series of the same service that fired in the same
+    /// window: one cause, several symptoms.
+    #[serde(default)]
+    pub related: Vec<String>,
 }
 
 impl Alert {
     /// The Kafka message key: `service/signal`, so that one series' firing and
     /// resolved alerts land on one partition, in order.
     pub fn key(&self) -> String {
-        series_key(&self.series.service, self.series.signal)
+        series_key(
+            &self.series.service,
+            self.series.signal,
+            self.series.dimension.as_deref(),
+        )
     }
 }
 
-/// The key of one series: `service/signal`.
-pub fn series_key(service: &str, signal: Signal) -> String {
-    format!("{service}/{}", signal.as_str())
+/// The key of one series: `service/signal`, or `service/signal/dimension`.
+pub fn series_key(service: &str, signal: Signal, dimension: Option<&str>) -> String {
+    match dimension {
+        Some(d) => format!("{service}/{}/{d}", signal.as_str()),
+        None => format!("{service}/{}", signal.as_str()),
+    }
+}
+
+/// `line` cut to at most [`MAX_SAMPLE_BYTES`] on a character boundary.
+pub(crate) fn sample_line(line: &str) -> String {
+    let mut end = line.len().min(MAX_SAMPLE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_string()
 }
 
 /// 64-bit FNV-1a: tiny, stable across Rust versions and platforms (unlike

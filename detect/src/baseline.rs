@@ -11,6 +11,8 @@
 //! `level * profile[slot(t)]` and update both from the residual; callers need
 //! not change.
 
+use serde::{Deserialize, Serialize};
+
 use crate::stats::{CountDist, ErrorDist};
 
 /// Normal windows are clipped to this many standard deviations before they
@@ -40,7 +42,7 @@ impl CountForecast {
 }
 
 /// Exponentially weighted level and one-step-ahead error variance of a count.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CountBaseline {
     windows: u32,
     level: f64,
@@ -94,7 +96,7 @@ impl CountBaseline {
 }
 
 /// Exponentially weighted error ratio and dispersion of a series.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RatioBaseline {
     windows: u32,
     /// EW mean events and errors per window (non-empty windows only).

@@ -36,6 +36,78 @@ pub const DEFAULT_MAX_SILENT_WINDOWS: u32 = 360;
 pub const DEFAULT_FORGET_AFTER_WINDOWS: u32 = 1440;
 /// Default cap on tracked series; the least recently seen is evicted.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Default windows after a resolve during which the same series does not
+/// fire again.
+pub const DEFAULT_COOLDOWN_WINDOWS: u32 = 10;
+/// Default windows a service's templates are learned before a template it
+/// has not logged before alerts (0 disables new-template alerts).
+pub const DEFAULT_NEW_TEMPLATE_WARMUP_WINDOWS: u32 = 60;
+/// Default records of a new template in one window before it alerts.
+pub const DEFAULT_NEW_TEMPLATE_MIN_COUNT: u64 = 5;
+
+/// What a threshold rule compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleSignal {
+    /// Records per window.
+    EventCount,
+    /// Error and fatal records per window.
+    ErrorCount,
+    /// Error and fatal records over all records, in [0, 1].
+    ErrorRatio,
+    /// Warning records per window.
+    WarnCount,
+}
+
+impl RuleSignal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleSignal::EventCount => "event_count",
+            RuleSignal::ErrorCount => "error_count",
+            RuleSignal::ErrorRatio => "error_ratio",
+            RuleSignal::WarnCount => "warn_count",
+        }
+    }
+}
+
+/// Which side of the threshold is a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOp {
+    Above,
+    Below,
+}
+
+/// A static threshold: e.g. "payments error_count above 50 for 2 windows".
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRule {
+    /// Name of the rule, unique; the alert's `series.dimension`.
+    pub name: String,
+    /// The service it applies to; empty: every service.
+    #[serde(default)]
+    pub service: String,
+    /// The measured value.
+    pub signal: RuleSignal,
+    /// `above` or `below`.
+    pub op: RuleOp,
+    /// The threshold (a count, or a ratio in [0, 1]).
+    pub value: f64,
+    /// Consecutive violating windows before it fires (at least 1).
+    #[serde(default = "one")]
+    pub for_windows: u32,
+    /// Severity of its alerts.
+    #[serde(default = "warning")]
+    pub severity: crate::alert::Severity,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn warning() -> crate::alert::Severity {
+    crate::alert::Severity::Warning
+}
 
 /// Why a [`DetectorConfig`] was rejected. Each variant names the field; none
 /// of them can be fixed by retrying.
@@ -49,6 +121,8 @@ pub enum DetectConfigError {
         range: &'static str,
         value: f64,
     },
+    #[error("detect config: rule `{name}`: {why}")]
+    Rule { name: String, why: String },
     #[error("detect config: `{field}` ({value}) must be at least `{other}` ({other_value})")]
     Ordering {
         field: &'static str,
@@ -98,6 +172,16 @@ pub struct DetectorConfig {
     pub forget_after_windows: u32,
     /// Maximum number of tracked series; the least recently seen is evicted.
     pub max_series: usize,
+    /// After an incident resolves, windows during which the same series
+    /// does not fire again (flapping guard).
+    pub cooldown_windows: u32,
+    /// Windows of a service during which its templates are only learned;
+    /// afterwards a template it has not logged before alerts (0: never).
+    pub new_template_warmup_windows: u32,
+    /// Records of a new template in one window before it alerts.
+    pub new_template_min_count: u64,
+    /// Static threshold rules, judged on every closed window.
+    pub rules: Vec<ThresholdRule>,
 }
 
 impl Default for DetectorConfig {
@@ -118,6 +202,10 @@ impl Default for DetectorConfig {
             max_silent_windows: DEFAULT_MAX_SILENT_WINDOWS,
             forget_after_windows: DEFAULT_FORGET_AFTER_WINDOWS,
             max_series: DEFAULT_MAX_SERIES,
+            cooldown_windows: DEFAULT_COOLDOWN_WINDOWS,
+            new_template_warmup_windows: DEFAULT_NEW_TEMPLATE_WARMUP_WINDOWS,
+            new_template_min_count: DEFAULT_NEW_TEMPLATE_MIN_COUNT,
+            rules: Vec::new(),
         }
     }
 }
@@ -203,6 +291,34 @@ impl DetectorConfig {
                 field: "max_series",
             });
         }
+        if self.new_template_min_count == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "new_template_min_count",
+            });
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            let bad = |why: &str| {
+                Err(DetectConfigError::Rule {
+                    name: r.name.clone(),
+                    why: why.to_string(),
+                })
+            };
+            if r.name.is_empty() || r.name.contains('/') {
+                return bad("the name must be non-empty, without `/`");
+            }
+            if self.rules[..i].iter().any(|o| o.name == r.name) {
+                return bad("two rules have this name");
+            }
+            if !r.value.is_finite() || r.value < 0.0 {
+                return bad("the value must be a non-negative number");
+            }
+            if r.signal == RuleSignal::ErrorRatio && r.value > 1.0 {
+                return bad("an error_ratio threshold is in [0, 1]");
+            }
+            if r.for_windows == 0 {
+                return bad("for_windows must be at least 1");
+            }
+        }
         Ok(())
     }
 
@@ -262,5 +378,26 @@ mod tests {
         assert!(cfg.is_ok_and(|c| c.window_secs == 30 && c.warmup_windows == 15));
         let bad: Result<DetectorConfig, _> = serde_json::from_str(r#"{"windw_secs": 30}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn rules_parse_with_defaults_and_reject_typos() {
+        let cfg: DetectorConfig = serde_json::from_str(
+            r#"{"rules": [{"name": "r", "signal": "error_count", "op": "above", "value": 50}]}"#,
+        )
+        .expect("a rule");
+        let r = &cfg.rules[0];
+        assert_eq!((r.for_windows, r.severity), (1, crate::Severity::Warning));
+        assert_eq!(r.service, "");
+        assert!(cfg.validate().is_ok());
+        let typo: Result<DetectorConfig, _> = serde_json::from_str(
+            r#"{"rules": [{"name": "r", "signal": "error_count", "op": "above", "value": 5, "windows": 2}]}"#,
+        );
+        assert!(typo.is_err());
+        let twice = DetectorConfig {
+            rules: vec![r.clone(), r.clone()],
+            ..DetectorConfig::default()
+        };
+        assert!(twice.validate().is_err());
     }
 }

@@ -9,12 +9,19 @@
 use std::collections::BTreeMap;
 
 use logwarden_ingest::record::{Level, LogRecord};
+use serde::{Deserialize, Serialize};
 use tracing::debug;
 
-use crate::alert::{Alert, Direction, Signal};
+use crate::alert::{
+    sample_line, Alert, AlertStatus, Direction, Signal, TemplateCount, MAX_ALERT_SAMPLES,
+    MAX_ALERT_TEMPLATES,
+};
 use crate::baseline::{CountBaseline, RatioBaseline};
-use crate::config::{DetectConfigError, DetectorConfig};
-use crate::incident::{retire, step, BaselineAction, Incident, Judgement, Model, WindowCtx};
+use crate::config::{DetectConfigError, DetectorConfig, RuleOp, RuleSignal};
+use crate::incident::{
+    firing, retire, score, step, step_with, BaselineAction, Judgement, Model, SeriesId, Track,
+    WindowCtx,
+};
 
 /// The series name used for records without a service.
 pub const UNKNOWN_SERVICE: &str = "unknown";
@@ -34,8 +41,10 @@ pub struct Event<'a> {
     /// The series; `None` is the series [`UNKNOWN_SERVICE`].
     pub service: Option<&'a str>,
     pub level: Level,
-    /// Reserved for per-template signals.
+    /// The message's template, for template counts and new templates.
     pub template_id: Option<u64>,
+    /// The message, for sample lines in alerts.
+    pub message: Option<&'a str>,
 }
 
 impl<'a> Event<'a> {
@@ -46,19 +55,99 @@ impl<'a> Event<'a> {
             service: record.service.as_deref(),
             level: record.level,
             template_id: record.template_id,
+            message: Some(&record.message),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Distinct templates counted per open window of a series; the rest are
+/// counted as events only.
+const MAX_WINDOW_TEMPLATES: usize = 128;
+/// Template lines kept per open window (one per template).
+const MAX_WINDOW_TEMPLATE_LINES: usize = 8;
+/// Templates remembered per service for new-template detection; the least
+/// recently seen is forgotten beyond it.
+const MAX_KNOWN_TEMPLATES: usize = 1000;
+
+/// What one open window of one series has counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Counts {
     events: u64,
     errors: u64,
+    #[serde(default)]
+    warns: u64,
+    /// Records per template (at most [`MAX_WINDOW_TEMPLATES`] templates).
+    #[serde(default)]
+    templates: BTreeMap<u64, u64>,
+    /// The first line of a few templates.
+    #[serde(default)]
+    template_lines: BTreeMap<u64, String>,
+    /// The first error lines and the first lines.
+    #[serde(default)]
+    error_lines: Vec<String>,
+    #[serde(default)]
+    lines: Vec<String>,
+}
+
+impl Counts {
+    fn add(&mut self, ev: &Event<'_>) {
+        self.events += 1;
+        let error = ev.level.is_error();
+        self.errors += u64::from(error);
+        self.warns += u64::from(ev.level == Level::Warn);
+        if let Some(t) = ev.template_id {
+            let room = self.templates.len() < MAX_WINDOW_TEMPLATES;
+            if let Some(c) = self.templates.get_mut(&t) {
+                *c += 1;
+            } else if room {
+                self.templates.insert(t, 1);
+                if self.template_lines.len() < MAX_WINDOW_TEMPLATE_LINES {
+                    if let Some(m) = ev.message.filter(|m| !m.is_empty()) {
+                        self.template_lines.insert(t, sample_line(m));
+                    }
+                }
+            }
+        }
+        if let Some(m) = ev.message.filter(|m| !m.is_empty()) {
+            if error && self.error_lines.len() < MAX_ALERT_SAMPLES {
+                self.error_lines.push(sample_line(m));
+            }
+            if self.lines.len() < MAX_ALERT_SAMPLES {
+                self.lines.push(sample_line(m));
+            }
+        }
+    }
+
+    /// The most frequent templates, most frequent first (ties: smaller id).
+    fn top_templates(&self) -> Vec<TemplateCount> {
+        let mut v: Vec<(u64, u64)> = self.templates.iter().map(|(t, c)| (*t, *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.into_iter()
+            .take(MAX_ALERT_TEMPLATES)
+            .map(|(t, c)| template_count(t, c))
+            .collect()
+    }
+}
+
+fn template_count(id: u64, count: u64) -> TemplateCount {
+    TemplateCount {
+        template_id: format!("{id:016x}"),
+        count,
+        template: None,
+    }
+}
+
+/// A threshold rule's state in one series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RuleTrack {
+    /// Consecutive violating windows.
+    streak: u32,
+    track: Track,
 }
 
 /// Everything kept per service.
-#[derive(Debug)]
-struct Series {
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Series {
     /// Windows not closed yet (at most lateness / window + 2 of them).
     open: BTreeMap<i64, Counts>,
     /// Start of the next window of this series to close.
@@ -70,13 +159,43 @@ struct Series {
     /// Logical time of the last record, for least-recently-seen eviction.
     last_seen: u64,
     count: CountBaseline,
-    count_incident: Option<Incident>,
+    count_track: Track,
     ratio: RatioBaseline,
-    ratio_incident: Option<Incident>,
+    ratio_track: Track,
+    warn: CountBaseline,
+    warn_track: Track,
+    /// Templates this service logged, with the last window they were seen.
+    known_templates: BTreeMap<u64, i64>,
+    /// Closed windows that fed `known_templates`.
+    template_windows: u32,
+    new_template_track: Track,
+    /// Per configured rule, by name.
+    rules: BTreeMap<String, RuleTrack>,
+}
+
+/// The verdict on one closed window of one signal, for backtests and plots
+/// (see [`Detector::record_windows`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowScore {
+    pub service: String,
+    pub signal: Signal,
+    pub window_start_us: i64,
+    pub window_end_us: i64,
+    pub observed: f64,
+    /// `None` while the series warms up.
+    pub expected: Option<f64>,
+    pub expected_low: Option<f64>,
+    pub expected_high: Option<f64>,
+    /// Tail probability (1 while warming up).
+    pub probability: f64,
+    /// Score in [0, 1], as in the alerts.
+    pub score: f64,
+    /// Past the threshold and the absolute floors.
+    pub anomalous: bool,
 }
 
 /// Counters of the detector, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorStats {
     /// Series windows closed and judged (empty windows of silent series too).
     pub windows_closed: u64,
@@ -108,6 +227,8 @@ pub struct Detector {
     closed_until_us: i64,
     tick: u64,
     stats: DetectorStats,
+    /// Judged windows, when recording is on.
+    window_log: Option<Vec<WindowScore>>,
 }
 
 impl Detector {
@@ -124,7 +245,22 @@ impl Detector {
             closed_until_us: i64::MIN,
             tick: 0,
             stats: DetectorStats::default(),
+            window_log: None,
         })
+    }
+
+    /// Turns recording of every judged window on or off (off by default:
+    /// a live detector has no use for it).
+    pub fn record_windows(&mut self, on: bool) {
+        self.window_log = on.then(Vec::new);
+    }
+
+    /// The windows judged since the last call (empty when not recording).
+    pub fn take_window_scores(&mut self) -> Vec<WindowScore> {
+        self.window_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &DetectorConfig {
@@ -169,11 +305,7 @@ impl Detector {
                     open: BTreeMap::new(),
                     next_close_us: ws,
                     last_data_us: ws,
-                    last_seen: 0,
-                    count: CountBaseline::default(),
-                    count_incident: None,
-                    ratio: RatioBaseline::default(),
-                    ratio_incident: None,
+                    ..Series::default()
                 },
             );
         }
@@ -183,9 +315,7 @@ impl Detector {
                 s.next_close_us = ws;
                 s.last_data_us = ws;
             }
-            let c = s.open.entry(ws).or_default();
-            c.events += 1;
-            c.errors += u64::from(ev.level.is_error());
+            s.open.entry(ws).or_default().add(ev);
         }
         out
     }
@@ -216,6 +346,18 @@ impl Detector {
         if let Some(m) = last {
             self.max_event_time_us = Some(m);
             self.close_until(m.saturating_add(1), &mut out);
+        }
+        out
+    }
+
+    /// The firing alerts of the incidents open now (e.g. to tell a
+    /// receiver, after a restart from a checkpoint, what is still firing).
+    pub fn open_incidents(&self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for (service, s) in &self.series {
+            s.each_track(service, &self.cfg, |id, t| {
+                out.extend(firing(t, id, &self.cfg));
+            });
         }
         out
     }
@@ -260,9 +402,9 @@ impl Detector {
             if s.close_until(
                 service,
                 boundary,
-                self.window_us,
                 &self.cfg,
                 &mut self.stats,
+                self.window_log.as_mut(),
                 out,
             ) {
                 forget.push(service.clone());
@@ -293,18 +435,149 @@ impl Detector {
     }
 }
 
+/// Version of the detector state format ([`Detector::state`]); a state
+/// of another version is refused, not misread.
+pub const STATE_FORMAT_VERSION: u32 = 2;
+
+/// Why a saved detector state cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("detector state format {found}, this build reads format {expected}")]
+    Format { found: u32, expected: u32 },
+    #[error("detector state was saved with {saved}-second windows, the configuration has {now}")]
+    WindowChanged { saved: u64, now: u64 },
+    #[error(transparent)]
+    Config(#[from] DetectConfigError),
+}
+
+/// The detector's state by reference, for saving: every series' open
+/// windows, baselines and open incidents, the watermark and the counters.
+/// Serialize it (e.g. as JSON) and hand the parsed [`DetectorState`] to
+/// [`Detector::from_state`] to carry on where this detector stands.
+#[derive(Debug, Serialize)]
+pub struct DetectorStateRef<'a> {
+    format: u32,
+    window_secs: u64,
+    series: &'a BTreeMap<String, Series>,
+    max_event_time_us: Option<i64>,
+    max_counted_us: Option<i64>,
+    closed_until_us: i64,
+    tick: u64,
+    stats: DetectorStats,
+}
+
+/// A saved detector state (see [`DetectorStateRef`]).
+#[derive(Debug, Deserialize)]
+pub struct DetectorState {
+    format: u32,
+    window_secs: u64,
+    series: BTreeMap<String, Series>,
+    max_event_time_us: Option<i64>,
+    max_counted_us: Option<i64>,
+    closed_until_us: i64,
+    tick: u64,
+    stats: DetectorStats,
+}
+
+impl DetectorState {
+    /// The watermark of the saved detector, if it had seen a record.
+    pub fn watermark_us(&self, lateness_us: i64) -> Option<i64> {
+        self.max_event_time_us.map(|m| m - lateness_us)
+    }
+
+    /// Series in the saved state.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+}
+
+impl Detector {
+    /// The state to save (see [`DetectorStateRef`]).
+    pub fn state(&self) -> DetectorStateRef<'_> {
+        DetectorStateRef {
+            format: STATE_FORMAT_VERSION,
+            window_secs: self.cfg.window_secs,
+            series: &self.series,
+            max_event_time_us: self.max_event_time_us,
+            max_counted_us: self.max_counted_us,
+            closed_until_us: self.closed_until_us,
+            tick: self.tick,
+            stats: self.stats,
+        }
+    }
+
+    /// A detector with `cfg` that carries on from a saved state: same
+    /// baselines, warm-up progress, open incidents and watermark. Model
+    /// settings may differ from the saved run's (they apply from now on),
+    /// the window length may not.
+    pub fn from_state(cfg: DetectorConfig, state: DetectorState) -> Result<Self, StateError> {
+        if state.format != STATE_FORMAT_VERSION {
+            return Err(StateError::Format {
+                found: state.format,
+                expected: STATE_FORMAT_VERSION,
+            });
+        }
+        if state.window_secs != cfg.window_secs {
+            return Err(StateError::WindowChanged {
+                saved: state.window_secs,
+                now: cfg.window_secs,
+            });
+        }
+        let mut d = Self::new(cfg)?;
+        d.series = state.series;
+        d.max_event_time_us = state.max_event_time_us;
+        d.max_counted_us = state.max_counted_us;
+        d.closed_until_us = state.closed_until_us;
+        d.tick = state.tick;
+        d.stats = state.stats;
+        Ok(d)
+    }
+}
+
+fn sid<'a>(service: &'a str, signal: Signal, dimension: Option<&'a str>) -> SeriesId<'a> {
+    SeriesId {
+        service,
+        signal,
+        dimension,
+    }
+}
+
 impl Series {
+    /// Calls `f` with every signal's incident track of this series.
+    fn each_track(
+        &self,
+        service: &str,
+        _cfg: &DetectorConfig,
+        mut f: impl FnMut(SeriesId<'_>, &Track),
+    ) {
+        f(sid(service, Signal::EventCount, None), &self.count_track);
+        f(sid(service, Signal::ErrorRatio, None), &self.ratio_track);
+        f(sid(service, Signal::WarnCount, None), &self.warn_track);
+        f(
+            SeriesId {
+                service,
+                signal: Signal::NewTemplate,
+                dimension: None,
+            },
+            &self.new_template_track,
+        );
+        for (name, rt) in &self.rules {
+            f(sid(service, Signal::Threshold, Some(name)), &rt.track);
+        }
+    }
+
     /// Closes this series' windows before `boundary`; true when the series
     /// has been silent long enough to be forgotten.
     fn close_until(
         &mut self,
         service: &str,
         boundary: i64,
-        window_us: i64,
         cfg: &DetectorConfig,
         stats: &mut DetectorStats,
+        mut log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) -> bool {
+        let window_us = cfg.window_us();
         while self.next_close_us < boundary {
             let ws = self.next_close_us;
             let counts = self.open.remove(&ws).unwrap_or_default();
@@ -336,60 +609,37 @@ impl Series {
                 events: counts.events,
                 errors: counts.errors,
             };
-            self.judge_count(service, win, cfg, out);
-            self.judge_ratio(service, win, cfg, out);
+            let first = out.len();
+            judge_counter(
+                &mut self.count,
+                &mut self.count_track,
+                sid(service, Signal::EventCount, None),
+                counts.events,
+                true,
+                win,
+                cfg,
+                log.as_deref_mut(),
+                out,
+            );
+            self.judge_ratio(service, win, cfg, log.as_deref_mut(), out);
+            judge_counter(
+                &mut self.warn,
+                &mut self.warn_track,
+                sid(service, Signal::WarnCount, None),
+                counts.warns,
+                false,
+                win,
+                cfg,
+                log.as_deref_mut(),
+                out,
+            );
+            let new = self.judge_new_templates(service, win, &counts, cfg, out);
+            self.judge_rules(service, win, &counts, cfg, out);
+            decorate(&mut out[first..], &counts, &new);
             stats.windows_closed += 1;
             self.next_close_us = ws + window_us;
         }
         false
-    }
-
-    fn judge_count(
-        &mut self,
-        service: &str,
-        win: WindowCtx,
-        cfg: &DetectorConfig,
-        out: &mut Vec<Alert>,
-    ) {
-        let x = win.events as f64;
-        let forecast = self.count.predict(win.start_us);
-        let dist = match forecast.dist() {
-            Some(d) if self.count.windows() >= cfg.warmup_windows => d,
-            _ => {
-                self.count.update(win.start_us, x, cfg.baseline_alpha, true);
-                return;
-            }
-        };
-        let p_high = dist.p_at_least(win.events);
-        let p_low = dist.p_at_most(win.events);
-        let (probability, direction) = if p_high <= p_low {
-            (p_high, Direction::High)
-        } else {
-            (p_low, Direction::Low)
-        };
-        let big_enough = (x - forecast.mean).abs() >= cfg.min_count_change;
-        let j = Judgement {
-            probability,
-            direction,
-            anomalous: probability < cfg.p_threshold && big_enough,
-            recovered: probability >= cfg.resolve_p_threshold || !big_enough,
-            observed: x,
-            expected: forecast.mean,
-            model: Model::Count(dist),
-        };
-        match step(
-            &mut self.count_incident,
-            service,
-            Signal::EventCount,
-            j,
-            win,
-            cfg,
-            out,
-        ) {
-            BaselineAction::Update => self.count.update(win.start_us, x, cfg.baseline_alpha, true),
-            BaselineAction::Keep => {}
-            BaselineAction::Reset => self.count.reset(),
-        }
     }
 
     fn judge_ratio(
@@ -397,6 +647,7 @@ impl Series {
         service: &str,
         win: WindowCtx,
         cfg: &DetectorConfig,
+        log: Option<&mut Vec<WindowScore>>,
         out: &mut Vec<Alert>,
     ) {
         if win.events == 0 {
@@ -409,6 +660,8 @@ impl Series {
             cfg.error_prior_events,
         );
         if self.ratio.windows() < cfg.warmup_windows {
+            let x = win.errors as f64 / win.events as f64;
+            log_window(log, service, Signal::ErrorRatio, win, x, None, cfg);
             self.ratio
                 .update(win.events, win.errors, alpha, prior_ratio, prior_events);
             return;
@@ -430,10 +683,18 @@ impl Series {
                 n: win.events,
             },
         };
-        match step(
-            &mut self.ratio_incident,
+        log_window(
+            log,
             service,
             Signal::ErrorRatio,
+            win,
+            j.observed,
+            Some(&j),
+            cfg,
+        );
+        match step(
+            &mut self.ratio_track,
+            sid(service, Signal::ErrorRatio, None),
             j,
             win,
             cfg,
@@ -448,24 +709,275 @@ impl Series {
         }
     }
 
-    fn retire(&mut self, service: &str, reason: &str, cfg: &DetectorConfig, out: &mut Vec<Alert>) {
-        retire(
-            &mut self.count_incident,
-            service,
-            Signal::EventCount,
-            reason,
+    /// Templates of the window the service had not logged before: one
+    /// incident while they keep coming (grouped), resolved after
+    /// `resolve_after_windows` windows without any, then `cooldown_windows`
+    /// of silence (rate limit). Returns the new templates with their counts.
+    fn judge_new_templates(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        cfg: &DetectorConfig,
+        out: &mut Vec<Alert>,
+    ) -> Vec<(u64, u64)> {
+        if cfg.new_template_warmup_windows == 0 || counts.templates.is_empty() {
+            return Vec::new();
+        }
+        let learning = self.template_windows < cfg.new_template_warmup_windows;
+        let new: Vec<(u64, u64)> = counts
+            .templates
+            .iter()
+            .filter(|(t, c)| {
+                !learning
+                    && **c >= cfg.new_template_min_count
+                    && !self.known_templates.contains_key(t)
+            })
+            .map(|(t, c)| (*t, *c))
+            .collect();
+        for t in counts.templates.keys() {
+            self.known_templates.insert(*t, win.start_us);
+        }
+        if self.known_templates.len() > MAX_KNOWN_TEMPLATES {
+            let mut by_age: Vec<(i64, u64)> =
+                self.known_templates.iter().map(|(t, w)| (*w, *t)).collect();
+            by_age.sort_unstable();
+            let excess = self.known_templates.len() - MAX_KNOWN_TEMPLATES;
+            for (_, t) in by_age.into_iter().take(excess) {
+                self.known_templates.remove(&t);
+            }
+        }
+        self.template_windows = self.template_windows.saturating_add(1);
+        if learning {
+            return new;
+        }
+        let j = Judgement {
+            probability: if new.is_empty() { 1.0 } else { 0.0 },
+            direction: Direction::High,
+            anomalous: !new.is_empty(),
+            recovered: new.is_empty(),
+            observed: new.len() as f64,
+            expected: 0.0,
+            model: Model::Fixed {
+                low: 0.0,
+                high: 0.0,
+            },
+        };
+        step(
+            &mut self.new_template_track,
+            sid(service, Signal::NewTemplate, None),
+            j,
+            win,
             cfg,
             out,
         );
-        retire(
-            &mut self.ratio_incident,
-            service,
-            Signal::ErrorRatio,
-            reason,
-            cfg,
-            out,
-        );
+        new
     }
+
+    /// The configured static thresholds.
+    fn judge_rules(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        cfg: &DetectorConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        if self.rules.len() > cfg.rules.len() {
+            // Rules removed from the configuration since a restore.
+            self.rules
+                .retain(|name, _| cfg.rules.iter().any(|r| &r.name == name));
+        }
+        for r in &cfg.rules {
+            if !r.service.is_empty() && r.service != service {
+                continue;
+            }
+            let x = match r.signal {
+                RuleSignal::EventCount => counts.events as f64,
+                RuleSignal::ErrorCount => counts.errors as f64,
+                RuleSignal::WarnCount => counts.warns as f64,
+                RuleSignal::ErrorRatio if counts.events == 0 => continue,
+                RuleSignal::ErrorRatio => counts.errors as f64 / counts.events as f64,
+            };
+            let (violated, direction) = match r.op {
+                RuleOp::Above => (x > r.value, Direction::High),
+                RuleOp::Below => (x < r.value, Direction::Low),
+            };
+            let rt = self.rules.entry(r.name.clone()).or_default();
+            rt.streak = if violated {
+                rt.streak.saturating_add(1)
+            } else {
+                0
+            };
+            let j = Judgement {
+                probability: if violated { 0.0 } else { 1.0 },
+                direction,
+                anomalous: rt.streak >= r.for_windows,
+                recovered: !violated,
+                observed: x,
+                expected: r.value,
+                model: Model::Fixed {
+                    low: r.value,
+                    high: r.value,
+                },
+            };
+            step_with(
+                &mut rt.track,
+                sid(service, Signal::Threshold, Some(&r.name)),
+                j,
+                win,
+                cfg,
+                Some(r.severity),
+                out,
+            );
+        }
+    }
+
+    fn retire(&mut self, service: &str, reason: &str, cfg: &DetectorConfig, out: &mut Vec<Alert>) {
+        let fixed = [
+            (Signal::EventCount, &mut self.count_track),
+            (Signal::ErrorRatio, &mut self.ratio_track),
+            (Signal::WarnCount, &mut self.warn_track),
+            (Signal::NewTemplate, &mut self.new_template_track),
+        ];
+        for (signal, track) in fixed {
+            retire(track, sid(service, signal, None), reason, cfg, out);
+        }
+        for (name, rt) in self.rules.iter_mut() {
+            retire(
+                &mut rt.track,
+                sid(service, Signal::Threshold, Some(name)),
+                reason,
+                cfg,
+                out,
+            );
+        }
+    }
+}
+
+/// Judges one count signal of one window: both directions (event count) or
+/// increases only (warnings).
+#[allow(clippy::too_many_arguments)]
+fn judge_counter(
+    baseline: &mut CountBaseline,
+    track: &mut Track,
+    id: SeriesId<'_>,
+    count: u64,
+    both_directions: bool,
+    win: WindowCtx,
+    cfg: &DetectorConfig,
+    log: Option<&mut Vec<WindowScore>>,
+    out: &mut Vec<Alert>,
+) {
+    let x = count as f64;
+    let forecast = baseline.predict(win.start_us);
+    let dist = match forecast.dist() {
+        Some(d) if baseline.windows() >= cfg.warmup_windows => d,
+        _ => {
+            log_window(log, id.service, id.signal, win, x, None, cfg);
+            baseline.update(win.start_us, x, cfg.baseline_alpha, true);
+            return;
+        }
+    };
+    let p_high = dist.p_at_least(count);
+    let p_low = if both_directions {
+        dist.p_at_most(count)
+    } else {
+        1.0
+    };
+    let (probability, direction) = if p_high <= p_low {
+        (p_high, Direction::High)
+    } else {
+        (p_low, Direction::Low)
+    };
+    let change = if both_directions {
+        (x - forecast.mean).abs()
+    } else {
+        x - forecast.mean
+    };
+    let big_enough = change >= cfg.min_count_change;
+    let j = Judgement {
+        probability,
+        direction,
+        anomalous: probability < cfg.p_threshold && big_enough,
+        recovered: probability >= cfg.resolve_p_threshold || !big_enough,
+        observed: x,
+        expected: forecast.mean,
+        model: Model::Count(dist),
+    };
+    log_window(log, id.service, id.signal, win, x, Some(&j), cfg);
+    match step(track, id, j, win, cfg, out) {
+        BaselineAction::Update => baseline.update(win.start_us, x, cfg.baseline_alpha, true),
+        BaselineAction::Keep => {}
+        BaselineAction::Reset => baseline.reset(),
+    }
+}
+
+/// Gives the firing alerts of one window their context: top templates (the
+/// new ones for `new_template`), a few lines, and the other series of the
+/// service that fired with them.
+fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
+    let keys: Vec<String> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(Alert::key)
+        .collect();
+    for a in alerts
+        .iter_mut()
+        .filter(|a| a.status == AlertStatus::Firing)
+    {
+        let key = a.key();
+        a.related = keys.iter().filter(|k| **k != key).cloned().collect();
+        if a.series.signal == Signal::NewTemplate {
+            let mut v = new.to_vec();
+            v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+            a.top_templates = v
+                .iter()
+                .take(MAX_ALERT_TEMPLATES)
+                .map(|(t, c)| template_count(*t, *c))
+                .collect();
+            a.samples = v
+                .iter()
+                .filter_map(|(t, _)| counts.template_lines.get(t).cloned())
+                .take(MAX_ALERT_SAMPLES)
+                .collect();
+        } else {
+            a.top_templates = counts.top_templates();
+            let errors_first = matches!(a.series.signal, Signal::ErrorRatio | Signal::Threshold);
+            a.samples = if errors_first && !counts.error_lines.is_empty() {
+                counts.error_lines.clone()
+            } else {
+                counts.lines.clone()
+            };
+        }
+    }
+}
+
+/// Records one judged window when recording is on.
+fn log_window(
+    log: Option<&mut Vec<WindowScore>>,
+    service: &str,
+    signal: Signal,
+    win: WindowCtx,
+    observed: f64,
+    j: Option<&Judgement>,
+    cfg: &DetectorConfig,
+) {
+    let Some(log) = log else { return };
+    let range = j.map(|j| j.model.range());
+    log.push(WindowScore {
+        service: service.to_string(),
+        signal,
+        window_start_us: win.start_us,
+        window_end_us: win.end_us,
+        observed,
+        expected: j.map(|j| j.expected),
+        expected_low: range.map(|r| r.0),
+        expected_high: range.map(|r| r.1),
+        probability: j.map_or(1.0, |j| j.probability),
+        score: j.map_or(0.0, |j| score(j.probability, cfg.p_threshold)),
+        anomalous: j.is_some_and(|j| j.anomalous),
+    });
 }
 
 #[cfg(test)]

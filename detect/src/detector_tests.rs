@@ -141,6 +141,7 @@ fn run(cfg: DetectorConfig, records: &[(i64, &str, Level)]) -> (Vec<Alert>, Dete
             service: Some(s),
             level: *l,
             template_id: None,
+            message: None,
         }));
     }
     alerts.extend(d.flush());
@@ -247,6 +248,7 @@ fn silence_is_bounded_and_series_are_forgotten() {
         service: Some(s),
         level: Level::Info,
         template_id: None,
+        message: None,
     };
     d.observe(&ev(T0, "a"));
     d.observe(&ev(T0, "b"));
@@ -287,20 +289,19 @@ fn out_of_order_within_lateness_and_late_records() {
         service: Some("a"),
         level: Level::Info,
         template_id: None,
+        message: None,
     };
     d.observe(&ev(5));
     d.observe(&ev(65)); // watermark 55 s: window [0, 60) still open
     d.observe(&ev(58)); // within lateness: counted in [0, 60)
     assert_eq!(d.late_records(), 0);
     assert_eq!(d.windows_closed(), 0);
-    let open = d.series.get("a").map(|s| s.open.get(&T0).copied());
-    assert_eq!(
-        open,
-        Some(Some(Counts {
-            events: 2,
-            errors: 0
-        }))
-    );
+    let open = d
+        .series
+        .get("a")
+        .and_then(|s| s.open.get(&T0))
+        .map(|c| (c.events, c.errors));
+    assert_eq!(open, Some((2, 0)));
     d.observe(&ev(71)); // watermark 61 s: [0, 60) closes
     assert_eq!(d.windows_closed(), 1);
     d.observe(&ev(59)); // too late
@@ -310,11 +311,9 @@ fn out_of_order_within_lateness_and_late_records() {
     assert_eq!(
         d.series
             .get("a")
-            .and_then(|s| s.open.get(&(T0 + MIN_US)).copied()),
-        Some(Counts {
-            events: 3,
-            errors: 0
-        })
+            .and_then(|s| s.open.get(&(T0 + MIN_US)))
+            .map(|c| (c.events, c.errors)),
+        Some((3, 0))
     );
 }
 
@@ -363,6 +362,7 @@ fn missing_service_is_unknown_and_max_series_evicts() {
             service: s,
             level: Level::Warn,
             template_id: None,
+            message: None,
         });
     }
     assert_eq!(d.series_count(), 2);
@@ -380,7 +380,37 @@ fn missing_service_is_unknown_and_max_series_evicts() {
 fn print_example_alert() {
     let inject = [("checkout", 200, 205, Inject::ErrorRatio(0.30))];
     let recs = simulate(3, &services(), 300, &inject);
-    let (alerts, _) = run(DetectorConfig::default(), &recs);
+    // Messages and templates, so that the alert shows its context.
+    let lines: Vec<(Option<u64>, String)> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, l))| match (l.is_error(), i % 3) {
+            (true, 0) => (Some(0xe1), format!("payment {i} declined: card expired")),
+            (true, _) => (
+                Some(0xe2),
+                format!("acquirer timeout after {}ms", 700 + i % 300),
+            ),
+            (false, k) => (
+                Some(k as u64 + 1),
+                format!("GET /cart/{i} 200 in {}ms", i % 90),
+            ),
+        })
+        .collect();
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    let mut alerts = Vec::new();
+    for ((t, s, l), (tpl, msg)) in recs.iter().zip(&lines) {
+        alerts.extend(d.observe(&Event {
+            event_time_us: *t,
+            service: Some(s),
+            level: *l,
+            template_id: *tpl,
+            message: Some(msg),
+        }));
+    }
+    alerts.extend(d.flush());
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0].top_templates.len(), 5);
+    assert!(alerts[0].samples[0].contains("declined") || alerts[0].samples[0].contains("timeout"));
     for a in &alerts {
         let json = serde_json::to_string_pretty(a).unwrap_or_default();
         println!("{json}");
@@ -436,10 +466,402 @@ proptest! {
         };
         let Ok(mut d) = Detector::new(cfg) else { panic!("valid config") };
         for (t, s, l) in &events {
-            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None });
+            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None, message: None });
         }
         let _ = d.advance_to(i64::MAX);
         let _ = d.flush();
         prop_assert!(d.series_count() <= 3);
     }
+}
+
+/// Saves the detector as JSON and builds a new one from it, as a restart
+/// with a checkpoint does.
+fn round_trip(d: &Detector, cfg: DetectorConfig) -> Detector {
+    let json = serde_json::to_string(&d.state()).expect("state serializes");
+    let state: DetectorState = serde_json::from_str(&json).expect("state parses");
+    Detector::from_state(cfg, state).expect("state restores")
+}
+
+#[test]
+fn restored_state_carries_on_like_an_uninterrupted_run() {
+    // A burst that starts before the save and ends after it, and a second
+    // one later: the restored detector fires neither twice nor late.
+    let inject = [
+        ("checkout", 200, 206, Inject::ErrorRatio(0.30)),
+        ("auth", 240, 244, Inject::ErrorRatio(0.40)),
+    ];
+    let recs = simulate(9, &services(), 300, &inject);
+    let (whole, _) = run(DetectorConfig::default(), &recs);
+    for cut_minute in [20, 203, 230] {
+        let cut = recs
+            .iter()
+            .position(|(t, _, _)| *t >= T0 + cut_minute * MIN_US)
+            .expect("cut inside the records");
+        let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+        let mut alerts = Vec::new();
+        let feed = |d: &mut Detector, recs: &[(i64, &str, Level)], out: &mut Vec<Alert>| {
+            for (t, s, l) in recs {
+                out.extend(d.observe(&Event {
+                    event_time_us: *t,
+                    service: Some(s),
+                    level: *l,
+                    template_id: None,
+                    message: None,
+                }));
+            }
+        };
+        feed(&mut d, &recs[..cut], &mut alerts);
+        let mut d = round_trip(&d, DetectorConfig::default());
+        let open = d.open_incidents();
+        if cut_minute == 203 {
+            assert_eq!(open.len(), 1, "{}", describe(&open));
+            assert_eq!(open[0].alert_id, whole[0].alert_id);
+            assert_eq!(open[0].status, AlertStatus::Firing);
+        } else {
+            assert!(open.is_empty(), "{}", describe(&open));
+        }
+        feed(&mut d, &recs[cut..], &mut alerts);
+        alerts.extend(d.flush());
+        assert_eq!(
+            describe(&alerts),
+            describe(&whole),
+            "cut at minute {cut_minute}"
+        );
+        assert_eq!(alerts.len(), 4, "{}", describe(&alerts));
+    }
+}
+
+#[test]
+fn a_fresh_detector_would_still_be_warming_up() {
+    // The contrast that makes the test above meaningful: without the saved
+    // state, a burst right after the cut goes unseen.
+    let inject = [("auth", 62, 66, Inject::ErrorRatio(0.40))];
+    let recs = simulate(4, &services(), 90, &inject);
+    let cut = recs
+        .iter()
+        .position(|(t, _, _)| *t >= T0 + 60 * MIN_US)
+        .expect("cut");
+    let (before, d) = run(DetectorConfig::default(), &recs[..cut]);
+    assert!(before.is_empty(), "{}", describe(&before));
+    let restored = round_trip(&d, DetectorConfig::default());
+    let fresh = Detector::new(DetectorConfig::default()).expect("valid");
+    let mut got = Vec::new();
+    for mut d in [restored, fresh] {
+        let mut alerts = Vec::new();
+        for (t, s, l) in &recs[cut..] {
+            alerts.extend(d.observe(&Event {
+                event_time_us: *t,
+                service: Some(s),
+                level: *l,
+                template_id: None,
+                message: None,
+            }));
+        }
+        got.push(alerts);
+    }
+    let firing = |a: &[Alert]| a.iter().filter(|a| a.status == AlertStatus::Firing).count();
+    assert_eq!(firing(&got[0]), 1, "restored: {}", describe(&got[0]));
+    assert_eq!(got[0][0].series.service, "auth");
+    assert_eq!(firing(&got[1]), 0, "fresh: {}", describe(&got[1]));
+}
+
+#[test]
+fn a_state_with_another_window_or_format_is_refused() {
+    let recs = simulate(2, &services(), 30, &[]);
+    let (_, d) = run(DetectorConfig::default(), &recs);
+    let json = serde_json::to_string(&d.state()).expect("serializes");
+    let other = DetectorConfig {
+        window_secs: 30,
+        ..DetectorConfig::default()
+    };
+    let state: DetectorState = serde_json::from_str(&json).expect("parses");
+    assert!(matches!(
+        Detector::from_state(other, state),
+        Err(StateError::WindowChanged { saved: 60, now: 30 })
+    ));
+    let bumped = json.replacen(
+        &format!("\"format\":{STATE_FORMAT_VERSION}"),
+        "\"format\":99",
+        1,
+    );
+    let state: DetectorState = serde_json::from_str(&bumped).expect("parses");
+    assert!(matches!(
+        Detector::from_state(DetectorConfig::default(), state),
+        Err(StateError::Format { found: 99, .. })
+    ));
+}
+
+/// One record of a hand-made stream: minute, level, template, message.
+type Line = (i64, Level, Option<u64>, String);
+
+/// Feeds lines (spread evenly inside their minute) to `d` for service
+/// `svc`, then advances past the last minute; returns the alerts.
+fn feed_lines(d: &mut Detector, svc: &str, lines: &[Line]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let mut per_minute: BTreeMap<i64, Vec<&Line>> = BTreeMap::new();
+    for l in lines {
+        per_minute.entry(l.0).or_default().push(l);
+    }
+    for (minute, ls) in &per_minute {
+        let n = ls.len() as i64;
+        for (i, (_, level, template, message)) in ls.iter().enumerate() {
+            let t = T0 + minute * MIN_US + (i as i64) * (MIN_US / n.max(1));
+            out.extend(d.observe(&Event {
+                event_time_us: t,
+                service: Some(svc),
+                level: *level,
+                template_id: *template,
+                message: Some(message),
+            }));
+        }
+    }
+    if let Some(last) = per_minute.keys().last() {
+        out.extend(d.advance_to(T0 + (last + 2) * MIN_US));
+    }
+    out
+}
+
+/// `per_minute` records a minute over `minutes`: mostly info lines of five
+/// templates, `warn_every`-th a warning, `error_every`-th an error.
+fn steady_lines(
+    minutes: std::ops::Range<i64>,
+    per_minute: i64,
+    warn_every: i64,
+    error_every: i64,
+) -> Vec<Line> {
+    let mut v = Vec::new();
+    for m in minutes {
+        for i in 0..per_minute {
+            let k = m * per_minute + i;
+            let level = if k % error_every == 0 {
+                Level::Error
+            } else if k % warn_every == 0 {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            let tpl = (k % 5) as u64 + 1;
+            v.push((
+                m,
+                level,
+                Some(tpl),
+                format!("steady line {k} of template {tpl}"),
+            ));
+        }
+    }
+    v
+}
+
+fn firing_of(alerts: &[Alert], signal: Signal) -> Vec<&Alert> {
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing && a.series.signal == signal)
+        .collect()
+}
+
+#[test]
+fn a_warning_surge_fires_warn_count_with_context() {
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    let mut lines = steady_lines(0..40, 200, 50, 97);
+    // Minute 40: 80 extra warnings of a new kind.
+    lines.extend(steady_lines(40..41, 200, 50, 97));
+    for i in 0..80 {
+        lines.push((
+            40,
+            Level::Warn,
+            Some(9),
+            format!("pool exhausted, waited {i} ms"),
+        ));
+    }
+    lines.extend(steady_lines(41..50, 200, 50, 97));
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let warn = firing_of(&alerts, Signal::WarnCount);
+    assert_eq!(warn.len(), 1, "{}", describe(&alerts));
+    let a = warn[0];
+    assert_eq!(a.window_start_us, T0 + 40 * MIN_US);
+    assert_eq!(a.key(), "svc/warn_count");
+    assert!(a.observed > 80.0 && a.expected < 10.0, "{a:?}");
+    assert_eq!(a.top_templates[0].template_id, format!("{:016x}", 9));
+    assert_eq!(a.top_templates[0].count, 80);
+    assert_eq!(a.samples.len(), 3);
+    // The surge also lifted the event count: both name each other.
+    let count = firing_of(&alerts, Signal::EventCount);
+    assert_eq!(count.len(), 1, "{}", describe(&alerts));
+    assert_eq!(a.related, vec!["svc/event_count".to_string()]);
+    assert_eq!(count[0].related, vec!["svc/warn_count".to_string()]);
+    // The error ratio did not move: no alert, and the steady stream
+    // raised nothing else.
+    assert!(firing_of(&alerts, Signal::ErrorRatio).is_empty());
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .count(),
+        2,
+        "{}",
+        describe(&alerts)
+    );
+}
+
+#[test]
+fn new_templates_fire_once_grouped_and_rate_limited() {
+    let cfg = DetectorConfig {
+        new_template_warmup_windows: 30,
+        cooldown_windows: 10,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    let new_kind = |m: i64, tpl: u64, n: usize| -> Vec<Line> {
+        (0..n)
+            .map(|i| {
+                (
+                    m,
+                    Level::Error,
+                    Some(tpl),
+                    format!("new failure {tpl} #{i}"),
+                )
+            })
+            .collect()
+    };
+    let mut lines = steady_lines(0..40, 100, 50, 97);
+    // Unknown templates during the learning windows are learned silently.
+    lines.extend(new_kind(10, 100, 20));
+    // After warm-up: template 200 at minute 40, 201 at minute 41 (grouped
+    // into the open incident), 202 with only 2 records (below the minimum).
+    lines.extend(steady_lines(40..60, 100, 50, 97));
+    lines.extend(new_kind(40, 200, 20));
+    lines.extend(new_kind(41, 201, 20));
+    lines.extend(new_kind(42, 202, 2));
+    // Resolved at 45 (42-44 without a new template): 203 at minute 50
+    // falls in the cool-down, 204 at minute 58 is after it.
+    lines.extend(new_kind(50, 203, 20));
+    lines.extend(new_kind(58, 204, 20));
+    lines.extend(new_kind(58, 100, 20)); // known since minute 10
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let fired = firing_of(&alerts, Signal::NewTemplate);
+    assert_eq!(fired.len(), 2, "{}", describe(&alerts));
+    assert_eq!(fired[0].window_start_us, T0 + 40 * MIN_US);
+    assert_eq!(fired[0].top_templates.len(), 1);
+    assert_eq!(
+        fired[0].top_templates[0].template_id,
+        format!("{:016x}", 200)
+    );
+    assert_eq!(fired[0].samples, vec!["new failure 200 #0".to_string()]);
+    assert_eq!(fired[1].window_start_us, T0 + 58 * MIN_US);
+    let ids: Vec<&str> = fired[1]
+        .top_templates
+        .iter()
+        .map(|t| t.template_id.as_str())
+        .collect();
+    assert_eq!(ids, [format!("{:016x}", 204)], "template 100 is known");
+    let resolved: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Resolved && a.series.signal == Signal::NewTemplate)
+        .collect();
+    assert_eq!(
+        resolved[0].window_start_us,
+        T0 + 44 * MIN_US,
+        "{}",
+        describe(&alerts)
+    );
+}
+
+#[test]
+fn threshold_rules_need_their_windows_and_resolve() {
+    let rule = crate::config::ThresholdRule {
+        name: "too-many-errors".into(),
+        service: "svc".into(),
+        signal: RuleSignal::ErrorCount,
+        op: RuleOp::Above,
+        value: 15.0,
+        for_windows: 2,
+        severity: crate::Severity::Critical,
+    };
+    let other = crate::config::ThresholdRule {
+        name: "other-service".into(),
+        service: "elsewhere".into(),
+        ..rule.clone()
+    };
+    let cfg = DetectorConfig {
+        rules: vec![rule, other],
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    let errors = |m: i64, n: usize| -> Vec<Line> {
+        (0..n)
+            .map(|i| (m, Level::Error, Some(7), format!("boom {i}")))
+            .collect()
+    };
+    // 100 lines a minute, ~1 error. Minute 3: 20 errors (one window, not
+    // enough); minutes 6-8: 20 errors each (fires at 7); then normal.
+    let mut lines = steady_lines(0..20, 100, 50, 97);
+    lines.extend(errors(3, 20));
+    for m in 6..9 {
+        lines.extend(errors(m, 20));
+    }
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let fired = firing_of(&alerts, Signal::Threshold);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    let a = fired[0];
+    assert_eq!(a.key(), "svc/threshold/too-many-errors");
+    assert_eq!(a.series.dimension.as_deref(), Some("too-many-errors"));
+    assert_eq!(a.window_start_us, T0 + 7 * MIN_US);
+    assert_eq!(a.severity, crate::Severity::Critical);
+    assert!(a.observed > 15.0 && a.expected == 15.0, "{a:?}");
+    // Error lines first: the window's first errors.
+    assert_eq!(a.samples.len(), 3);
+    assert!(a.samples.contains(&"boom 0".to_string()), "{:?}", a.samples);
+    let resolved = alerts
+        .iter()
+        .find(|a| a.status == AlertStatus::Resolved && a.series.signal == Signal::Threshold)
+        .expect("resolved");
+    assert_eq!(
+        resolved.window_start_us,
+        T0 + 11 * MIN_US,
+        "3 normal windows"
+    );
+    assert_eq!(resolved.fingerprint, a.fingerprint);
+}
+
+#[test]
+fn a_series_in_cool_down_does_not_fire_again() {
+    for (cooldown, expected) in [(0, 2), (10, 1)] {
+        let cfg = DetectorConfig {
+            cooldown_windows: cooldown,
+            ..DetectorConfig::default()
+        };
+        // Two error bursts 6 minutes apart: the second starts 2 windows
+        // after the first resolved.
+        let inject = [
+            ("checkout", 200, 203, Inject::ErrorRatio(0.30)),
+            ("checkout", 208, 211, Inject::ErrorRatio(0.30)),
+        ];
+        let recs = simulate(3, &services(), 240, &inject);
+        let (alerts, _) = run(cfg, &recs);
+        let fired = firing_of(&alerts, Signal::ErrorRatio);
+        assert_eq!(
+            fired.len(),
+            expected,
+            "cooldown {cooldown}: {}",
+            describe(&alerts)
+        );
+    }
+}
+
+#[test]
+fn rule_validation_names_the_rule() {
+    let bad = DetectorConfig {
+        rules: vec![crate::config::ThresholdRule {
+            name: "r".into(),
+            service: String::new(),
+            signal: RuleSignal::ErrorRatio,
+            op: RuleOp::Above,
+            value: 2.0,
+            for_windows: 1,
+            severity: crate::Severity::Warning,
+        }],
+        ..DetectorConfig::default()
+    };
+    let err = bad.validate().expect_err("invalid");
+    assert!(err.to_string().contains("rule `r`"), "{err}");
 }

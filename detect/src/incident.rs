@@ -6,6 +6,8 @@ use crate::alert::{
     alert_id, fingerprint, rfc3339_us, series_key, window_label, Alert, AlertStatus, Direction,
     SeriesRef, Severity, Signal, ALERT_SCHEMA_VERSION,
 };
+use serde::{Deserialize, Serialize};
+
 use crate::config::DetectorConfig;
 use crate::stats::{CountDist, ErrorDist};
 
@@ -22,7 +24,7 @@ const CRITICAL_COUNT_CHANGE: f64 = 0.5;
 const CRITICAL_RATIO_INCREASE: f64 = 0.10;
 
 /// One closed window of one series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WindowCtx {
     pub start_us: i64,
     pub end_us: i64,
@@ -31,14 +33,23 @@ pub(crate) struct WindowCtx {
 }
 
 /// The model a window was judged against, kept to report its range.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Model {
     Count(CountDist),
-    Errors { dist: ErrorDist, n: u64 },
+    Errors {
+        dist: ErrorDist,
+        n: u64,
+    },
+    /// No distribution: a static threshold (range = the allowed side) or
+    /// new templates (range 0-0).
+    Fixed {
+        low: f64,
+        high: f64,
+    },
 }
 
 impl Model {
-    fn range(&self) -> (f64, f64) {
+    pub(crate) fn range(&self) -> (f64, f64) {
         match self {
             Model::Count(d) => (
                 d.quantile(RANGE_LOW_Q) as f64,
@@ -51,12 +62,13 @@ impl Model {
                     dist.quantile(RANGE_HIGH_Q) as f64 / n,
                 )
             }
+            Model::Fixed { low, high } => (*low, *high),
         }
     }
 }
 
 /// The verdict on one window of one signal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Judgement {
     pub probability: f64,
     pub direction: Direction,
@@ -70,7 +82,7 @@ pub(crate) struct Judgement {
 }
 
 /// An open incident on one signal of one series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Incident {
     start_us: i64,
     direction: Direction,
@@ -79,6 +91,22 @@ pub(crate) struct Incident {
     windows: u32,
     normal_streak: u32,
     last: (Judgement, WindowCtx),
+}
+
+/// One signal's incident and its cool-down after the last resolve.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Track {
+    pub incident: Option<Incident>,
+    /// Windows starting before this do not open a new incident.
+    pub cooldown_until_us: i64,
+}
+
+/// Which series a judgement is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeriesId<'a> {
+    pub service: &'a str,
+    pub signal: Signal,
+    pub dimension: Option<&'a str>,
 }
 
 /// What the caller should do with the baseline after [`step`].
@@ -108,10 +136,12 @@ pub fn score(probability: f64, threshold: f64) -> f64 {
 fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
     let very_unlikely = j.probability <= threshold * threshold;
     let large = match signal {
-        Signal::EventCount => {
+        Signal::EventCount | Signal::WarnCount => {
             (j.observed - j.expected).abs() >= CRITICAL_COUNT_CHANGE * j.expected.max(1.0)
         }
         Signal::ErrorRatio => j.observed - j.expected >= CRITICAL_RATIO_INCREASE,
+        // New templates warn; a rule's severity is its own (set by caller).
+        Signal::NewTemplate | Signal::Threshold => false,
     };
     if very_unlikely && large {
         Severity::Critical
@@ -123,30 +153,46 @@ fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
 /// Advances the incident state of one signal by one judged window, pushing
 /// any alert, and says what to do with the baseline.
 pub(crate) fn step(
-    incident: &mut Option<Incident>,
-    service: &str,
-    signal: Signal,
+    track: &mut Track,
+    id: SeriesId<'_>,
     j: Judgement,
     win: WindowCtx,
     cfg: &DetectorConfig,
     out: &mut Vec<Alert>,
 ) -> BaselineAction {
-    let Some(inc) = incident.as_mut() else {
+    step_with(track, id, j, win, cfg, None, out)
+}
+
+/// [`step`] with the severity of a new incident given (threshold rules).
+pub(crate) fn step_with(
+    track: &mut Track,
+    id: SeriesId<'_>,
+    j: Judgement,
+    win: WindowCtx,
+    cfg: &DetectorConfig,
+    fixed_severity: Option<Severity>,
+    out: &mut Vec<Alert>,
+) -> BaselineAction {
+    let Some(inc) = track.incident.as_mut() else {
         if !j.anomalous {
             return BaselineAction::Update;
         }
-        let key = series_key(service, signal);
+        if win.start_us < track.cooldown_until_us {
+            // Flapping guard: the series resolved moments ago.
+            return BaselineAction::Keep;
+        }
+        let key = series_key(id.service, id.signal, id.dimension);
         let inc = Incident {
             start_us: win.start_us,
             direction: j.direction,
-            severity: severity(signal, &j, cfg.p_threshold),
+            severity: fixed_severity.unwrap_or_else(|| severity(id.signal, &j, cfg.p_threshold)),
             fingerprint: fingerprint(&key, win.start_us),
             windows: 1,
             normal_streak: 0,
             last: (j, win),
         };
-        out.push(build(AlertStatus::Firing, service, signal, &inc, cfg, None));
-        *incident = Some(inc);
+        out.push(build(AlertStatus::Firing, id, &inc, cfg, None));
+        track.incident = Some(inc);
         return BaselineAction::Keep;
     };
     inc.windows = inc.windows.saturating_add(1);
@@ -159,15 +205,11 @@ pub(crate) fn step(
     };
     inc.last = (j, win);
     if inc.normal_streak >= cfg.resolve_after_windows {
-        out.push(build(
-            AlertStatus::Resolved,
-            service,
-            signal,
-            inc,
-            cfg,
-            None,
-        ));
-        *incident = None;
+        out.push(build(AlertStatus::Resolved, id, inc, cfg, None));
+        track.incident = None;
+        track.cooldown_until_us = win
+            .end_us
+            .saturating_add(i64::from(cfg.cooldown_windows).saturating_mul(cfg.window_us()));
         return action;
     }
     if cfg.max_incident_windows > 0 && inc.windows >= cfg.max_incident_windows {
@@ -175,15 +217,8 @@ pub(crate) fn step(
             "new level accepted after {} windows, baseline restarts",
             inc.windows
         );
-        out.push(build(
-            AlertStatus::Resolved,
-            service,
-            signal,
-            inc,
-            cfg,
-            Some(&note),
-        ));
-        *incident = None;
+        out.push(build(AlertStatus::Resolved, id, inc, cfg, Some(&note)));
+        track.incident = None;
         return BaselineAction::Reset;
     }
     action
@@ -192,36 +227,60 @@ pub(crate) fn step(
 /// Closes an open incident because its series is dropped (evicted or
 /// forgotten), so no consumer is left with a firing alert forever.
 pub(crate) fn retire(
-    incident: &mut Option<Incident>,
-    service: &str,
-    signal: Signal,
+    track: &mut Track,
+    id: SeriesId<'_>,
     reason: &str,
     cfg: &DetectorConfig,
     out: &mut Vec<Alert>,
 ) {
-    if let Some(inc) = incident.take() {
-        out.push(build(
-            AlertStatus::Resolved,
-            service,
-            signal,
-            &inc,
-            cfg,
-            Some(reason),
-        ));
+    if let Some(inc) = track.incident.take() {
+        out.push(build(AlertStatus::Resolved, id, &inc, cfg, Some(reason)));
     }
+}
+
+/// The firing alert of an open incident, as of its latest window (same
+/// fingerprint and alert id as the one sent when it fired).
+pub(crate) fn firing(track: &Track, id: SeriesId<'_>, cfg: &DetectorConfig) -> Option<Alert> {
+    track
+        .incident
+        .as_ref()
+        .map(|inc| build(AlertStatus::Firing, id, inc, cfg, None))
 }
 
 fn build(
     status: AlertStatus,
-    service: &str,
-    signal: Signal,
+    id: SeriesId<'_>,
     inc: &Incident,
     cfg: &DetectorConfig,
     note: Option<&str>,
 ) -> Alert {
+    let (service, signal) = (id.service, id.signal);
     let (j, win) = &inc.last;
     let (low, high) = j.model.range();
     let what = match signal {
+        Signal::WarnCount => format!(
+            "{service} warnings {} in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
+            j.observed,
+            window_label(win.start_us, win.end_us),
+            j.expected,
+            j.probability
+        ),
+        Signal::NewTemplate => format!(
+            "{service} logged {} new template(s) in {}",
+            j.observed,
+            window_label(win.start_us, win.end_us)
+        ),
+        Signal::Threshold => format!(
+            "{service} rule {}: {} {} in {} (threshold {})",
+            id.dimension.unwrap_or_default(),
+            j.observed,
+            match j.direction {
+                Direction::High => "above",
+                Direction::Low => "below",
+            },
+            window_label(win.start_us, win.end_us),
+            j.expected
+        ),
         Signal::EventCount => format!(
             "{service} event count {} in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
             win.events,
@@ -261,6 +320,7 @@ fn build(
             service: service.to_string(),
             signal,
             direction: inc.direction,
+            dimension: id.dimension.map(str::to_string),
         },
         incident_start: rfc3339_us(inc.start_us),
         incident_start_us: inc.start_us,
@@ -278,6 +338,9 @@ fn build(
         score: score(j.probability, cfg.p_threshold),
         severity: inc.severity,
         summary,
+        top_templates: Vec::new(),
+        samples: Vec::new(),
+        related: Vec::new(),
     }
 }
 

@@ -22,11 +22,16 @@ pub mod config;
 pub mod detector;
 pub mod incident;
 pub mod metrics;
+pub mod nab;
 pub mod numeric;
+pub mod plot;
 pub mod stats;
 pub mod watermark;
 
 pub use alert::{rfc3339_us, Alert, AlertStatus, Direction, SeriesRef, Severity, Signal};
 pub use config::{DetectConfigError, DetectorConfig};
-pub use detector::{Detector, DetectorStats, Event, UNKNOWN_SERVICE};
+pub use detector::{
+    Detector, DetectorState, DetectorStateRef, DetectorStats, Event, StateError, WindowScore,
+    UNKNOWN_SERVICE,
+};
 pub use watermark::PartitionClock;

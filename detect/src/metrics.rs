@@ -68,6 +68,13 @@ pub struct DetectMetrics {
     pub alert_delivery_failures: AtomicU64,
     /// Gauge: alerts handed to the producer and not yet acknowledged.
     pub alerts_in_flight: AtomicU64,
+    /// Alerts Alertmanager accepted (resends of firing alerts included).
+    pub alertmanager_sent: AtomicU64,
+    /// Alerts never delivered to Alertmanager (queue full, refused, or
+    /// unreachable at shutdown).
+    pub alertmanager_dropped: AtomicU64,
+    /// Failed POSTs to Alertmanager (each retried or dropped).
+    pub alertmanager_failures: AtomicU64,
     /// Offset commits that failed.
     pub commit_failures: AtomicU64,
     /// Errors returned by the consumer's poll.

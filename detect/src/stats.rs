@@ -7,6 +7,7 @@
 //! parameters are clamped into the valid domain and a failed evaluation
 //! yields a p-value of 1 ("no evidence"), never a panic.
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 use statrs::function::beta::checked_beta_reg;
 use statrs::function::gamma::ln_gamma;
@@ -19,11 +20,44 @@ const MIN_RATIO: f64 = 1e-9;
 /// Relative size under which further terms of a tail sum are dropped.
 const TAIL_EPS: f64 = 1e-17;
 
-/// The predictive distribution of a window's event count.
-#[derive(Debug, Clone)]
+/// The predictive distribution of a window's event count. Serialized by
+/// its parameters (a checkpoint restores the same distribution).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "CountParams", try_from = "CountParams")]
 pub enum CountDist {
     Poisson(Poisson),
     NegBinomial(NegativeBinomial),
+}
+
+/// The parameters of a [`CountDist`], its serialized form.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CountParams {
+    Poisson { mean: f64 },
+    NegBinomial { r: f64, p: f64 },
+}
+
+impl From<CountDist> for CountParams {
+    fn from(d: CountDist) -> Self {
+        match d {
+            CountDist::Poisson(d) => CountParams::Poisson { mean: d.lambda() },
+            CountDist::NegBinomial(d) => CountParams::NegBinomial { r: d.r(), p: d.p() },
+        }
+    }
+}
+
+impl TryFrom<CountParams> for CountDist {
+    type Error = String;
+    fn try_from(p: CountParams) -> Result<Self, String> {
+        match p {
+            CountParams::Poisson { mean } => Poisson::new(mean)
+                .map(CountDist::Poisson)
+                .map_err(|e| format!("poisson({mean}): {e}")),
+            CountParams::NegBinomial { r, p } => NegativeBinomial::new(r, p)
+                .map(CountDist::NegBinomial)
+                .map_err(|e| format!("negative binomial({r}, {p}): {e}")),
+        }
+    }
 }
 
 impl CountDist {
@@ -114,7 +148,7 @@ impl CountDist {
 /// The distribution of a window's error count given its event count `n`:
 /// binomial with the baseline ratio, or beta-binomial with concentration
 /// `phi` (variance inflated by `(phi + n) / (phi + 1)`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ErrorDist {
     n: u64,
     p: f64,

@@ -445,6 +445,15 @@ impl Parser {
         self.miner.as_ref()
     }
 
+    /// Continues template mining from a restored miner (e.g. a checkpoint),
+    /// so that template ids stay those of the run that saved it. Ignored
+    /// when template mining is off.
+    pub fn set_miner(&mut self, miner: TemplateMiner) {
+        if self.miner.is_some() {
+            self.miner = Some(miner);
+        }
+    }
+
     /// Parses one payload into `rec` (which is cleared first). Never fails:
     /// what cannot be parsed is kept as text or raw bytes with
     /// `rec.parse_issue` set.

@@ -1,0 +1,203 @@
+//! The detect checkpoint: the detector's state and the offsets it covers,
+//! in one JSON file under `[detect] state_dir`, replaced atomically (written
+//! to a temporary file, fsynced, renamed over the old one, directory
+//! fsynced).
+//!
+//! The offsets in the file are the next offset to read of every partition
+//! whose records the state includes. detect writes the checkpoint first and
+//! commits the same offsets to the group afterwards; after a crash between
+//! the two, the group resumes from older offsets, and the records below the
+//! checkpoint's offsets are skipped (they are in the state already), so no
+//! record is counted twice and none is missing.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use logwarden_detect::{Detector, DetectorState, DetectorStateRef};
+use logwarden_ingest::template::MinerSnapshot;
+
+/// File name of the checkpoint inside the state directory.
+pub const CHECKPOINT_FILE: &str = "detect-checkpoint.json";
+/// Version of the checkpoint file layout (the detector state inside has a
+/// version of its own).
+const CHECKPOINT_FORMAT: u32 = 1;
+
+/// Next offset to read, per (topic, partition).
+pub type Offsets = HashMap<(String, i32), i64>;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedOffset {
+    topic: String,
+    partition: i32,
+    /// The next offset to read: every record below it is in the state.
+    offset: i64,
+}
+
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    format: u32,
+    group: &'a str,
+    written_at: String,
+    offsets: Vec<SavedOffset>,
+    detector: DetectorStateRef<'a>,
+    /// The parser's template miner, so template ids survive the restart.
+    templates: Option<MinerSnapshot>,
+}
+
+#[derive(Deserialize)]
+struct CheckpointIn {
+    format: u32,
+    group: String,
+    offsets: Vec<SavedOffset>,
+    detector: DetectorState,
+    #[serde(default)]
+    templates: Option<MinerSnapshot>,
+}
+
+/// A checkpoint read back: the detector state and its offsets.
+pub struct Restored {
+    pub detector: DetectorState,
+    pub offsets: Offsets,
+    pub templates: Option<MinerSnapshot>,
+}
+
+/// The checkpoint file of `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(CHECKPOINT_FILE)
+}
+
+/// Reads the checkpoint of `dir`, if there is one. A checkpoint of another
+/// consumer group is refused: its offsets mean nothing to this group.
+pub fn read(dir: &Path, group: &str) -> anyhow::Result<Option<Restored>> {
+    let p = path(dir);
+    let file = match std::fs::File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", p.display())),
+    };
+    let c: CheckpointIn = serde_json::from_reader(BufReader::new(file))
+        .with_context(|| format!("reading the detect checkpoint {}", p.display()))?;
+    if c.format != CHECKPOINT_FORMAT {
+        bail!(
+            "{}: checkpoint format {}, this build reads format {CHECKPOINT_FORMAT}",
+            p.display(),
+            c.format
+        );
+    }
+    if c.group != group {
+        bail!(
+            "{} holds the state of consumer group `{}`, not `{group}`: give each group (and each instance) a state_dir of its own",
+            p.display(),
+            c.group
+        );
+    }
+    let offsets = c
+        .offsets
+        .into_iter()
+        .map(|o| ((o.topic, o.partition), o.offset))
+        .collect();
+    Ok(Some(Restored {
+        detector: c.detector,
+        offsets,
+        templates: c.templates,
+    }))
+}
+
+/// Writes the checkpoint of `detector` covering `offsets` to `dir`,
+/// atomically; returns its size in bytes.
+pub fn write(
+    dir: &Path,
+    group: &str,
+    detector: &Detector,
+    templates: Option<MinerSnapshot>,
+    offsets: &Offsets,
+) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = path(dir);
+    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
+    let mut offsets: Vec<SavedOffset> = offsets
+        .iter()
+        .map(|((topic, partition), offset)| SavedOffset {
+            topic: topic.clone(),
+            partition: *partition,
+            offset: *offset,
+        })
+        .collect();
+    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let body = CheckpointOut {
+        format: CHECKPOINT_FORMAT,
+        group,
+        written_at: chrono::Utc::now().to_rfc3339(),
+        offsets,
+        detector: detector.state(),
+        templates,
+    };
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut w = BufWriter::new(file);
+    serde_json::to_writer(&mut w, &body).context("encoding the detector state")?;
+    w.flush()
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    let file = w.into_inner().context("flushing the checkpoint")?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", tmp.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
+    std::fs::rename(&tmp, &target)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use logwarden_detect::{DetectorConfig, Event};
+    use logwarden_ingest::record::Level;
+
+    #[test]
+    fn write_then_read_round_trips_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Detector::new(DetectorConfig::default()).unwrap();
+        for i in 0..5000i64 {
+            d.observe(&Event {
+                event_time_us: 1_714_557_600_000_000 + i * 100_000,
+                service: Some(if i % 2 == 0 { "a" } else { "b" }),
+                level: Level::Info,
+                template_id: None,
+                message: None,
+            });
+        }
+        let offsets: Offsets = [(("logs".to_string(), 0), 17), (("logs".to_string(), 2), 4)].into();
+        assert!(read(dir.path(), "g").unwrap().is_none());
+        write(dir.path(), "g", &d, None, &offsets).unwrap();
+        write(dir.path(), "g", &d, None, &offsets).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [CHECKPOINT_FILE], "no temporary file left behind");
+        let r = read(dir.path(), "g").unwrap().unwrap();
+        assert_eq!(r.offsets, offsets);
+        let back = Detector::from_state(DetectorConfig::default(), r.detector).unwrap();
+        assert_eq!(back.stats(), d.stats());
+        assert_eq!(back.watermark_us(), d.watermark_us());
+        let err = read(dir.path(), "other").err().unwrap();
+        assert!(err.to_string().contains("consumer group `g`"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), b"{\"format\":1,\"gro").unwrap();
+        assert!(read(dir.path(), "g").is_err());
+    }
+}
