@@ -851,7 +851,15 @@ impl KafkaSource {
                             break;
                         }
                         match consumer.poll(Duration::ZERO) {
-                    lock().process(&msg);
+                            Some(Ok(m)) => lock().process(&m),
+                            Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
+                            Some(Err(e)) => {
+                                lock()
+                                    .metrics
+                                    .consumer_errors
+                                    .fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "consumer error")
+                            }
                             None => break,
                         }
                     }

@@ -68,7 +68,7 @@ pub const DEFAULT_SETTLE_SECS: u64 = 600;
 pub const MERGED_PREFIX: &str = "compacted-";
 
 /// Compaction settings (the `[archive.compaction]` table).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompactionConfig {
     /// Files smaller than this many bytes are merged.

@@ -17,7 +17,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::schema::col;
 
@@ -25,7 +25,7 @@ use logwarden_ingest::schema::col;
 pub const MAX_COLUMN_NAME: usize = 64;
 
 /// The type of a hot-field column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HotType {
     /// Dictionary-encoded string (low cardinality: region, status class).
@@ -38,7 +38,7 @@ pub enum HotType {
 }
 
 /// One promoted attribute (an entry of `[[archive.hot_fields]]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HotField {
     /// The attribute key (`http.status`, `trace_id`).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Default for [`S3Config::retry_max`].
 pub const DEFAULT_S3_RETRY_MAX: usize = 10;
@@ -21,7 +21,7 @@ pub const DEFAULT_S3_RETRY_TIMEOUT_SECS: f64 = 180.0;
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, web identity, ECS or EC2
 /// instance metadata); every `AWS_*` variable object_store knows is read,
 /// then these settings override it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
     /// Endpoint URL of an S3-compatible server (MinIO, Ceph, moto, R2…);

@@ -101,7 +101,7 @@ pub enum FormatOverride {
 
 /// What happens to a payload that cannot be parsed (see
 /// [`ParseIssue::is_unparseable`]).
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ParseMode {
     /// Archive it as raw text with a parse-error marker.
@@ -113,7 +113,7 @@ pub enum ParseMode {
 }
 
 /// Settings of one source topic (`[parse.topics.NAME]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicParseConfig {
     /// The format of this topic's payloads, overriding [`ParserConfig::format`].
