@@ -231,5 +231,17 @@ impl LogRecord {
 
 /// Formats a template id the way it is stored and shown: 16 hex digits.
 pub fn template_id_hex(id: u64) -> String {
-    format!("{id:016x}")
+    let mut buf = [0u8; 16];
+    template_id_hex_into(id, &mut buf).to_owned()
+}
+
+/// [`template_id_hex`] into a caller's buffer, without allocating (the
+/// per-record path).
+pub fn template_id_hex_into(id: u64, buf: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
 }

@@ -247,7 +247,13 @@ impl Masker {
             return;
         }
         if let Some(eq) = eq {
-            if eq > 0 {
+            // A `/` or `?` before the `=` makes it a path or URL with a query
+            // (`/search?q=x`), not a key.
+            if eq > 0
+                && !c.as_bytes()[..eq]
+                    .iter()
+                    .any(|&x| matches!(x, b'/' | b'?' | b'\\'))
+            {
                 // key=value: the key is template text, the value is masked on
                 // its own shape.
                 out.push_str(&c[..=eq]);
@@ -586,6 +592,8 @@ mod tests {
                 "chrome.exe - <*> close",
             ),
             ("took 250ms, 1.5s", "took <*>, <*>"),
+            ("GET /search?q=jacket 200", "GET <*>"),
+            ("next=/login?user=x", "next=<*>"),
         ];
         for (input, want) in cases {
             assert_eq!(mask(input), want, "input: {input}");
