@@ -231,6 +231,11 @@ impl Masker {
                 _ => {}
             }
         }
+        if self.numbers && digits == c.len() {
+            // A plain number, the most common variable.
+            out.push_str(WILDCARD);
+            return;
+        }
         if digits == 0 && dots == 0 && slashes == 0 && colons == 0 && !at && eq.is_none() {
             let b = c.as_bytes();
             let time = self.time
