@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 600), two at a time, at the
-# lowest CPU priority, and prints a table of runs (execs, seconds, crashes).
+# Runs every fuzz target for SECONDS (default 600), PAR at a time (default
+# 2), at the lowest CPU priority, and prints a table of runs (execs, seconds, crashes).
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); works on stable Rust through
 # RUSTC_BOOTSTRAP, without sanitizers (the code under test has no unsafe).
 #   fuzz/run.sh [SECONDS] [TARGET...]
 set -uo pipefail
 cd "$(dirname "$0")"
 secs=${1:-600}
+par=${PAR:-2}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
@@ -26,7 +27,7 @@ i=0
 for t in "${targets[@]}"; do
   run "$t" &
   i=$((i + 1))
-  if [ $((i % 2)) -eq 0 ]; then wait; fi
+  if [ $((i % par)) -eq 0 ]; then wait; fi
 done
 wait
 echo "| target | execs | seconds | execs/s | crashes |"

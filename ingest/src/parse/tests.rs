@@ -195,6 +195,25 @@ fn deeply_nested_json() {
 }
 
 #[test]
+fn repeated_alias_keys_are_bounded_too() {
+    // Found by the `auto` fuzz target: alias keys were kept past the cap
+    // without limit.
+    let mut line = String::from("level=warn");
+    for i in 0..1000 {
+        line.push_str(&format!(" msg=m{i} ts=x{i}"));
+    }
+    let rec = parse(&line);
+    assert_eq!(rec.format, Format::Logfmt);
+    assert!(
+        rec.attributes.len() <= DEFAULT_MAX_ATTRIBUTES + 17,
+        "{}",
+        rec.attributes.len()
+    );
+    assert_eq!(rec.level, Level::Warn);
+    assert!(attr(&rec, "attributes_dropped").is_some());
+}
+
+#[test]
 fn too_many_attributes_are_counted() {
     let mut line = String::from("{\"msg\":\"m\"");
     for i in 0..1000 {

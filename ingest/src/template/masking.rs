@@ -231,6 +231,11 @@ impl Masker {
                 _ => {}
             }
         }
+        if self.numbers && digits == c.len() {
+            // A plain number, the most common variable.
+            out.push_str(WILDCARD);
+            return;
+        }
         if digits == 0 && dots == 0 && slashes == 0 && colons == 0 && !at && eq.is_none() {
             let b = c.as_bytes();
             let time = self.time
@@ -247,7 +252,13 @@ impl Masker {
             return;
         }
         if let Some(eq) = eq {
-            if eq > 0 {
+            // A `/` or `?` before the `=` makes it a path or URL with a query
+            // (`/search?q=x`), not a key.
+            if eq > 0
+                && !c.as_bytes()[..eq]
+                    .iter()
+                    .any(|&x| matches!(x, b'/' | b'?' | b'\\'))
+            {
                 // key=value: the key is template text, the value is masked on
                 // its own shape.
                 out.push_str(&c[..=eq]);
@@ -586,6 +597,8 @@ mod tests {
                 "chrome.exe - <*> close",
             ),
             ("took 250ms, 1.5s", "took <*>, <*>"),
+            ("GET /search?q=jacket 200", "GET <*>"),
+            ("next=/login?user=x", "next=<*>"),
         ];
         for (input, want) in cases {
             assert_eq!(mask(input), want, "input: {input}");

@@ -220,3 +220,11 @@ fn grouping_accuracy_on_loghub_dev() {
         assert!(distinct.len() <= m.len() + m.evictions() as usize);
     }
 }
+
+#[test]
+fn template_ids_print_as_16_hex_digits() {
+    use crate::record::template_id_hex;
+    for id in [0, 0x1f, 0xdead_beef, u64::MAX, stable_hash(b"x")] {
+        assert_eq!(template_id_hex(id), format!("{id:016x}"));
+    }
+}
