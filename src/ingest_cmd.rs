@@ -73,10 +73,13 @@ pub fn run(
     let parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     let segmenter = Segmenter::new(cfg.ingest.segment.clone());
     if cfg.telemetry.enabled {
-        let mut checks = vec![crate::telemetry::archive_ready(
-            Some(root.clone()),
-            metrics.clone(),
-        )];
+        // A local archive is checked for writability; an S3 one through the
+        // sink's own failures.
+        let local_root = match &location {
+            Location::Local(root) => Some(root.clone()),
+            Location::S3 { .. } => None,
+        };
+        let mut checks = vec![crate::telemetry::archive_ready(local_root, metrics.clone())];
         if matches!(input, Input::Kafka { .. }) {
             checks.push(crate::telemetry::kafka_ready(
                 metrics.kafka.clone(),
