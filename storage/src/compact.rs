@@ -753,7 +753,7 @@ impl Backend for StoreBackend {
                 self.finish(&rel, &j)?;
             } else {
                 self.delete(&j.outputs)?;
-                self.delete(&[rel.clone()])?;
+                self.delete(std::slice::from_ref(&rel))?;
             }
             tracing::info!(
                 journal = rel,

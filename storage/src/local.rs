@@ -77,7 +77,7 @@ impl LocalArchive {
         write_parquet_file(
             &self.root.join(rel_dir),
             name,
-            &[batch.clone()],
+            std::slice::from_ref(batch),
             &self.props,
         )
     }
