@@ -84,11 +84,7 @@ fn kill_9_twenty_times_during_a_stream() {
         let committed_before = broker.committed_total("g-kill20", "logs");
         let mut ingest = ingest_kafka_session(&broker, "logs", "g-kill20", &archive, 3000)
             .args(FAST_SEGMENTS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(Proc)
-            .expect("ingest starts");
+            .spawn_quiet();
         if round % 2 == 0 {
             wait_until("this run commits", WAIT, || {
                 broker.committed_total("g-kill20", "logs") > committed_before
@@ -124,26 +120,8 @@ fn broker_restart_mid_stream() {
     let mut producer = paced_generator(&broker, "logs", total, 22, 4000, &truth);
     let mut ingest = ingest_kafka(&broker, "logs", "g-restart", &archive)
         .args(FAST_SEGMENTS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Proc)
-        .expect("ingest starts");
-    let mut detect = logwarden()
-        .args([
-            "detect",
-            "--brokers",
-            &broker.bootstrap(),
-            "--topic",
-            "logs",
-        ])
-        .args(["--group", "d-restart", "--alerts-topic", "alerts"])
-        .args(["--session-timeout-ms", "6000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Proc)
-        .expect("detect starts");
+        .spawn_quiet();
+    let mut detect = detect_kafka(&broker, "logs", "d-restart", "alerts").spawn_quiet();
     wait_until("ingest commits", WAIT, || {
         broker.committed_total("g-restart", "logs") > 5000
     });

@@ -14,6 +14,8 @@ pub mod object;
 pub mod parquet;
 pub mod split;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use local::LocalArchive;
 pub use object::ObjectStoreArchive;

@@ -378,36 +378,9 @@ pub(crate) fn parquet_error(path: &Path, e: ParquetError) -> SinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::segment;
     use logwarden_ingest::record::{LogRecord, Provenance};
     use logwarden_ingest::schema::LogBatchBuilder;
-
-    /// A segment of `n` records from `first` on, one hour apart from the
-    /// second half on, so it spans two partitions.
-    fn segment(first: i64, n: i64) -> Segment {
-        let mut b = LogBatchBuilder::new();
-        for off in first..first + n {
-            let hour = if off - first < n / 2 { 0 } else { 1 };
-            let rec = LogRecord {
-                event_time_us: 1_772_359_200_000_000 + hour * 3_600_000_000 + off,
-                service: Some("svc".into()),
-                message: format!("m{off}"),
-                ..Default::default()
-            };
-            let prov = Provenance {
-                topic: "t".into(),
-                partition: 0,
-                offset: off,
-            };
-            b.append(&rec, &prov, 0);
-        }
-        Segment {
-            topic: "t".into(),
-            partition: 0,
-            first_offset: first,
-            next_offset: first + n,
-            batch: b.finish().expect("batch"),
-        }
-    }
 
     fn parquet_files(root: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();

@@ -700,3 +700,19 @@ pub fn assert_verified(r: &serde_json::Value, expected: u64) {
         assert_eq!(r[k], v, "{k}: {r}");
     }
 }
+
+/// Starting a command with its output discarded, killed when dropped.
+pub trait SpawnQuiet {
+    fn spawn_quiet(&mut self) -> Proc;
+}
+
+impl SpawnQuiet for Command {
+    fn spawn_quiet(&mut self) -> Proc {
+        let c = self
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{self:?} does not start: {e}"));
+        Proc(c)
+    }
+}
