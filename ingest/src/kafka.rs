@@ -696,23 +696,6 @@ pub fn log_client_error(error: KafkaError, reason: &str) -> bool {
     !eof
 }
 
-/// Context of consumers that need no rebalance hooks (detect, tools).
-pub struct QuietEofContext;
-
-impl ClientContext for QuietEofContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error(error, reason);
-    }
-
-    fn stats(&self, _statistics: rdkafka::Statistics) {}
-}
-
-impl ConsumerContext for QuietEofContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        log_rebalance(rebalance);
-    }
-}
-
 /// Logs an assignment change of a consumer without rebalance hooks.
 fn log_rebalance(rebalance: &Rebalance<'_>) {
     match rebalance {
