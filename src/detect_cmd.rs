@@ -135,6 +135,7 @@ pub fn run(
         parser.set_miner(miner);
     }
     let mut rec = LogRecord::default();
+    let mut values: Vec<Option<f64>> = Vec::new();
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut last_commit = Instant::now();
@@ -254,7 +255,11 @@ pub fn run(
                     msg.payload().map_or(0, <[u8]>::len) as u64,
                     Ordering::Relaxed,
                 );
-                let mut alerts = detector.count(&Event::from_record(&rec));
+                logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+                let mut alerts = detector.count(&Event {
+                    values: &values,
+                    ..Event::from_record(&rec)
+                });
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {
                     alerts.extend(detector.advance_to(t));
