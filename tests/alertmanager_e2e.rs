@@ -153,6 +153,7 @@ fn alerts_reach_alertmanager_and_resolve() {
         .iter()
         .map(|(_, _, k, _)| String::from_utf8_lossy(k).into_owned())
         .collect();
+    assert!(summary.contains(" 0 late records"), "{summary}");
     assert!(
         summary.contains(" 1 alerts"),
         "{summary} {alerts_now:?} {}",
