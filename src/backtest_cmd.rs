@@ -310,6 +310,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     let mut fired: std::collections::BTreeSet<(String, i64)> = Default::default();
     let mut report = BacktestReport::default();
     let mut rec = LogRecord::default();
+    let mut values: Vec<Option<f64>> = Vec::new();
     let mut progress = Progress::new();
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
@@ -364,7 +365,11 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     };
     while source.next(&mut rec)? {
         report.records += 1;
-        let alerts = detector.observe(&Event::from_record(&rec));
+        logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+        let alerts = detector.observe(&Event {
+            values: &values,
+            ..Event::from_record(&rec)
+        });
         let windows = detector.take_window_scores();
         if !alerts.is_empty() || !windows.is_empty() {
             handle(alerts, windows, &mut report)?;

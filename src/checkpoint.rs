@@ -174,6 +174,7 @@ mod tests {
                 level: Level::Info,
                 template_id: None,
                 message: None,
+                values: &[],
             });
         }
         let offsets: Offsets = [(("logs".to_string(), 0), 17), (("logs".to_string(), 2), 4)].into();

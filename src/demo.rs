@@ -84,7 +84,7 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
         speedup: Some(DEMO_HOURS * 3600.0 / (duration.as_secs_f64() * PRODUCE_SHARE)),
         events_per_sec: Some(DEMO_EVENTS_PER_SEC),
         start: Some(format!("now-{}h", DEMO_HOURS)),
-        incident: Some(args.incident.parse().map_err(anyhow::Error::msg)?),
+        incident: vec![args.incident.parse().map_err(anyhow::Error::msg)?],
         json_share: 0.8,
         truth: None,
         producer_properties: Vec::new(),

@@ -135,6 +135,7 @@ pub fn run(
         parser.set_miner(miner);
     }
     let mut rec = LogRecord::default();
+    let mut values: Vec<Option<f64>> = Vec::new();
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut last_commit = Instant::now();
@@ -254,7 +255,17 @@ pub fn run(
                     msg.payload().map_or(0, <[u8]>::len) as u64,
                     Ordering::Relaxed,
                 );
-                let mut alerts = detector.count(&Event::from_record(&rec));
+                logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+                let mut alerts = detector.count(&Event {
+                    values: &values,
+                    ..Event::from_record(&rec)
+                });
+                if !clock.knows(msg.topic(), msg.partition()) {
+                    // First record of a new assignment: learn all of it
+                    // before this partition alone moves the clock (the
+                    // others hold it until they report or turn idle).
+                    sync_assignment(&consumer, &mut clock);
+                }
                 clock.record(msg.topic(), msg.partition(), rec.event_time_us);
                 if let Some(t) = clock.event_time() {
                     alerts.extend(detector.advance_to(t));
@@ -291,14 +302,7 @@ pub fn run(
             metrics
                 .alerts_in_flight
                 .store(report.alerts.saturating_sub(done), Ordering::Relaxed);
-            if let Ok(tpl) = consumer.assignment() {
-                let assigned: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                clock.set_assignment(&assigned);
-            }
+            sync_assignment(&consumer, &mut clock);
         }
         // A partition with nothing more to read for a while must not hold the
         // others' windows open. (Waiting, rather than trusting one end-of-
@@ -381,4 +385,16 @@ fn with_templates(mut alerts: Vec<Alert>, parser: &Parser) -> Vec<Alert> {
         }
     }
     alerts
+}
+
+/// Makes the event-time clock track exactly the consumer's assignment.
+fn sync_assignment(consumer: &BaseConsumer<MeteredContext>, clock: &mut PartitionClock) {
+    if let Ok(tpl) = consumer.assignment() {
+        let assigned: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        clock.set_assignment(&assigned);
+    }
 }

@@ -144,7 +144,25 @@ pub enum IncidentKind {
     TrafficDrop,
     /// The service's traffic grows fivefold.
     TrafficSurge,
+    /// A tenth of the service's lines become warnings of a template it never
+    /// logged before.
+    NewTemplate,
+    /// The service's `duration_ms` quadruples.
+    Latency,
+    /// The service's traffic grows linearly to twice its rate over the
+    /// duration, and stays there: a slow change that must not alert.
+    Drift,
 }
+
+impl IncidentKind {
+    /// Whether a detector should alert on it.
+    pub fn should_alert(self) -> bool {
+        !matches!(self, IncidentKind::Drift)
+    }
+}
+
+/// The template of [`IncidentKind::NewTemplate`] lines.
+pub const NEW_TEMPLATE_LINE: &str = "circuit breaker opened for shard {n} after repeated failures";
 
 impl FromStr for Incident {
     type Err = String;
@@ -161,9 +179,12 @@ impl FromStr for Incident {
             "error-burst" => IncidentKind::ErrorBurst,
             "traffic-drop" => IncidentKind::TrafficDrop,
             "traffic-surge" => IncidentKind::TrafficSurge,
+            "new-template" => IncidentKind::NewTemplate,
+            "latency" => IncidentKind::Latency,
+            "drift" => IncidentKind::Drift,
             _ => {
                 return Err(format!(
-                    "incident kind `{kind}`: expected error-burst, traffic-drop or traffic-surge"
+                    "incident kind `{kind}`: expected error-burst, traffic-drop, traffic-surge, new-template, latency or drift"
                 ))
             }
         };
@@ -211,7 +232,16 @@ pub struct GeneratorConfig {
     pub rate_scale: f64,
     /// Share of lines written as JSON; the rest split between logfmt and text.
     pub json_share: f64,
-    pub incident: Option<Incident>,
+    /// Injected incidents (any number, any overlap).
+    pub incidents: Vec<Incident>,
+}
+
+/// What the active incidents change about one service's lines.
+#[derive(Debug, Clone, Copy)]
+struct Mods {
+    error_ratio: f64,
+    new_template: bool,
+    latency: f64,
 }
 
 /// One generated line with what the parser should find in it.
@@ -262,37 +292,49 @@ impl Generator {
         let mut lines = Vec::new();
         for svc in SERVICES {
             let mut rate = svc.rate * self.cfg.rate_scale * daily;
-            let mut error_ratio = svc.error_ratio;
-            if let Some(inc) = &self.cfg.incident {
-                let active = inc.service == svc.name
-                    && elapsed >= inc.start_secs
-                    && elapsed < inc.start_secs + inc.duration_secs;
-                if active {
-                    match inc.kind {
-                        IncidentKind::ErrorBurst => error_ratio = 0.4,
-                        IncidentKind::TrafficDrop => rate *= 0.05,
-                        IncidentKind::TrafficSurge => rate *= 5.0,
-                    }
+            let mut mods = Mods {
+                error_ratio: svc.error_ratio,
+                new_template: false,
+                latency: 1.0,
+            };
+            for inc in self.cfg.incidents.iter().filter(|i| i.service == svc.name) {
+                let into = elapsed - inc.start_secs;
+                if inc.kind == IncidentKind::Drift && into >= 0.0 {
+                    rate *= 1.0 + (into / inc.duration_secs.max(1.0)).min(1.0);
+                }
+                if into < 0.0 || into >= inc.duration_secs {
+                    continue;
+                }
+                match inc.kind {
+                    IncidentKind::ErrorBurst => mods.error_ratio = 0.4,
+                    IncidentKind::TrafficDrop => rate *= 0.05,
+                    IncidentKind::TrafficSurge => rate *= 5.0,
+                    IncidentKind::NewTemplate => mods.new_template = true,
+                    IncidentKind::Latency => mods.latency = 4.0,
+                    IncidentKind::Drift => {}
                 }
             }
             let n = Poisson::new(rate.max(1e-9)).map_or(0.0, |p| p.sample(&mut self.rng)) as u64;
             for _ in 0..n {
                 let offset_us = self.rng.random_range(0..1_000_000);
-                lines.push((sec_start + offset_us, svc, error_ratio));
+                lines.push((sec_start + offset_us, svc, mods));
             }
         }
         lines.sort_by_key(|(t, _, _)| *t);
-        for (t, svc, error_ratio) in lines {
-            let g = self.render(t, svc, error_ratio);
+        for (t, svc, mods) in lines {
+            let g = self.render(t, svc, mods);
             self.queue.push_back(g);
         }
         self.second += 1;
     }
 
-    fn render(&mut self, t_us: i64, svc: &'static Service, error_ratio: f64) -> Generated {
+    fn render(&mut self, t_us: i64, svc: &'static Service, mods: Mods) -> Generated {
+        let error_ratio = mods.error_ratio;
         let rng = &mut self.rng;
         let r: f64 = rng.random();
-        let (level, template) = if r < error_ratio {
+        let (level, template) = if mods.new_template && rng.random::<f64>() < 0.1 {
+            ("warn", NEW_TEMPLATE_LINE)
+        } else if r < error_ratio {
             ("error", svc.errors[rng.random_range(0..svc.errors.len())])
         } else if r < error_ratio + 0.03 {
             ("warn", svc.info[rng.random_range(0..svc.info.len())])
@@ -301,7 +343,7 @@ impl Generator {
         } else {
             ("info", svc.info[rng.random_range(0..svc.info.len())])
         };
-        let ms = rng.random_range(1..900);
+        let ms = (f64::from(rng.random_range(1..900u32)) * mods.latency) as u32;
         let mut msg = String::with_capacity(96);
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -406,7 +448,7 @@ mod tests {
             start_us: 1_700_000_000_000_000,
             rate_scale: 1.0,
             json_share: 0.8,
-            incident: None,
+            incidents: Vec::new(),
         }
     }
 
@@ -438,11 +480,9 @@ mod tests {
     #[test]
     fn error_burst_raises_error_ratio() {
         let mut c = cfg(3);
-        c.incident = Some(
-            "error-burst:payments@60s+60s"
-                .parse()
-                .expect("valid incident"),
-        );
+        c.incidents = vec!["error-burst:payments@60s+60s"
+            .parse()
+            .expect("valid incident")];
         let lines: Vec<Generated> = Generator::new(c)
             .take_while(|g| g.event_time_us < 1_700_000_000_000_000 + 180_000_000)
             .collect();

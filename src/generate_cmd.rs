@@ -47,10 +47,12 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub start: Option<String>,
     /// Inject an incident: KIND:SERVICE@START+DURATION with KIND error-burst,
-    /// traffic-drop or traffic-surge, START relative to the first line
-    /// (e.g. error-burst:payments@40m+5m).
+    /// traffic-drop, traffic-surge, new-template, latency (duration_ms x4)
+    /// or drift (traffic doubling slowly over the duration; not an alert),
+    /// START relative to the first line (e.g. error-burst:payments@40m+5m).
+    /// Repeatable.
     #[arg(long)]
-    pub incident: Option<Incident>,
+    pub incident: Vec<Incident>,
     /// Share of JSON lines; the rest are logfmt and plain text.
     #[arg(long, default_value_t = 0.8)]
     pub json_share: f64,
@@ -110,7 +112,7 @@ impl GenerateArgs {
             start_us,
             rate_scale: eps / base_rate(),
             json_share: self.json_share,
-            incident: self.incident.clone(),
+            incidents: self.incident.clone(),
         })
     }
 }

@@ -10,6 +10,7 @@ mod compact_cmd;
 mod config;
 mod demo;
 mod detect_cmd;
+mod eval;
 mod generate;
 mod generate_cmd;
 mod ingest_cmd;
@@ -76,6 +77,10 @@ enum Command {
     Backtest(backtest_cmd::BacktestArgs),
     /// Print the alerts on the alert topic, readably or as JSON lines.
     Alerts(alerts_cmd::AlertsArgs),
+    /// Labelled synthetic incidents through the detector: precision,
+    /// recall and delay (the bench of bench/incidents.sh).
+    #[command(hide = true)]
+    Eval(eval::EvalArgs),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -358,6 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(cfg, &args),
         Command::Templates(args) => templates_cmd::run(&cfg, &args.input, args.ids),
         Command::Alerts(args) => alerts_cmd::run(&cfg, &args),
+        Command::Eval(args) => eval::run(&args),
         Command::Backtest(args) => backtest_cmd::run(&cfg, &args)
             .map(|_| ())
             .context("backtest failed"),

@@ -149,7 +149,17 @@ fn alerts_reach_alertmanager_and_resolve() {
             .arg(&state),
     );
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains(" 1 alerts"), "{summary}");
+    let alerts_now: Vec<String> = broker
+        .read_all("alerts")
+        .iter()
+        .map(|(_, _, k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert!(summary.contains(" 0 late records"), "{summary}");
+    assert!(
+        summary.contains(" 1 alerts"),
+        "{summary} {alerts_now:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_until("the alert resolved in alertmanager", WAIT, || {
         payments(&listed(port)).is_none()
     });

@@ -50,6 +50,7 @@ fn main() {
                 },
                 template_id: Some(x % 20),
                 message: None,
+                values: &[],
             }
         })
         .collect();
@@ -97,6 +98,7 @@ fn main() {
                 level: Level::Info,
                 template_id: None,
                 message: None,
+                values: &[],
             };
             d.observe(&ev);
         }

@@ -44,6 +44,10 @@ pub enum Signal {
     /// A static threshold rule from the configuration (`series.dimension`
     /// names it).
     Threshold,
+    /// Mean of a numeric field per window (`series.dimension` names it).
+    FieldMean,
+    /// High quantile (`field_quantile`) of a numeric field per window.
+    FieldHigh,
 }
 
 impl Signal {
@@ -54,6 +58,8 @@ impl Signal {
             Signal::WarnCount => "warn_count",
             Signal::NewTemplate => "new_template",
             Signal::Threshold => "threshold",
+            Signal::FieldMean => "field_mean",
+            Signal::FieldHigh => "field_high",
         }
     }
 }

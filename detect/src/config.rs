@@ -44,6 +44,12 @@ pub const DEFAULT_COOLDOWN_WINDOWS: u32 = 10;
 pub const DEFAULT_NEW_TEMPLATE_WARMUP_WINDOWS: u32 = 60;
 /// Default records of a new template in one window before it alerts.
 pub const DEFAULT_NEW_TEMPLATE_MIN_COUNT: u64 = 5;
+/// Default high quantile of numeric fields.
+pub const DEFAULT_FIELD_QUANTILE: f64 = 0.95;
+/// Default relative increase of a field statistic before it may alert.
+pub const DEFAULT_MIN_FIELD_CHANGE: f64 = 0.2;
+/// Default values of a field in a window before the window is judged.
+pub const DEFAULT_MIN_FIELD_VALUES: u64 = 20;
 
 /// What a threshold rule compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -182,6 +188,16 @@ pub struct DetectorConfig {
     pub new_template_min_count: u64,
     /// Static threshold rules, judged on every closed window.
     pub rules: Vec<ThresholdRule>,
+    /// Numeric fields (record attributes, e.g. `duration_ms`) whose window
+    /// mean and high quantile are tracked per service; at most 16.
+    pub fields: Vec<String>,
+    /// The high quantile of the fields, in (0, 1).
+    pub field_quantile: f64,
+    /// Relative increase of a field statistic over its baseline before it
+    /// may alert (0.2: 20% slower).
+    pub min_field_change: f64,
+    /// Values of a field in a window before that window is judged.
+    pub min_field_values: u64,
 }
 
 impl Default for DetectorConfig {
@@ -206,9 +222,16 @@ impl Default for DetectorConfig {
             new_template_warmup_windows: DEFAULT_NEW_TEMPLATE_WARMUP_WINDOWS,
             new_template_min_count: DEFAULT_NEW_TEMPLATE_MIN_COUNT,
             rules: Vec::new(),
+            fields: Vec::new(),
+            field_quantile: DEFAULT_FIELD_QUANTILE,
+            min_field_change: DEFAULT_MIN_FIELD_CHANGE,
+            min_field_values: DEFAULT_MIN_FIELD_VALUES,
         }
     }
 }
+
+/// Most numeric fields tracked.
+pub const MAX_FIELDS: usize = 16;
 
 /// Longest accepted window or lateness: one week, which keeps every
 /// microsecond computation far from overflow.
@@ -294,6 +317,21 @@ impl DetectorConfig {
         if self.new_template_min_count == 0 {
             return Err(DetectConfigError::Zero {
                 field: "new_template_min_count",
+            });
+        }
+        open_unit("field_quantile", self.field_quantile)?;
+        if !(self.min_field_change.is_finite() && self.min_field_change >= 0.0) {
+            return Err(DetectConfigError::OutOfRange {
+                field: "min_field_change",
+                range: "[0, inf)",
+                value: self.min_field_change,
+            });
+        }
+        if self.fields.len() > MAX_FIELDS {
+            return Err(DetectConfigError::OutOfRange {
+                field: "fields",
+                range: "at most 16 fields",
+                value: self.fields.len() as f64,
             });
         }
         for (i, r) in self.rules.iter().enumerate() {

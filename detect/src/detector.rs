@@ -17,7 +17,8 @@ use crate::alert::{
     MAX_ALERT_TEMPLATES,
 };
 use crate::baseline::{CountBaseline, RatioBaseline};
-use crate::config::{DetectConfigError, DetectorConfig, RuleOp, RuleSignal};
+use crate::config::{DetectConfigError, DetectorConfig, RuleOp, RuleSignal, MAX_FIELDS};
+use crate::fields::{FieldAcc, FieldSeries};
 use crate::incident::{
     firing, retire, score, step, step_with, BaselineAction, Judgement, Model, SeriesId, Track,
     WindowCtx,
@@ -34,7 +35,7 @@ pub const MIN_EVENT_TIME_US: i64 = 0;
 pub const MAX_EVENT_TIME_US: i64 = 7_258_118_400_000_000;
 
 /// What the detector needs from one log record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Event<'a> {
     /// Event time, microseconds since the Unix epoch, UTC.
     pub event_time_us: i64,
@@ -45,6 +46,25 @@ pub struct Event<'a> {
     pub template_id: Option<u64>,
     /// The message, for sample lines in alerts.
     pub message: Option<&'a str>,
+    /// Values of the configured numeric fields
+    /// ([`DetectorConfig::fields`]), in that order; shorter is fine.
+    pub values: &'a [Option<f64>],
+}
+
+/// Reads the configured numeric fields of a record into `out` (one entry
+/// per field, `None` when absent or not a number), for [`Event::values`].
+pub fn field_values(fields: &[String], record: &LogRecord, out: &mut Vec<Option<f64>>) {
+    out.clear();
+    for f in fields {
+        out.push(
+            record
+                .attributes
+                .iter()
+                .find(|(k, _)| k == f)
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite()),
+        );
+    }
 }
 
 impl<'a> Event<'a> {
@@ -56,6 +76,7 @@ impl<'a> Event<'a> {
             level: record.level,
             template_id: record.template_id,
             message: Some(&record.message),
+            values: &[],
         }
     }
 }
@@ -70,7 +91,7 @@ const MAX_WINDOW_TEMPLATE_LINES: usize = 8;
 const MAX_KNOWN_TEMPLATES: usize = 1000;
 
 /// What one open window of one series has counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Counts {
     events: u64,
     errors: u64,
@@ -87,6 +108,9 @@ struct Counts {
     error_lines: Vec<String>,
     #[serde(default)]
     lines: Vec<String>,
+    /// Per configured numeric field.
+    #[serde(default)]
+    fields: Vec<FieldAcc>,
 }
 
 impl Counts {
@@ -106,6 +130,14 @@ impl Counts {
                         self.template_lines.insert(t, sample_line(m));
                     }
                 }
+            }
+        }
+        for (i, v) in ev.values.iter().enumerate().take(MAX_FIELDS) {
+            if let Some(v) = v {
+                if self.fields.len() <= i {
+                    self.fields.resize_with(i + 1, FieldAcc::default);
+                }
+                self.fields[i].add(*v);
             }
         }
         if let Some(m) = ev.message.filter(|m| !m.is_empty()) {
@@ -171,6 +203,8 @@ pub struct Series {
     new_template_track: Track,
     /// Per configured rule, by name.
     rules: BTreeMap<String, RuleTrack>,
+    /// Per configured numeric field, by name.
+    fields: BTreeMap<String, FieldSeries>,
 }
 
 /// The verdict on one closed window of one signal, for backtests and plots
@@ -564,6 +598,10 @@ impl Series {
         for (name, rt) in &self.rules {
             f(sid(service, Signal::Threshold, Some(name)), &rt.track);
         }
+        for (name, fs) in &self.fields {
+            f(sid(service, Signal::FieldMean, Some(name)), &fs.mean_track);
+            f(sid(service, Signal::FieldHigh, Some(name)), &fs.high_track);
+        }
     }
 
     /// Closes this series' windows before `boundary`; true when the series
@@ -635,6 +673,7 @@ impl Series {
             );
             let new = self.judge_new_templates(service, win, &counts, cfg, out);
             self.judge_rules(service, win, &counts, cfg, out);
+            self.judge_fields(service, win, &counts, cfg, log.as_deref_mut(), out);
             decorate(&mut out[first..], &counts, &new);
             stats.windows_closed += 1;
             self.next_close_us = ws + window_us;
@@ -774,6 +813,64 @@ impl Series {
         new
     }
 
+    /// The mean and high quantile of each configured numeric field: upwards
+    /// only (a regression), on windows with enough values.
+    fn judge_fields(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        cfg: &DetectorConfig,
+        mut log: Option<&mut Vec<WindowScore>>,
+        out: &mut Vec<Alert>,
+    ) {
+        for (i, name) in cfg.fields.iter().enumerate().take(MAX_FIELDS) {
+            let Some(acc) = counts.fields.get(i).filter(|a| a.n >= cfg.min_field_values) else {
+                continue;
+            };
+            let fs = self.fields.entry(name.clone()).or_default();
+            let stats = [
+                (Signal::FieldMean, acc.mean()),
+                (Signal::FieldHigh, acc.quantile(cfg.field_quantile)),
+            ];
+            for (signal, x) in stats {
+                let Some(x) = x else { continue };
+                let (baseline, track) = match signal {
+                    Signal::FieldMean => (&mut fs.mean, &mut fs.mean_track),
+                    _ => (&mut fs.high, &mut fs.high_track),
+                };
+                let id = sid(service, signal, Some(name));
+                if baseline.windows() < cfg.warmup_windows {
+                    log_window(log.as_deref_mut(), service, signal, win, x, None, cfg);
+                    baseline.update(x, cfg.baseline_alpha);
+                    continue;
+                }
+                let (expected, sd) = baseline.expected();
+                let probability = baseline.p_high(x);
+                let big_enough = x >= expected * (1.0 + cfg.min_field_change);
+                let j = Judgement {
+                    probability,
+                    direction: Direction::High,
+                    anomalous: probability < cfg.p_threshold && big_enough,
+                    recovered: probability >= cfg.resolve_p_threshold || !big_enough,
+                    observed: x,
+                    expected,
+                    // 1st-99th percentiles of the log-normal baseline.
+                    model: Model::Fixed {
+                        low: expected * (-2.326 * sd).exp(),
+                        high: expected * (2.326 * sd).exp(),
+                    },
+                };
+                log_window(log.as_deref_mut(), service, signal, win, x, Some(&j), cfg);
+                match step(track, id, j, win, cfg, out) {
+                    BaselineAction::Update => baseline.update(x, cfg.baseline_alpha),
+                    BaselineAction::Keep => {}
+                    BaselineAction::Reset => baseline.reset(),
+                }
+            }
+        }
+    }
+
     /// The configured static thresholds.
     fn judge_rules(
         &mut self,
@@ -851,6 +948,12 @@ impl Series {
                 cfg,
                 out,
             );
+        }
+        for (name, fs) in self.fields.iter_mut() {
+            let id = sid(service, Signal::FieldMean, Some(name));
+            retire(&mut fs.mean_track, id, reason, cfg, out);
+            let id = sid(service, Signal::FieldHigh, Some(name));
+            retire(&mut fs.high_track, id, reason, cfg, out);
         }
     }
 }

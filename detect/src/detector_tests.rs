@@ -142,6 +142,7 @@ fn run(cfg: DetectorConfig, records: &[(i64, &str, Level)]) -> (Vec<Alert>, Dete
             level: *l,
             template_id: None,
             message: None,
+            values: &[],
         }));
     }
     alerts.extend(d.flush());
@@ -249,6 +250,7 @@ fn silence_is_bounded_and_series_are_forgotten() {
         level: Level::Info,
         template_id: None,
         message: None,
+        values: &[],
     };
     d.observe(&ev(T0, "a"));
     d.observe(&ev(T0, "b"));
@@ -290,6 +292,7 @@ fn out_of_order_within_lateness_and_late_records() {
         level: Level::Info,
         template_id: None,
         message: None,
+        values: &[],
     };
     d.observe(&ev(5));
     d.observe(&ev(65)); // watermark 55 s: window [0, 60) still open
@@ -363,6 +366,7 @@ fn missing_service_is_unknown_and_max_series_evicts() {
             level: Level::Warn,
             template_id: None,
             message: None,
+            values: &[],
         });
     }
     assert_eq!(d.series_count(), 2);
@@ -405,6 +409,7 @@ fn print_example_alert() {
             level: *l,
             template_id: *tpl,
             message: Some(msg),
+            values: &[],
         }));
     }
     alerts.extend(d.flush());
@@ -466,7 +471,7 @@ proptest! {
         };
         let Ok(mut d) = Detector::new(cfg) else { panic!("valid config") };
         for (t, s, l) in &events {
-            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None, message: None });
+            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None, message: None, values: &[] });
         }
         let _ = d.advance_to(i64::MAX);
         let _ = d.flush();
@@ -507,6 +512,7 @@ fn restored_state_carries_on_like_an_uninterrupted_run() {
                     level: *l,
                     template_id: None,
                     message: None,
+                    values: &[],
                 }));
             }
         };
@@ -555,6 +561,7 @@ fn a_fresh_detector_would_still_be_warming_up() {
                 level: *l,
                 template_id: None,
                 message: None,
+                values: &[],
             }));
         }
         got.push(alerts);
@@ -612,6 +619,7 @@ fn feed_lines(d: &mut Detector, svc: &str, lines: &[Line]) -> Vec<Alert> {
                 level: *level,
                 template_id: *template,
                 message: Some(message),
+                values: &[],
             }));
         }
     }
@@ -864,4 +872,64 @@ fn rule_validation_names_the_rule() {
     };
     let err = bad.validate().expect_err("invalid");
     assert!(err.to_string().contains("rule `r`"), "{err}");
+}
+
+#[test]
+fn a_latency_regression_fires_field_signals_and_steady_latency_does_not() {
+    let cfg = DetectorConfig {
+        fields: vec!["duration_ms".into()],
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    let mut alerts = Vec::new();
+    for m in 0..60i64 {
+        for i in 0..100i64 {
+            let k = m * 100 + i;
+            // 40-140 ms, a few slow outliers; tripled in minutes 40-44.
+            let mut ms = 40.0 + ((k * 37) % 100) as f64 + if k % 50 == 0 { 400.0 } else { 0.0 };
+            if (40..45).contains(&m) {
+                ms *= 3.0;
+            }
+            let values = [Some(ms)];
+            alerts.extend(d.observe(&Event {
+                event_time_us: T0 + m * MIN_US + i * (MIN_US / 100),
+                service: Some("api"),
+                level: Level::Info,
+                template_id: None,
+                message: None,
+                values: &values,
+            }));
+        }
+    }
+    alerts.extend(d.flush());
+    let mean = firing_of(&alerts, Signal::FieldMean);
+    let high = firing_of(&alerts, Signal::FieldHigh);
+    assert_eq!(mean.len(), 1, "{}", describe(&alerts));
+    assert_eq!(high.len(), 1, "{}", describe(&alerts));
+    assert_eq!(mean[0].window_start_us, T0 + 40 * MIN_US);
+    assert_eq!(mean[0].key(), "api/field_mean/duration_ms");
+    assert!(mean[0].observed > 2.5 * mean[0].expected, "{:?}", mean[0]);
+    assert_eq!(
+        mean[0].related,
+        vec!["api/field_high/duration_ms".to_string()]
+    );
+    // Nothing else fired, and both resolved.
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .count(),
+        2,
+        "{}",
+        describe(&alerts)
+    );
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Resolved)
+            .count(),
+        2,
+        "{}",
+        describe(&alerts)
+    );
 }

@@ -140,6 +140,7 @@ fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
             (j.observed - j.expected).abs() >= CRITICAL_COUNT_CHANGE * j.expected.max(1.0)
         }
         Signal::ErrorRatio => j.observed - j.expected >= CRITICAL_RATIO_INCREASE,
+        Signal::FieldMean | Signal::FieldHigh => j.observed >= 2.0 * j.expected,
         // New templates warn; a rule's severity is its own (set by caller).
         Signal::NewTemplate | Signal::Threshold => false,
     };
@@ -269,6 +270,15 @@ fn build(
             "{service} logged {} new template(s) in {}",
             j.observed,
             window_label(win.start_us, win.end_us)
+        ),
+        Signal::FieldMean | Signal::FieldHigh => format!(
+            "{service} {} {} {:.4} in {}, expected {:.4} (range {low:.4}-{high:.4}), p={:.1e}",
+            id.dimension.unwrap_or_default(),
+            if signal == Signal::FieldMean { "mean" } else { "high quantile" },
+            j.observed,
+            window_label(win.start_us, win.end_us),
+            j.expected,
+            j.probability
         ),
         Signal::Threshold => format!(
             "{service} rule {}: {} {} in {} (threshold {})",

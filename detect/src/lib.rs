@@ -20,6 +20,7 @@ pub mod alert;
 pub mod baseline;
 pub mod config;
 pub mod detector;
+mod fields;
 pub mod incident;
 pub mod metrics;
 pub mod nab;
@@ -31,7 +32,7 @@ pub mod watermark;
 pub use alert::{rfc3339_us, Alert, AlertStatus, Direction, SeriesRef, Severity, Signal};
 pub use config::{DetectConfigError, DetectorConfig};
 pub use detector::{
-    Detector, DetectorState, DetectorStateRef, DetectorStats, Event, StateError, WindowScore,
-    UNKNOWN_SERVICE,
+    field_values, Detector, DetectorState, DetectorStateRef, DetectorStats, Event, StateError,
+    WindowScore, UNKNOWN_SERVICE,
 };
 pub use watermark::PartitionClock;

@@ -33,6 +33,13 @@ impl PartitionClock {
         }
     }
 
+    /// Whether `partition` of `topic` is tracked (assigned or seen).
+    pub fn knows(&self, topic: &str, partition: i32) -> bool {
+        self.parts
+            .keys()
+            .any(|(t, p)| *p == partition && t == topic)
+    }
+
     /// A record of `partition` with event time `t` arrived: the partition is
     /// active again.
     pub fn record(&mut self, topic: &str, partition: i32, t: i64) {
@@ -111,5 +118,6 @@ mod tests {
         assert_eq!(c.event_time(), None);
         c.idle(None, 1);
         assert_eq!(c.event_time(), Some(10));
+        assert!(c.knows("t", 1) && !c.knows("t", 3) && !c.knows("u", 1));
     }
 }
