@@ -150,15 +150,15 @@ pub fn run(
         }
     }
     let get = IngestMetrics::get;
-    let parse_issues = metrics.parse_issues.iter().map(get).sum();
+    let parse_issues = metrics.total(|t| t.parse_issues.iter().map(get).sum());
     Ok(IngestReport {
         archive: location.to_string(),
-        consumed: get(&metrics.records_consumed),
-        archived: get(&metrics.records_archived),
+        consumed: metrics.total(|t| get(&t.records_consumed)),
+        archived: metrics.total(|t| get(&t.records_archived)),
         files: get(&metrics.files_written),
         bytes_written: get(&metrics.bytes_written),
         parse_issues,
-        dead_lettered: get(&metrics.dead_lettered),
+        dead_lettered: metrics.total(|t| t.dead_lettered.iter().map(get).sum()),
         elapsed: started.elapsed(),
         active: active.unwrap_or_else(|| started.elapsed()),
     })

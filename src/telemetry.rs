@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use logwarden_detect::metrics::{self as dm, DetectMetrics};
-use logwarden_ingest::metrics::{Histogram, IngestMetrics, KafkaClientMetrics};
+use logwarden_ingest::metrics::{Histogram, IngestMetrics, KafkaClientMetrics, TopicCounters};
 use logwarden_ingest::record::ParseIssue;
 
 /// Default for [`TelemetryConfig::ingest_listen`]: loopback only.
@@ -341,40 +341,62 @@ impl Collector for IngestCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let m = &*self.0;
         let e = &mut enc;
-        counter(
+        let topics = m.topics();
+        let per_topic = |f: &dyn Fn(&TopicCounters) -> u64| -> Vec<(Vec<(&str, String)>, u64)> {
+            topics
+                .iter()
+                .map(|(t, c)| (vec![("topic", t.to_string())], f(c)))
+                .collect()
+        };
+        let per_reason =
+            |f: &dyn Fn(&TopicCounters) -> &[AtomicU64]| -> Vec<(Vec<(&str, String)>, u64)> {
+                topics
+                    .iter()
+                    .flat_map(|(t, c)| {
+                        ParseIssue::ALL.iter().zip(f(c)).map(move |(i, n)| {
+                            (
+                                vec![("topic", t.to_string()), ("reason", i.as_str().to_string())],
+                                load(n),
+                            )
+                        })
+                    })
+                    .collect()
+            };
+        counters(
             e,
             "logwarden_ingest_records_consumed_total",
-            "records read from the source (Kafka messages or input lines)",
-            load(&m.records_consumed),
+            "records read from the source (Kafka messages or input lines), by topic",
+            &per_topic(&|c| load(&c.records_consumed)),
         )?;
-        counter(
+        counters(
             e,
             "logwarden_ingest_consumed_bytes_total",
-            "payload bytes read from the source",
-            load(&m.bytes_consumed),
+            "payload bytes read from the source, by topic",
+            &per_topic(&|c| load(&c.bytes_consumed)),
         )?;
-        counter(
+        counters(
             e,
             "logwarden_ingest_records_parsed_total",
-            "records parsed without issue",
-            load(&m.records_parsed),
+            "records parsed without issue, by topic",
+            &per_topic(&|c| load(&c.records_parsed)),
         )?;
-        let issues: Vec<(Vec<(&str, String)>, u64)> = ParseIssue::ALL
-            .iter()
-            .zip(&m.parse_issues)
-            .map(|(i, n)| (vec![("reason", i.as_str().to_string())], load(n)))
-            .collect();
+        counters(
+            e,
+            "logwarden_ingest_parse_errors_total",
+            "records that failed to parse, by topic and reason: archived with parse_error set, or in strict mode sent to the dead-letter topic",
+            &per_reason(&|c| &c.parse_issues),
+        )?;
         counters(
             e,
             "logwarden_ingest_records_dead_lettered_total",
-            "records that failed to parse, by reason: kept in the archive with parse_error set (there is no separate dead-letter topic)",
-            &issues,
+            "unparseable records sent to the dead-letter topic (strict mode), by topic and reason",
+            &per_reason(&|c| &c.dead_lettered),
         )?;
-        counter(
+        counters(
             e,
             "logwarden_ingest_records_archived_total",
-            "records made durable in the archive",
-            load(&m.records_archived),
+            "records made durable in the archive, by topic",
+            &per_topic(&|c| load(&c.records_archived)),
         )?;
         counter(
             e,

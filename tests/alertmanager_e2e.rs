@@ -55,7 +55,6 @@ fn listed(port: u16) -> Vec<serde_json::Value> {
 }
 
 #[test]
-#[ignore = "known failure after the merge: the detector restored from its checkpoint raises 7 alerts (480 late records) instead of resolving; see the closing note"]
 fn alerts_reach_alertmanager_and_resolve() {
     let (broker, dir, _, _) = setup(&[("logs", 3), ("alerts", 1)]);
     let state = dir.path().join("state");

@@ -82,7 +82,6 @@ fn digest(archive: &str, moto: Option<&Moto>) -> serde_json::Value {
 /// partition, and resumed: row count and checksum over all columns equal,
 /// fewer objects, still exactly once.
 #[test]
-#[ignore = "known failure on the merged main: compaction leaves 22 of 27 objects (expected at most 8); see the closing note"]
 fn s3_archive_exactly_once_and_compaction_across_kill_9() {
     let moto = Moto::start();
     moto.create_bucket("lake");
@@ -193,7 +192,6 @@ fn staged_dirs(staging: &Path) -> usize {
 /// and DuckDB (with a partition-pruned filter), pyarrow and polars agree on
 /// counts and values, timestamps and attribute maps included.
 #[test]
-#[ignore = "known failure on the merged main: no kill landed mid-compaction in three tries (timing under load); see the closing note"]
 fn local_compaction_across_kill_9_and_readers_agree() {
     let broker = Broker::start();
     broker.create_topic("logs", 3);

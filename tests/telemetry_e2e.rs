@@ -174,9 +174,15 @@ fn prometheus_scrapes_ingest_and_detect() {
         "sum(logwarden_ingest_records_archived_total{job=\"logwarden-ingest\"})",
         n,
     );
+    // Per source topic: every record counted under the topic it came from.
     wait_for_value(
         prom_port,
-        "sum(logwarden_ingest_records_consumed_total{job=\"logwarden-ingest\"})",
+        "logwarden_ingest_records_consumed_total{job=\"logwarden-ingest\",topic=\"logs\"}",
+        n,
+    );
+    wait_for_value(
+        prom_port,
+        "sum(logwarden_ingest_parse_errors_total{job=\"logwarden-ingest\",topic=\"logs\"}) + sum(logwarden_ingest_records_parsed_total{topic=\"logs\"})",
         n,
     );
     wait_for_value(

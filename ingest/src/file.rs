@@ -78,6 +78,7 @@ impl FileSource {
         let mut rec = LogRecord::default();
         let mut offset: i64 = 0;
         let mut failure: Option<String> = None;
+        let counters = metrics.topic(&self.name);
         send(
             &mut writer,
             Job::Recover {
@@ -102,7 +103,7 @@ impl FileSource {
                 ingest_time_us: now_us,
             };
             parser.parse_topic(&self.name, Some(payload), &ctx, &mut rec);
-            metrics.count_parsed(&rec, payload.len());
+            counters.count_parsed(&rec, payload.len());
             let prov = Provenance {
                 topic: self.name.clone(),
                 partition: 0,

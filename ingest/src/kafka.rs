@@ -27,7 +27,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::dlq::{DeadLetter, DeadLetters, Gate};
-use crate::metrics::{IngestMetrics, KafkaClientMetrics};
+use crate::metrics::{IngestMetrics, KafkaClientMetrics, TopicCounters};
 use crate::parse::{ParseContext, ParseMode, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
@@ -242,6 +242,8 @@ struct Core {
     metrics: Arc<IngestMetrics>,
     parts: HashMap<Key, PartState>,
     topics: Vec<Arc<str>>,
+    /// Per-topic counters of the interned topics.
+    counters: Vec<(Arc<str>, Arc<TopicCounters>)>,
     next_epoch: u64,
     /// Jobs waiting for room in the writer queue.
     pending: VecDeque<(Key, Job)>,
@@ -258,6 +260,23 @@ struct Core {
 }
 
 impl Core {
+    /// Index in `counters` of an interned topic's metrics (cached: no lock
+    /// per record).
+    fn topic_index(&mut self, topic: &Arc<str>) -> usize {
+        match self
+            .counters
+            .iter()
+            .position(|(t, _)| Arc::ptr_eq(t, topic))
+        {
+            Some(i) => i,
+            None => {
+                self.counters
+                    .push((topic.clone(), self.metrics.topic(topic)));
+                self.counters.len() - 1
+            }
+        }
+    }
+
     fn intern(&mut self, topic: &str) -> Arc<str> {
         if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
             return t.clone();
@@ -320,7 +339,9 @@ impl Core {
         };
         self.parser
             .parse_topic(&topic, payload, &ctx, &mut self.rec);
-        self.metrics
+        let t = self.topic_index(&topic);
+        self.counters[t]
+            .1
             .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
         if self.dlq.is_some() {
             if let Some(issue) = self.rec.parse_issue.filter(|i| i.is_unparseable()) {
@@ -378,7 +399,8 @@ impl Core {
         };
         match dlq.send(d) {
             Ok(()) => {
-                self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                let t = self.topic_index(d.topic);
+                self.counters[t].1.count_dead_letter(d.issue);
                 if let Some(p) = self.parts.get_mut(key) {
                     p.gate.dead_lettered(d.offset, after);
                 }
@@ -593,6 +615,64 @@ impl Core {
         clean
     }
 
+    /// After a clean final commit: tells the sink, for every partition in
+    /// `keys`, the offset the group has committed, as a recovery at that
+    /// offset. Nothing is at or past it, so nothing is deleted; the sink's
+    /// in-flight record of the partition empties, and compaction may take
+    /// every file this run wrote (otherwise the last segments would wait for
+    /// the partition's next recovery). A failure here loses nothing: the
+    /// record stays as it was, so it is only logged.
+    fn settle_committed<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        keys: &[Key],
+        timeout: Duration,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        for key in keys {
+            tpl.add_partition(&key.0, key.1);
+        }
+        let committed = match consumer.committed_offsets(tpl, timeout) {
+            Ok(c) => offsets_of(&c),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the committed offsets at exit failed; the last segments stay protected from compaction until the next recovery");
+                return;
+            }
+        };
+        for (topic, partition, offset) in committed {
+            let topic = self.intern(&topic);
+            let key = (topic.clone(), partition);
+            let Some(p) = self.parts.get(&key) else {
+                continue;
+            };
+            let job = Job::Recover {
+                topic,
+                partition,
+                replay_from: offset,
+                epoch: p.epoch,
+            };
+            self.pending.push_back((key, job));
+        }
+        let deadline = Instant::now() + timeout;
+        while !self.pending.is_empty() || self.writer.in_flight() > 0 {
+            self.feed_writer();
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!("settling the in-flight records at exit timed out");
+                return;
+            }
+            if let Some(a) = self
+                .writer
+                .wait_ack(Duration::from_millis(20).min(deadline - now))
+            {
+                if let Err(e) = a.result {
+                    tracing::warn!(topic = %a.topic, partition = a.partition, error = %e,
+                        "settling the in-flight record at exit failed; its files stay protected from compaction until the next recovery");
+                }
+            }
+        }
+    }
+
     fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
         let keys: Vec<Key> = tpl
             .elements()
@@ -780,6 +860,9 @@ impl KafkaSource {
             )?),
             ParseMode::Lenient => None,
         };
+        for t in &self.kafka.topics {
+            metrics.topic(t);
+        }
         let core = Arc::new(Mutex::new(Core {
             parser,
             segmenter,
@@ -787,6 +870,7 @@ impl KafkaSource {
             metrics: metrics.clone(),
             parts: HashMap::new(),
             topics: Vec::new(),
+            counters: Vec::new(),
             next_epoch: 1,
             pending: VecDeque::new(),
             paused: false,
@@ -914,6 +998,9 @@ impl KafkaSource {
         let mut c = lock();
         let keys: Vec<Key> = c.parts.keys().cloned().collect();
         let clean = c.flush_and_commit(&consumer, &keys, self.shutdown_timeout);
+        if clean && c.writer.in_flight() == 0 && c.pending.is_empty() && c.fatal.is_none() {
+            c.settle_committed(&consumer, &keys, self.shutdown_timeout);
+        }
         c.writer.shutdown();
         let fatal = c.fatal.clone();
         let active = c.first_record.map(|t| t.elapsed()).unwrap_or_default();

@@ -11,22 +11,48 @@ use rdkafka::statistics::Statistics;
 
 use crate::record::{LogRecord, ParseIssue};
 
-/// Counters of one ingest process.
+/// The record counters of one source topic (or backfill input).
 #[derive(Debug, Default)]
-pub struct IngestMetrics {
+pub struct TopicCounters {
     /// Messages read from the source (Kafka messages or input lines).
     pub records_consumed: AtomicU64,
     /// Payload bytes read from the source.
     pub bytes_consumed: AtomicU64,
     /// Records that parsed with no issue.
     pub records_parsed: AtomicU64,
-    /// Records archived with a parse-error marker, by issue
-    /// (index = position in [`ParseIssue::ALL`]).
+    /// Records with a parse issue, by issue (index = position in
+    /// [`ParseIssue::ALL`]): archived with the marker, or dead-lettered.
     pub parse_issues: [AtomicU64; ParseIssue::ALL.len()],
-    /// Unparseable messages sent to the dead-letter topic (strict mode).
-    pub dead_lettered: AtomicU64,
+    /// Unparseable messages sent to the dead-letter topic (strict mode), by
+    /// issue; a subset of `parse_issues`.
+    pub dead_lettered: [AtomicU64; ParseIssue::ALL.len()],
     /// Records made durable (their segment was written).
     pub records_archived: AtomicU64,
+}
+
+impl TopicCounters {
+    pub fn count_parsed(&self, rec: &LogRecord, payload_len: usize) {
+        self.records_consumed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_consumed
+            .fetch_add(payload_len as u64, Ordering::Relaxed);
+        match rec.parse_issue {
+            None => self.records_parsed.fetch_add(1, Ordering::Relaxed),
+            Some(issue) => self.parse_issues[issue_index(issue)].fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    pub fn count_dead_letter(&self, issue: ParseIssue) {
+        self.dead_lettered[issue_index(issue)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one ingest process.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    /// Record counters per source topic, in the order first seen. Sources
+    /// register their topics at start, so each has series from the first
+    /// scrape; a source caches its entries, so the lock is not on the hot path.
+    topics: Mutex<Vec<(Arc<str>, Arc<TopicCounters>)>>,
     /// Parquet files published.
     pub files_written: AtomicU64,
     /// Parquet bytes published.
@@ -67,14 +93,28 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
-    pub fn count_parsed(&self, rec: &LogRecord, payload_len: usize) {
-        self.records_consumed.fetch_add(1, Ordering::Relaxed);
-        self.bytes_consumed
-            .fetch_add(payload_len as u64, Ordering::Relaxed);
-        match rec.parse_issue {
-            None => self.records_parsed.fetch_add(1, Ordering::Relaxed),
-            Some(issue) => self.parse_issues[issue_index(issue)].fetch_add(1, Ordering::Relaxed),
-        };
+    /// The counters of `topic`, registered on first use.
+    pub fn topic(&self, topic: &str) -> Arc<TopicCounters> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = topics.iter().find(|(t, _)| &**t == topic) {
+            return c.clone();
+        }
+        let c = Arc::new(TopicCounters::default());
+        topics.push((topic.into(), c.clone()));
+        c
+    }
+
+    /// Every topic's counters, in the order first seen.
+    pub fn topics(&self) -> Vec<(Arc<str>, Arc<TopicCounters>)> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The sum over topics of one counter.
+    pub fn total(&self, f: impl Fn(&TopicCounters) -> u64) -> u64 {
+        self.topics().iter().map(|(_, c)| f(c)).sum()
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

@@ -221,6 +221,7 @@ fn writer_loop(
                 if let Ok(stats) = &result {
                     metrics.segment_write_seconds.observe(started.elapsed());
                     metrics
+                        .topic(&segment.topic)
                         .records_archived
                         .fetch_add(stats.rows as u64, Ordering::Relaxed);
                     metrics
