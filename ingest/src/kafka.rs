@@ -260,6 +260,17 @@ struct Core {
 }
 
 impl Core {
+    /// An error from the consumer's poll: the end of a partition, or an
+    /// error to count and log.
+    fn poll_error(&mut self, e: KafkaError) {
+        if let KafkaError::PartitionEOF(p) = e {
+            self.eof.eof(p);
+            return;
+        }
+        self.metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "consumer error");
+    }
+
     /// Index in `counters` of an interned topic's metrics (cached: no lock
     /// per record).
     fn topic_index(&mut self, topic: &Arc<str>) -> usize {
@@ -919,26 +930,12 @@ impl KafkaSource {
                         }
                         match consumer.poll(Duration::ZERO) {
                             Some(Ok(m)) => lock().process(&m),
-                            Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                            Some(Err(e)) => {
-                                lock()
-                                    .metrics
-                                    .consumer_errors
-                                    .fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(error = %e, "consumer error")
-                            }
+                            Some(Err(e)) => lock().poll_error(e),
                             None => break,
                         }
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => lock().eof.eof(p),
-                Some(Err(e)) => {
-                    lock()
-                        .metrics
-                        .consumer_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "consumer error")
-                }
+                Some(Err(e)) => lock().poll_error(e),
                 None => idle = true,
             }
             let mut c = lock();

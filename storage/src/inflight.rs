@@ -2,12 +2,14 @@
 //! written most recently, some of which may not be committed yet.
 //!
 //! The sink cannot see offset commits, and commits can lag writes (the
-//! writer queue holds several segments; an asynchronous commit can fail and
+//! writer queue holds several segments; a commit can fail and
 //! be retried by a later one). So the record keeps a bounded history of the
 //! last [`HISTORY_SEGMENTS`] segments, not just the last one. On recovery
 //! every file of a segment at or after the replay offset is deleted, whatever
 //! segment boundaries the replay will use; and compaction never touches a
 //! file listed here, because a replay may still delete or rewrite it.
+//! A clean exit of ingest runs a recovery at the offsets it has just
+//! committed: nothing is deleted and the record empties.
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +114,17 @@ impl InFlight {
             }
         }
         (delete, straddling)
+    }
+
+    /// Logs the segments a replay from `replay_from` starts inside of
+    /// (offsets reset by hand): their files are kept.
+    pub fn warn_straddling(&self, replay_from: i64, straddling: &[SegmentFiles]) {
+        for s in straddling {
+            tracing::warn!(
+                topic = %self.topic, partition = self.partition, replay_from, first_offset = s.first_offset,
+                "consumption resumes inside a written segment (offsets reset by hand?); its files are kept"
+            );
+        }
     }
 
     /// The files compaction must leave alone: every file listed, unless the

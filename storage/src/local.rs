@@ -263,12 +263,7 @@ impl Sink for LocalArchive {
             return Ok(());
         };
         let (delete, straddling) = record.take_uncommitted(replay_from);
-        for s in &straddling {
-            tracing::warn!(
-                topic, partition, replay_from, first_offset = s.first_offset,
-                "consumption resumes inside a written segment (offsets reset by hand?); its files are kept"
-            );
-        }
+        record.warn_straddling(replay_from, &straddling);
         self.lock
             .lock_shared()
             .map_err(|e| io_error("locking the archive".into(), e))?;

@@ -263,12 +263,7 @@ impl Sink for ObjectStoreArchive {
             return Ok(());
         };
         let (delete, straddling) = record.take_uncommitted(replay_from);
-        for s in &straddling {
-            tracing::warn!(
-                topic, partition, replay_from, first_offset = s.first_offset,
-                "consumption resumes inside a written segment (offsets reset by hand?); its files are kept"
-            );
-        }
+        record.warn_straddling(replay_from, &straddling);
         let paths = delete
             .iter()
             .map(|rel| self.path(rel))
