@@ -275,15 +275,32 @@ fn redact_url_password(s: &str) -> Option<String> {
     ))
 }
 
+/// The parts of a TOML key (`a.b."c.d"` → `a`, `b`, `c.d`).
+fn key_path(key: &str) -> Option<Vec<String>> {
+    let mut table = toml::from_str::<toml::Table>(&format!("{key} = 0")).ok()?;
+    let mut path = Vec::new();
+    loop {
+        if table.len() != 1 {
+            return None;
+        }
+        let (k, v) = table.into_iter().next()?;
+        path.push(k);
+        match v {
+            toml::Value::Table(inner) => table = inner,
+            _ => return Some(path),
+        }
+    }
+}
+
 /// Applies one `dotted.key=value` override to a TOML table.
 fn apply_set(table: &mut toml::Table, set: &str) -> anyhow::Result<()> {
     let (key, raw) = set
         .split_once('=')
         .with_context(|| format!("--set `{set}`: expected section.key=value"))?;
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        bail!("--set `{set}`: expected section.key=value");
-    }
+    // A TOML key: dotted, with quoted parts for names that contain dots
+    // (`kafka.properties."sasl.mechanism"`).
+    let parts = key_path(key.trim())
+        .with_context(|| format!("--set `{set}`: expected section.key=value"))?;
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -294,13 +311,13 @@ fn apply_set(table: &mut toml::Table, set: &str) -> anyhow::Result<()> {
     let mut node = table;
     for p in path {
         let entry = node
-            .entry((*p).to_string())
+            .entry(p.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = entry
             .as_table_mut()
             .with_context(|| format!("--set `{set}`: `{p}` is not a table"))?;
     }
-    node.insert((*last).to_string(), value);
+    node.insert(last.clone(), value);
     Ok(())
 }
 
@@ -367,6 +384,21 @@ mod tests {
         let err = Config::load(None, &["ingest.nope=1".to_string()]).expect_err("unknown key");
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
         assert!(Config::load(None, &["novalue".to_string()]).is_err());
+    }
+
+    #[test]
+    fn set_reaches_librdkafka_properties_whose_names_have_dots() {
+        let sets = vec![
+            "kafka.properties.\"security.protocol\"=\"SASL_SSL\"".to_string(),
+            "kafka.properties.\"sasl.mechanism\"=SCRAM-SHA-512".to_string(),
+            "kafka.properties.debug=security".to_string(),
+        ];
+        let c = Config::load(None, &sets).expect("valid overrides");
+        let p = &c.kafka.properties;
+        assert_eq!(p.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(p.get("sasl.mechanism").map(String::as_str), Some("SCRAM-SHA-512"));
+        assert_eq!(p.get("debug").map(String::as_str), Some("security"));
+        assert!(Config::load(None, &["kafka.properties.\"unterminated=1".to_string()]).is_err());
     }
 
     #[test]

@@ -75,3 +75,45 @@ fn invalid_files_fail_naming_the_key() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+/// A SASL password given as `${env:…}` on the command line reaches
+/// librdkafka (the broker speaks no SASL, so the handshake fails and the
+/// failure is logged) but never the logs, with debug logging and
+/// librdkafka's own configuration and security debug output turned on.
+#[test]
+fn kafka_secrets_never_reach_the_logs() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let secret = format!("pw-{}-Zq9x", std::process::id());
+    let mut cmd = logwarden();
+    cmd.args(["ingest", "--brokers", &broker.bootstrap(), "--topic", "logs"])
+        .args(["--group", "g-secret", "--output"])
+        .arg(dir.path().join("archive"))
+        .args([
+            "--set",
+            "kafka.properties.\"security.protocol\"=\"SASL_PLAINTEXT\"",
+            "--set",
+            "kafka.properties.\"sasl.mechanism\"=\"SCRAM-SHA-512\"",
+            "--set",
+            "kafka.properties.\"sasl.username\"=\"logwarden\"",
+            "--set",
+            "kafka.properties.\"sasl.password\"=\"${env:LOGWARDEN_TEST_KAFKA_PASSWORD}\"",
+            "--set",
+            "kafka.properties.debug=\"conf,security,broker\"",
+        ])
+        .env("LOGWARDEN_TEST_KAFKA_PASSWORD", &secret)
+        .env("RUST_LOG", "debug,rdkafka=debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let child = Proc(cmd.spawn().unwrap());
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_until("the failed SASL handshake in the log", WAIT, || {
+        let log = read();
+        log.contains("SASL") && log.contains("sasl.username")
+    });
+    drop(child);
+    let log = read();
+    assert!(!log.contains(&secret), "the password was logged:\n{log}");
+}
