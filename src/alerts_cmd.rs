@@ -5,15 +5,18 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use logwarden_detect::{Alert, AlertStatus, Severity};
+use logwarden_ingest::kafka::MeteredContext;
 
 use crate::config::Config;
 
@@ -69,10 +72,12 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cfg.detect.alerts_topic.clone());
     kafka.group = format!("logwarden-alerts-reader-{}", std::process::id());
-    let consumer: BaseConsumer = kafka
+    // The metered context keeps end-of-partition events out of the log.
+    let consumer: BaseConsumer<MeteredContext> = kafka
         .consumer_config()
         .set("statistics.interval.ms", "0")
-        .create()
+        .set("enable.partition.eof", "true")
+        .create_with_context(MeteredContext(Arc::default()))
         .context("creating the consumer")?;
     let md = consumer
         .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
@@ -87,15 +92,16 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
         bail!("topic `{topic}` not found at {}", kafka.brokers);
     }
     // Where each partition ends now: the alerts to print before --follow.
+    // A partition is read once librdkafka reports its end and the offsets
+    // read reach the high watermark asked for at start (some brokers report
+    // high watermarks late, so the end event is what counts).
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
             .with_context(|| format!("reading the offsets of {topic}/{p}"))?;
-        if high > low {
-            ends.insert(p, high);
-        }
+        ends.insert(p, high.max(low));
         tpl.add_partition_offset(&topic, p, Offset::Beginning)
             .context("assigning partitions")?;
     }
@@ -121,6 +127,8 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
     };
     let mut existing: Vec<Alert> = Vec::new();
     let mut undecodable = 0u64;
+    // Next offset to read per partition.
+    let mut read: HashMap<i32, i64> = HashMap::new();
     let deadline = Instant::now() + READ_TIMEOUT;
     while !ends.is_empty() {
         if Instant::now() >= deadline {
@@ -128,13 +136,16 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
-                let p = msg.partition();
-                if ends.get(&p).is_some_and(|end| msg.offset() + 1 >= *end) {
-                    ends.remove(&p);
-                }
+                read.insert(msg.partition(), msg.offset() + 1);
                 match msg.payload().map(serde_json::from_slice::<Alert>) {
                     Some(Ok(a)) => existing.push(a),
                     _ => undecodable += 1,
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                let next = read.get(&p).copied().unwrap_or(0);
+                if ends.get(&p).is_some_and(|end| next >= *end) {
+                    ends.remove(&p);
                 }
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
@@ -162,6 +173,7 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
                         msg.partition()
                     ),
                 },
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => {}
             }

@@ -16,7 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 
-use logwarden_detect::{Alert, Severity};
+use logwarden_detect::{Alert, AlertStatus, Severity};
 use logwarden_ingest::kafka::StopWhen;
 use logwarden_ingest::metrics::IngestMetrics;
 
@@ -128,11 +128,7 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
                         Severity::Warning => "warning",
                         Severity::Critical => "critical",
                     };
-                    println!(
-                        "ALERT [{severity}] {} {}",
-                        alert.status.as_str(),
-                        alert.summary
-                    );
+                    println!("ALERT [{severity}] {}", headline(&alert));
                     alerts.push(alert);
                 }
                 _ => println!("unreadable alert message at offset {}", msg.offset()),
@@ -166,7 +162,7 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     println!("records seen by detect:     {}", detect_report.records);
     println!("alerts published:           {}", detect_report.alerts);
     for a in &alerts {
-        println!("  {} {} {}", a.status.as_str(), a.alert_id, a.summary);
+        println!("  {} {}", a.alert_id, headline(a));
     }
     println!("\nquery the archive:");
     println!(
@@ -174,4 +170,12 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
         root.display()
     );
     Ok(())
+}
+
+/// An alert in one line: a resolved alert's summary already says so.
+fn headline(a: &Alert) -> String {
+    match a.status {
+        AlertStatus::Firing => format!("firing: {}", a.summary),
+        AlertStatus::Resolved => a.summary.clone(),
+    }
 }
