@@ -395,8 +395,14 @@ mod tests {
         ];
         let c = Config::load(None, &sets).expect("valid overrides");
         let p = &c.kafka.properties;
-        assert_eq!(p.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
-        assert_eq!(p.get("sasl.mechanism").map(String::as_str), Some("SCRAM-SHA-512"));
+        assert_eq!(
+            p.get("security.protocol").map(String::as_str),
+            Some("SASL_SSL")
+        );
+        assert_eq!(
+            p.get("sasl.mechanism").map(String::as_str),
+            Some("SCRAM-SHA-512")
+        );
         assert_eq!(p.get("debug").map(String::as_str), Some("security"));
         assert!(Config::load(None, &["kafka.properties.\"unterminated=1".to_string()]).is_err());
     }

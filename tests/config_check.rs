@@ -88,25 +88,31 @@ fn kafka_secrets_never_reach_the_logs() {
     let log_path = dir.path().join("stderr.log");
     let secret = format!("pw-{}-Zq9x", std::process::id());
     let mut cmd = logwarden();
-    cmd.args(["ingest", "--brokers", &broker.bootstrap(), "--topic", "logs"])
-        .args(["--group", "g-secret", "--output"])
-        .arg(dir.path().join("archive"))
-        .args([
-            "--set",
-            "kafka.properties.\"security.protocol\"=\"SASL_PLAINTEXT\"",
-            "--set",
-            "kafka.properties.\"sasl.mechanism\"=\"SCRAM-SHA-512\"",
-            "--set",
-            "kafka.properties.\"sasl.username\"=\"logwarden\"",
-            "--set",
-            "kafka.properties.\"sasl.password\"=\"${env:LOGWARDEN_TEST_KAFKA_PASSWORD}\"",
-            "--set",
-            "kafka.properties.debug=\"conf,security,broker\"",
-        ])
-        .env("LOGWARDEN_TEST_KAFKA_PASSWORD", &secret)
-        .env("RUST_LOG", "debug,rdkafka=debug")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap());
+    cmd.args([
+        "ingest",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        "logs",
+    ])
+    .args(["--group", "g-secret", "--output"])
+    .arg(dir.path().join("archive"))
+    .args([
+        "--set",
+        "kafka.properties.\"security.protocol\"=\"SASL_PLAINTEXT\"",
+        "--set",
+        "kafka.properties.\"sasl.mechanism\"=\"SCRAM-SHA-512\"",
+        "--set",
+        "kafka.properties.\"sasl.username\"=\"logwarden\"",
+        "--set",
+        "kafka.properties.\"sasl.password\"=\"${env:LOGWARDEN_TEST_KAFKA_PASSWORD}\"",
+        "--set",
+        "kafka.properties.debug=\"conf,security,broker\"",
+    ])
+    .env("LOGWARDEN_TEST_KAFKA_PASSWORD", &secret)
+    .env("RUST_LOG", "debug,rdkafka=debug")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log_path).unwrap());
     let child = Proc(cmd.spawn().unwrap());
     let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
     wait_until("the failed SASL handshake in the log", WAIT, || {
