@@ -32,6 +32,7 @@ const MIN_OVERDISPERSION: f64 = 1.1;
 
 const HOUR_US: i64 = 3_600_000_000;
 const DAY_US: i64 = 24 * HOUR_US;
+const WEEK_US: i64 = 7 * DAY_US;
 /// Days an hour of the day must have been seen on before the profile is
 /// used for it.
 const SEASON_MIN_DAYS: u8 = 2;
@@ -47,13 +48,16 @@ const WEEKDAY_MEMORY_WEEKS: f32 = 4.0;
 /// by at most this factor: a robust update.
 const FOLD_CLIP: f32 = 2.0;
 /// The seasonal forecast is used when its mean squared error is below this
-/// share of the plain forecast's, over the same windows.
+/// share of the plain forecast's, over the same windows (the last week).
 const SEASON_GAIN: f64 = 0.8;
 /// Windows the seasonal forecast must have been scored on first.
 const SEASON_MIN_WINDOWS: u32 = 120;
 /// Smallest profile factor: an hour that was always silent still gets a
 /// small share of the level.
 const MIN_FACTOR: f64 = 0.02;
+/// Neighbouring hours whose means differ by more than this factor are a
+/// step, not a curve: the profile is not interpolated across it.
+const STEP_RATIO: f64 = 1.5;
 
 /// What a count baseline's update needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -314,7 +318,10 @@ impl Season {
         }
     }
 
-    /// The hourly profile's factor at `t`, when its hour is established.
+    /// The hourly profile's factor at `t`, when its hour is established:
+    /// interpolated linearly between the centres of neighbouring hours (a
+    /// smooth daily curve), unless they differ by more than
+    /// `STEP_RATIO` (a step, such as a job starting on the hour).
     fn hour_factor(&self, t: i64) -> Option<f64> {
         let h = hour_of_day(t);
         if self.hour_days[h] < SEASON_MIN_DAYS {
@@ -327,7 +334,23 @@ impl Season {
             .filter(|(_, d)| *d >= SEASON_MIN_DAYS)
             .fold((0.0, 0u32), |(s, n), (v, _)| (s + f64::from(*v), n + 1));
         let mean = sum / f64::from(n.max(1));
-        (mean > 0.0).then(|| (f64::from(self.hour[h]) / mean).max(MIN_FACTOR))
+        if mean <= 0.0 {
+            return None;
+        }
+        let at = f64::from(self.hour[h]);
+        // Position in the hour, -0.5 (start) to 0.5 (end), from its centre.
+        let off = t.rem_euclid(HOUR_US) as f64 / HOUR_US as f64 - 0.5;
+        let nb = (h as i64 + if off < 0.0 { -1 } else { 1 }).rem_euclid(24) as usize;
+        let other = f64::from(self.hour[nb]);
+        let smooth = self.hour_days[nb] >= SEASON_MIN_DAYS
+            && at.min(other) > 0.0
+            && at.max(other) <= STEP_RATIO * at.min(other);
+        let v = if smooth {
+            at + off.abs() * (other - at)
+        } else {
+            at
+        };
+        Some((v / mean).max(MIN_FACTOR))
     }
 
     /// The seasonal factor of the window starting at `t` (hourly profile
@@ -406,8 +429,8 @@ impl Season {
     }
 
     /// Scores the seasonal and the plain forecast (mean `plain_mean`) on a
-    /// window with count `x`. The comparison remembers about a day (a
-    /// daily spike weighs in all day long), the dispersion follows `alpha`.
+    /// window with count `x`. The comparison remembers about a week: a
+    /// daily spike, or a weekend, weighs in until it comes again.
     fn score(&mut self, t: i64, x: f64, plain_mean: f64, window_us: i64) {
         let Some(f) = self.factor(t) else { return };
         if self.windows == 0 {
@@ -416,7 +439,7 @@ impl Season {
         let pred = (self.level * f).max(0.0);
         let (e, ep) = (x - pred, x - plain_mean);
         self.scored = self.scored.saturating_add(1);
-        let w = (1.0 / f64::from(self.scored)).max(window_us as f64 / DAY_US as f64);
+        let w = (1.0 / f64::from(self.scored)).max(window_us as f64 / WEEK_US as f64);
         self.err_sq += w * (e * e - self.err_sq);
         self.plain_err_sq += w * (ep * ep - self.plain_err_sq);
     }
@@ -556,6 +579,95 @@ mod tests {
         assert!((f.mean - 10.0).abs() < 1e-9);
         assert!(f.var >= f.mean);
         assert_eq!(b.windows(), 4);
+    }
+
+    /// 2024-04-29T00:00:00Z, a Monday.
+    const MONDAY: i64 = 1_714_348_800_000_000;
+    const MIN_US: i64 = 60_000_000;
+
+    /// Feeds `minutes` windows of `rate(minute)` (plus a small deterministic
+    /// wiggle) to a seasonal and a plain baseline.
+    fn feed(minutes: i64, rate: impl Fn(i64) -> f64) -> (CountBaseline, CountBaseline) {
+        let plain_params = CountParams {
+            seasonal: false,
+            ..PARAMS
+        };
+        let (mut seasonal, mut plain) = (CountBaseline::default(), CountBaseline::default());
+        for m in 0..minutes {
+            let x = (rate(m) * (1.0 + 0.01 * ((m * 7919) % 13 - 6) as f64 / 6.0)).round();
+            let t = MONDAY + m * MIN_US;
+            seasonal.update(t, x, &PARAMS, true);
+            plain.update(t, x, &plain_params, true);
+        }
+        (seasonal, plain)
+    }
+
+    #[test]
+    fn a_smooth_daily_curve_is_followed_once_learned() {
+        let day = 1440.0;
+        let rate = |m: i64| 1000.0 * (1.0 + 0.5 * (std::f64::consts::TAU * m as f64 / day).sin());
+        let (seasonal, plain) = feed(4 * 1440, rate);
+        // Where the curve is steepest (midnight, rising), the plain level lags.
+        let m = 4 * 1440;
+        let t = MONDAY + m * MIN_US;
+        let (s, p) = (seasonal.predict(t), plain.predict(t));
+        assert!(s.seasonal && !p.seasonal);
+        let truth = rate(m);
+        assert!((s.mean - truth).abs() < 0.02 * truth, "{s:?} vs {truth}");
+        assert!((p.mean - truth).abs() > 0.03 * truth, "{p:?} vs {truth}");
+        assert!(s.var < p.var, "{s:?} {p:?}");
+        // The profile: 1.5 at 06:00, 0.5 at 18:00, interpolated between hours.
+        let f = |h: f64| seasonal.season_factor(MONDAY + (h * 60.0) as i64 * MIN_US);
+        assert!(
+            f(6.0).is_some_and(|v| (v - 1.5).abs() < 0.03),
+            "{:?}",
+            f(6.0)
+        );
+        assert!(
+            f(18.0).is_some_and(|v| (v - 0.5).abs() < 0.03),
+            "{:?}",
+            f(18.0)
+        );
+        // A reset (a new level accepted) keeps the profile.
+        let mut reset = seasonal.clone();
+        reset.reset();
+        assert_eq!(reset.windows(), 0);
+        assert_eq!(reset.season_factor(t), seasonal.season_factor(t));
+    }
+
+    #[test]
+    fn a_step_on_the_hour_is_not_smoothed_away() {
+        // 10 a minute, 100 from 02:00 to 03:00.
+        let rate = |m: i64| if m % 1440 / 60 == 2 { 100.0 } else { 10.0 };
+        let (seasonal, plain) = feed(3 * 1440 + 120, rate);
+        let at = |h: i64, min: i64| MONDAY + (3 * 1440 + h * 60 + min) * MIN_US;
+        for (h, min, want) in [(2, 0, 100.0), (2, 59, 100.0), (1, 59, 10.0), (3, 0, 10.0)] {
+            let f = seasonal.predict(at(h, min));
+            assert!(f.seasonal, "{h}:{min} {f:?}");
+            assert!((f.mean - want).abs() < 0.1 * want, "{h}:{min} {f:?}");
+        }
+        // The plain baseline expects the night at 02:00.
+        assert!(plain.predict(at(2, 0)).mean < 20.0);
+    }
+
+    #[test]
+    fn weekday_factors_join_after_two_weeks() {
+        // 100 a minute on weekdays, 30 at weekends.
+        let rate = |m: i64| if m / 1440 % 7 >= 5 { 30.0 } else { 100.0 };
+        let sat = |week: i64| MONDAY + (week * 7 + 5) * 1440 * MIN_US;
+        let mon = |week: i64| MONDAY + week * 7 * 1440 * MIN_US;
+        // After a week and a half: no weekday factors yet.
+        let (seasonal, _) = feed(12 * 1440, rate);
+        assert!(seasonal.predict(sat(1)).mean > 90.0);
+        // Through Friday of the fourth week: Saturday is expected quiet,
+        // and after the weekend Monday busy again.
+        let (seasonal, plain) = feed(26 * 1440, rate);
+        let f = seasonal.predict(sat(3));
+        assert!(f.seasonal && (f.mean - 30.0).abs() < 3.0, "{f:?}");
+        assert!(plain.predict(sat(3)).mean > 90.0);
+        let (seasonal, _) = feed(28 * 1440, rate);
+        let f = seasonal.predict(mon(4));
+        assert!(f.seasonal && (f.mean - 100.0).abs() < 10.0, "{f:?}");
     }
 
     #[test]
