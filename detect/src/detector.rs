@@ -1116,6 +1116,8 @@ impl Series {
                 _ if count == 0 || !cfg.counts_level(level) => continue,
                 p => {
                     let p = p.unwrap_or(self.levels.len());
+                    // Exact growth: most services log a few levels only.
+                    self.levels.reserve_exact(1);
                     self.levels.insert(
                         p,
                         LevelSeries {
