@@ -204,7 +204,7 @@ impl CountBaseline {
     }
 }
 
-/// The daily and weekly shape of a count series (about 250 bytes,
+/// The daily and weekly shape of a count series (232 bytes,
 /// allocated per count series once it has a window).
 ///
 /// Every hour of the day has the mean count per window over the last days
@@ -229,11 +229,11 @@ pub struct Season {
     /// windows.
     acc_hour: i64,
     acc_hour_sum: f32,
-    acc_hour_n: u16,
+    acc_hour_n: u32,
     /// The day being accumulated (days since the epoch), likewise.
     acc_day: i64,
     acc_day_sum: f32,
-    acc_day_n: u16,
+    acc_day_n: u32,
     /// Deseasonalized level and the normal windows folded into it.
     windows: u32,
     level: f64,
@@ -385,7 +385,7 @@ impl Season {
         if hour != self.acc_hour {
             if self.acc_hour != i64::MIN && i64::from(self.acc_hour_n) * 2 >= per_hour {
                 let h = hour_of_day(self.acc_hour * HOUR_US);
-                let m = self.acc_hour_sum / f32::from(self.acc_hour_n);
+                let m = self.acc_hour_sum / self.acc_hour_n as f32;
                 fold(
                     &mut self.hour[h],
                     &mut self.hour_days[h],
@@ -401,7 +401,7 @@ impl Season {
         if day != self.acc_day {
             if self.acc_day != i64::MIN && i64::from(self.acc_day_n) * 2 >= per_hour * 24 {
                 let w = weekday_of(self.acc_day);
-                let m = self.acc_day_sum / f32::from(self.acc_day_n);
+                let m = self.acc_day_sum / self.acc_day_n as f32;
                 fold(
                     &mut self.weekday[w],
                     &mut self.weekday_weeks[w],

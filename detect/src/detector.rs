@@ -204,6 +204,59 @@ fn template_count(id: u64, count: u64) -> TemplateCount {
     }
 }
 
+/// The open windows of a series, by start, oldest first: usually one or
+/// two, so a vector grown exactly (a map's node would hold room for 11).
+/// Serialized as a map from window start to counts.
+#[derive(Debug, Default)]
+struct OpenWindows(Vec<(i64, Counts)>);
+
+impl OpenWindows {
+    fn entry(&mut self, ws: i64) -> &mut Counts {
+        let at = self.0.partition_point(|(s, _)| *s < ws);
+        if self.0.get(at).is_none_or(|(s, _)| *s != ws) {
+            self.0.reserve_exact(1);
+            self.0.insert(at, (ws, Counts::default()));
+        }
+        &mut self.0[at].1
+    }
+
+    fn remove(&mut self, ws: i64) -> Option<Counts> {
+        let at = self.0.iter().position(|(s, _)| *s == ws)?;
+        Some(self.0.remove(at).1)
+    }
+
+    #[cfg(test)]
+    fn get(&self, ws: i64) -> Option<&Counts> {
+        self.0.iter().find(|(s, _)| *s == ws).map(|(_, c)| c)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Start of the oldest open window.
+    fn first(&self) -> Option<i64> {
+        self.0.first().map(|(s, _)| *s)
+    }
+
+    fn counts_mut(&mut self) -> impl Iterator<Item = &mut Counts> {
+        self.0.iter_mut().map(|(_, c)| c)
+    }
+}
+
+impl Serialize for OpenWindows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenWindows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<i64, Counts>::deserialize(d)?;
+        Ok(Self(map.into_iter().collect()))
+    }
+}
+
 /// A count series: its baseline and its incident.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct CountSeries {
@@ -276,7 +329,7 @@ struct RuleTrack {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Series {
     /// Windows not closed yet (at most lateness / window + 2 of them).
-    open: BTreeMap<i64, Counts>,
+    open: OpenWindows,
     /// Start of the next window of this series to close.
     next_close_us: i64,
     /// Start of the latest closed window that held a record (updated on
@@ -362,8 +415,9 @@ pub struct Detector {
     window_us: i64,
     lateness_us: i64,
     /// Ordered, so that alerts of one step come out in the same order on
-    /// every replay.
-    series: BTreeMap<String, Series>,
+    /// every replay. Boxed: a map node holds room for 11 entries, and
+    /// sequential names leave nodes about half full.
+    series: BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     /// Highest event time counted (may be ahead of the watermark's).
     max_counted_us: Option<i64>,
@@ -445,12 +499,12 @@ impl Detector {
             }
             self.series.insert(
                 service.to_string(),
-                Series {
-                    open: BTreeMap::new(),
+                Box::new(Series {
+                    open: OpenWindows::default(),
                     next_close_us: ws,
                     last_data_us: ws,
                     ..Series::default()
-                },
+                }),
             );
         }
         if let Some(s) = self.series.get_mut(service) {
@@ -466,7 +520,7 @@ impl Detector {
                 }
                 None => false,
             };
-            s.open.entry(ws).or_default().add(ev, tracked);
+            s.open.entry(ws).add(ev, tracked);
         }
         out
     }
@@ -613,7 +667,7 @@ pub enum StateError {
 pub struct DetectorStateRef<'a> {
     format: u32,
     window_secs: u64,
-    series: &'a BTreeMap<String, Series>,
+    series: &'a BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     max_counted_us: Option<i64>,
     closed_until_us: i64,
@@ -626,7 +680,7 @@ pub struct DetectorStateRef<'a> {
 pub struct DetectorState {
     format: u32,
     window_secs: u64,
-    series: BTreeMap<String, Series>,
+    series: BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     max_counted_us: Option<i64>,
     closed_until_us: i64,
@@ -748,7 +802,7 @@ impl Series {
         let window_us = cfg.window_us();
         while self.next_close_us < boundary {
             let ws = self.next_close_us;
-            let counts = self.open.remove(&ws).unwrap_or_default();
+            let counts = self.open.remove(ws).unwrap_or_default();
             if counts.events > 0 {
                 self.last_data_us = ws;
             } else {
@@ -763,9 +817,7 @@ impl Series {
                     // Dormant: jump to the next window with data, if any.
                     self.next_close_us = self
                         .open
-                        .keys()
-                        .next()
-                        .copied()
+                        .first()
                         .filter(|k| *k < boundary)
                         .unwrap_or(boundary);
                     continue;
@@ -899,14 +951,9 @@ impl Series {
         let (window_us, alpha) = (cfg.window_us(), cfg.baseline_alpha);
         for (t, c) in &counts.templates {
             let k = self.known_templates.entry(*t).or_default();
-            let rate = if k.last_us == 0 && k.rate == 0.0 {
-                0.0
-            } else {
-                k.rate_at(win.start_us, window_us, alpha)
-            };
             *k = KnownTemplate {
                 last_us: win.start_us,
-                rate: rate + alpha as f32 * (*c as f32),
+                rate: k.rate_at(win.start_us, window_us, alpha) + alpha as f32 * (*c as f32),
             };
         }
         if self.known_templates.len() > MAX_KNOWN_TEMPLATES {
@@ -1166,7 +1213,7 @@ impl Series {
                 );
             }
         }
-        for c in self.open.values_mut() {
+        for c in self.open.counts_mut() {
             let warns = std::mem::take(&mut c.legacy_warns);
             c.levels[usize::from(warn)] += warns;
         }

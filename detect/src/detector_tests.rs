@@ -302,7 +302,7 @@ fn out_of_order_within_lateness_and_late_records() {
     let open = d
         .series
         .get("a")
-        .and_then(|s| s.open.get(&T0))
+        .and_then(|s| s.open.get(T0))
         .map(|c| (c.events, c.errors));
     assert_eq!(open, Some((2, 0)));
     d.observe(&ev(71)); // watermark 61 s: [0, 60) closes
@@ -314,7 +314,7 @@ fn out_of_order_within_lateness_and_late_records() {
     assert_eq!(
         d.series
             .get("a")
-            .and_then(|s| s.open.get(&(T0 + MIN_US)))
+            .and_then(|s| s.open.get(T0 + MIN_US))
             .map(|c| (c.events, c.errors)),
         Some((3, 0))
     );
@@ -1339,6 +1339,7 @@ fn a_format_2_state_is_restored_with_its_warning_series() {
         .all(|k| k.rate == 0.0 && k.last_us > 0));
     assert!(s
         .open
-        .values()
-        .all(|c| c.levels[3] > 0 && c.legacy_warns == 0));
+        .0
+        .iter()
+        .all(|(_, c)| c.levels[3] > 0 && c.legacy_warns == 0));
 }
