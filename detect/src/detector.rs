@@ -1566,9 +1566,11 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
                 .filter_map(|(t, _)| counts.template_lines.get(t).cloned())
                 .take(MAX_ALERT_SAMPLES)
                 .collect();
-        } else if let Some(t) = (a.series.signal == Signal::TemplateCount)
-            .then(|| a.series.dimension.as_deref())
-            .flatten()
+        } else if let Some(t) = a
+            .series
+            .dimension
+            .as_deref()
+            .filter(|_| a.series.signal == Signal::TemplateCount)
             .and_then(|d| u64::from_str_radix(d, 16).ok())
         {
             // The template itself first, then the window's others.
