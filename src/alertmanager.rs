@@ -4,7 +4,8 @@
 //!
 //! Each detector alert becomes one Alertmanager alert: labels `alertname`,
 //! `service`, `signal`, `direction`, `severity`, `fingerprint` (one
-//! Alertmanager alert per incident), annotations `summary`, `observed`,
+//! Alertmanager alert per incident), `dimension` when the alert has one,
+//! annotations `summary`, `observed`,
 //! `expected`, `range`, `probability`, `score`, `window`, `alert_id`.
 //! `startsAt` is the incident's start. Firing alerts are sent again every
 //! [`RESEND_INTERVAL`] with `endsAt` [`ENDS_AT_RESENDS`] intervals ahead, as
@@ -66,7 +67,7 @@ pub fn postable(a: &Alert, now_us: i64) -> PostableAlert {
         Severity::Warning => "warning",
         Severity::Critical => "critical",
     };
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("alertname", ALERT_NAME.to_string()),
         ("service", a.series.service.clone()),
         ("signal", a.series.signal.as_str().to_string()),
@@ -74,6 +75,10 @@ pub fn postable(a: &Alert, now_us: i64) -> PostableAlert {
         ("severity", severity.to_string()),
         ("fingerprint", a.fingerprint.clone()),
     ]);
+    if let Some(d) = &a.series.dimension {
+        // The level, template, field or rule: routable like the signal.
+        labels.insert("dimension", d.clone());
+    }
     let annotations = BTreeMap::from([
         ("summary", a.summary.clone()),
         ("observed", format!("{}", a.observed)),
@@ -389,6 +394,13 @@ mod tests {
         assert_eq!(p.labels["signal"], "error_ratio");
         assert_eq!(p.labels["severity"], "critical");
         assert_eq!(p.labels["fingerprint"], "fp");
+        assert!(!p.labels.contains_key("dimension"));
+        let mut level = alert(AlertStatus::Firing);
+        level.series.signal = Signal::LevelCount;
+        level.series.dimension = Some("fatal".into());
+        let p2 = postable(&level, 2_000_000_000);
+        assert_eq!(p2.labels["signal"], "level_count");
+        assert_eq!(p2.labels["dimension"], "fatal");
         assert_eq!(p.annotations["probability"], "1e-20");
         assert_eq!(p.annotations["range"], "0 - 0.05");
         assert_eq!(p.starts_at, rfc3339_us(1_000_000_000));

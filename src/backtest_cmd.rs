@@ -57,8 +57,9 @@ pub struct BacktestArgs {
     /// Draw a series, its expected band and its alerts as SVG here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Logs mode: the series to plot, `service/signal` (default: the series
-    /// of the first alert, else the first series).
+    /// Logs mode: the series to plot, `service/signal` or
+    /// `service/signal/dimension` as in the alerts' keys (default: the
+    /// series of the first alert, else the first series).
     #[arg(long)]
     pub plot_series: Option<String>,
     /// Print alerts as JSON lines instead of text.
@@ -298,7 +299,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
             let mut o = create(p)?;
             writeln!(
                 o,
-                "window_start,window_end,service,signal,observed,expected,expected_low,expected_high,probability,score,anomalous"
+                "window_start,window_end,service,signal,observed,expected,expected_low,expected_high,probability,score,anomalous,dimension"
             )?;
             Some(o)
         }
@@ -339,7 +340,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
             if let Some(o) = scores_out.as_mut() {
                 writeln!(
                     o,
-                    "{},{},{},{},{},{},{},{},{:e},{:.6},{}",
+                    "{},{},{},{},{},{},{},{},{:e},{:.6},{},{}",
                     logwarden_detect::rfc3339_us(w.window_start_us),
                     logwarden_detect::rfc3339_us(w.window_end_us),
                     csv_field(&w.service),
@@ -350,11 +351,16 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
                     opt(w.expected_high),
                     w.probability,
                     w.score,
-                    u8::from(w.anomalous)
+                    u8::from(w.anomalous),
+                    csv_field(w.dimension.as_deref().unwrap_or_default())
                 )?;
             }
             if args.plot.is_some() {
-                let key = format!("{}/{}", w.service, w.signal.as_str());
+                let key = logwarden_detect::alert::series_key(
+                    &w.service,
+                    w.signal,
+                    w.dimension.as_deref(),
+                );
                 let wanted = args.plot_series.as_ref().is_none_or(|s| *s == key);
                 if wanted && (plots.contains_key(&key) || plots.len() < MAX_PLOT_SERIES) {
                     plots.entry(key).or_default().push(w);

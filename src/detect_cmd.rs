@@ -367,22 +367,20 @@ pub fn run(
     Ok(report)
 }
 
-/// Fills in the text of the templates an alert names, from the parser's
+/// Fills in the text of the templates an alert names (its top templates,
+/// and the template of a `template_count` alert), from the parser's
 /// template miner (alerts are rare: a scan of the miner is cheap enough).
 fn with_templates(mut alerts: Vec<Alert>, parser: &Parser) -> Vec<Alert> {
     let Some(miner) = parser.miner() else {
         return alerts;
     };
     for a in &mut alerts {
-        for t in &mut a.top_templates {
-            let Ok(id) = u64::from_str_radix(&t.template_id, 16) else {
-                continue;
-            };
-            t.template = miner
+        a.name_templates(|id| {
+            miner
                 .templates()
                 .find(|(tid, _, _)| *tid == id)
-                .map(|(_, text, _)| text.to_string());
-        }
+                .map(|(_, text, _)| text.to_string())
+        });
     }
     alerts
 }

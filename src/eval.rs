@@ -45,8 +45,9 @@ pub struct Scenario {
 }
 
 /// The standard scenario set: one incident kind each, starting at 02:00
-/// after two hours of normal traffic, a slow drift, and a whole day of the
-/// daily cycle with nothing injected.
+/// after two hours of normal traffic, a slow drift, and three days of the
+/// daily cycle with nothing injected (long enough for the count baselines
+/// to learn the daily profile).
 pub fn scenarios(rate_scale: f64) -> anyhow::Result<Vec<Scenario>> {
     let one = |name, seed, spec: &str| -> anyhow::Result<Scenario> {
         Ok(Scenario {
@@ -65,7 +66,7 @@ pub fn scenarios(rate_scale: f64) -> anyhow::Result<Vec<Scenario>> {
         one("slow drift", 105, "drift:frontend@20m+150m")?,
         Scenario {
             name: "daily cycle",
-            hours: 24.0,
+            hours: 72.0,
             events_per_sec: 2.0 * rate_scale,
             seed: 106,
             incidents: Vec::new(),
@@ -102,6 +103,9 @@ pub struct EvalReport {
     pub true_alerts: usize,
     /// Every other firing alert: (scenario, summary).
     pub false_alerts: Vec<(&'static str, String)>,
+    /// Per scenario where nothing should alert, its closest call: the
+    /// smallest tail probability of any judged window, and where.
+    pub closest: Vec<(&'static str, f64, String)>,
     pub records: u64,
 }
 
@@ -170,6 +174,13 @@ impl EvalReport {
             d.last().map_or("-".into(), |m| format!("{m:.0}")),
             self.records
         );
+        for (sc, p, what) in &self.closest {
+            let _ = writeln!(
+                s,
+                "closest call in {sc}: p={p:.1e} ({what}; alerts need p < {:.0e} and the absolute floors)",
+                detector_config().p_threshold
+            );
+        }
         for (sc, summary) in &self.false_alerts {
             let _ = writeln!(s, "false alert in {sc}: {summary}");
         }
@@ -177,8 +188,17 @@ impl EvalReport {
     }
 }
 
-/// Runs one scenario; returns its firing alerts and record count.
-fn run_scenario(sc: &Scenario, cfg: &DetectorConfig) -> anyhow::Result<(Vec<Alert>, u64)> {
+/// What one scenario gave.
+struct ScenarioRun {
+    /// The firing alerts.
+    alerts: Vec<Alert>,
+    records: u64,
+    /// The smallest tail probability of a judged window: (p, window).
+    closest: Option<(f64, String)>,
+}
+
+/// Runs one scenario.
+fn run_scenario(sc: &Scenario, cfg: &DetectorConfig) -> anyhow::Result<ScenarioRun> {
     let mut generator = Generator::new(GeneratorConfig {
         seed: sc.seed,
         start_us: START_US,
@@ -189,6 +209,26 @@ fn run_scenario(sc: &Scenario, cfg: &DetectorConfig) -> anyhow::Result<(Vec<Aler
     let end_us = START_US + (sc.hours * 3600e6) as i64;
     let mut parser = Parser::new(ParserConfig::default()).context("parser")?;
     let mut detector = Detector::new(cfg.clone()).context("detector")?;
+    detector.record_windows(true);
+    let mut closest: Option<(f64, String)> = None;
+    let mut note = |d: &mut Detector| {
+        for w in d.take_window_scores() {
+            if w.expected.is_some() && closest.as_ref().is_none_or(|c| w.probability < c.0) {
+                let key = logwarden_detect::alert::series_key(
+                    &w.service,
+                    w.signal,
+                    w.dimension.as_deref(),
+                );
+                let what = format!(
+                    "{key} at {}: {} vs {:.1} expected",
+                    logwarden_detect::rfc3339_us(w.window_start_us),
+                    w.observed,
+                    w.expected.unwrap_or_default()
+                );
+                closest = Some((w.probability, what));
+            }
+        }
+    };
     let mut rec = LogRecord::default();
     let mut values = Vec::new();
     let mut alerts = Vec::new();
@@ -207,11 +247,17 @@ fn run_scenario(sc: &Scenario, cfg: &DetectorConfig) -> anyhow::Result<(Vec<Aler
             values: &values,
             ..Event::from_record(&rec)
         }));
+        note(&mut detector);
         records += 1;
     }
     alerts.extend(detector.flush());
+    note(&mut detector);
     alerts.retain(|a| a.status == AlertStatus::Firing);
-    Ok((alerts, records))
+    Ok(ScenarioRun {
+        alerts,
+        records,
+        closest,
+    })
 }
 
 /// Runs every scenario and scores the alerts.
@@ -219,8 +265,17 @@ pub fn evaluate(scenarios: &[Scenario], cfg: &DetectorConfig) -> anyhow::Result<
     let mut report = EvalReport::default();
     let window_us = cfg.window_us();
     for sc in scenarios {
-        let (alerts, records) = run_scenario(sc, cfg)?;
+        let ScenarioRun {
+            alerts,
+            records,
+            closest,
+        } = run_scenario(sc, cfg)?;
         report.records += records;
+        if sc.incidents.iter().all(|i| !i.kind.should_alert()) {
+            if let Some((p, what)) = closest {
+                report.closest.push((sc.name, p, what));
+            }
+        }
         let mut matched = vec![false; alerts.len()];
         for inc in &sc.incidents {
             let start_us = START_US + (inc.start_secs * 1e6) as i64;

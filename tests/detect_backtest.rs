@@ -149,10 +149,14 @@ fn log_backtest_finds_the_burst_and_the_archive_replays_the_same() {
     let mut rows = text.lines();
     assert_eq!(
         rows.next(),
-        Some("window_start,window_end,service,signal,observed,expected,expected_low,expected_high,probability,score,anomalous")
+        Some("window_start,window_end,service,signal,observed,expected,expected_low,expected_high,probability,score,anomalous,dimension")
     );
     let rows: Vec<Vec<&str>> = rows.map(|l| l.split(',').collect()).collect();
-    assert!(rows.iter().all(|r| r.len() == 11));
+    assert!(rows.iter().all(|r| r.len() == 12));
+    // Level series carry their level as the dimension.
+    assert!(rows
+        .iter()
+        .any(|r| r[2] == "payments" && r[3] == "level_count" && r[11] == "error"));
     let burst: Vec<&Vec<&str>> = rows
         .iter()
         .filter(|r| r[2] == "payments" && r[3] == "error_ratio" && r[10] == "1")

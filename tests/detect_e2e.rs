@@ -89,7 +89,7 @@ fn error_burst_gives_exactly_one_alert() {
     assert_eq!(key, "payments/error_ratio");
     assert_eq!(a["series"]["service"], "payments");
     assert_eq!(a["series"]["signal"], "error_ratio");
-    assert_eq!(a["schema_version"], "2");
+    assert_eq!(a["schema_version"], "3");
     for field in [
         "alert_id",
         "fingerprint",

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Version of the alert JSON schema; bump on incompatible changes.
-pub const ALERT_SCHEMA_VERSION: &str = "2";
+pub const ALERT_SCHEMA_VERSION: &str = "3";
 /// Most template counts an alert carries.
 pub const MAX_ALERT_TEMPLATES: usize = 5;
 /// Most sample lines an alert carries, and their longest length in bytes.
@@ -37,8 +37,16 @@ pub enum Signal {
     EventCount,
     /// Error and fatal records over all records per window.
     ErrorRatio,
-    /// Warning records per window.
+    /// Warning records per window: schema 2 only, not emitted any more
+    /// (warnings are [`Signal::LevelCount`] with dimension `warn`); kept so
+    /// that older alerts still parse.
     WarnCount,
+    /// Records of one level per window (`series.dimension` names the level:
+    /// `error`, `warn`, ...).
+    LevelCount,
+    /// Records of one of the service's most frequent templates per window
+    /// (`series.dimension` is the template id, 16 hex digits).
+    TemplateCount,
     /// Templates the service had not logged before, after its warm-up.
     NewTemplate,
     /// A static threshold rule from the configuration (`series.dimension`
@@ -56,6 +64,8 @@ impl Signal {
             Signal::EventCount => "event_count",
             Signal::ErrorRatio => "error_ratio",
             Signal::WarnCount => "warn_count",
+            Signal::LevelCount => "level_count",
+            Signal::TemplateCount => "template_count",
             Signal::NewTemplate => "new_template",
             Signal::Threshold => "threshold",
             Signal::FieldMean => "field_mean",
@@ -95,7 +105,10 @@ pub struct SeriesRef {
     pub service: String,
     pub signal: Signal,
     pub direction: Direction,
-    /// The rule's name for `threshold` alerts; absent otherwise.
+    /// What the series is of, for signals with one series per something:
+    /// the rule's name (`threshold`), the field's (`field_mean`,
+    /// `field_high`), the level (`level_count`) or the template id
+    /// (`template_count`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<String>,
 }
@@ -164,6 +177,32 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Fills in the text of the templates the alert names, from `text`
+    /// (template id to template text; the detector only knows ids): in
+    /// `top_templates`, and in the summary of a `template_count` alert.
+    pub fn name_templates(&mut self, text: impl Fn(u64) -> Option<String>) {
+        for t in &mut self.top_templates {
+            if t.template.is_none() {
+                t.template = u64::from_str_radix(&t.template_id, 16).ok().and_then(&text);
+            }
+        }
+        if self.series.signal != Signal::TemplateCount {
+            return;
+        }
+        let Some(dim) = self.series.dimension.as_deref() else {
+            return;
+        };
+        let Some(name) = u64::from_str_radix(dim, 16).ok().and_then(&text) else {
+            return;
+        };
+        let needle = format!("template {dim} ");
+        if let Some(at) = self.summary.find(&needle) {
+            let quoted = serde_json::to_string(&name).unwrap_or_default();
+            self.summary
+                .insert_str(at + needle.len() - 1, &format!(" {quoted}"));
+        }
+    }
+
     /// The Kafka message key: `service/signal`, so that one series' firing and
     /// resolved alerts land on one partition, in order.
     pub fn key(&self) -> String {

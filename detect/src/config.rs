@@ -1,6 +1,7 @@
 //! Detector configuration: every knob has a doc comment, a named default and
 //! is checked by [`DetectorConfig::validate`] before a detector is built.
 
+use logwarden_ingest::record::Level;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -50,6 +51,16 @@ pub const DEFAULT_FIELD_QUANTILE: f64 = 0.95;
 pub const DEFAULT_MIN_FIELD_CHANGE: f64 = 0.2;
 /// Default values of a field in a window before the window is judged.
 pub const DEFAULT_MIN_FIELD_VALUES: u64 = 20;
+/// Default levels with a count series of their own (`level_count`).
+pub const DEFAULT_LEVEL_COUNTS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
+/// Default number of templates per service with a count series
+/// (`template_count`): the most frequent ones.
+pub const DEFAULT_TRACKED_TEMPLATES: usize = 10;
+/// Most templates per service that may be tracked.
+pub const MAX_TRACKED_TEMPLATES: usize = 100;
+/// Default expected records of a template per window below which its
+/// window is not judged (rare templates are noise, not signal).
+pub const DEFAULT_TEMPLATE_MIN_EXPECTED: f64 = 5.0;
 
 /// What a threshold rule compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -127,6 +138,8 @@ pub enum DetectConfigError {
         range: &'static str,
         value: f64,
     },
+    #[error("detect config: `level_counts`: `{name}` is not a level (trace, debug, info, warn, error, fatal, unknown)")]
+    Level { name: String },
     #[error("detect config: rule `{name}`: {why}")]
     Rule { name: String, why: String },
     #[error("detect config: `{field}` ({value}) must be at least `{other}` ({other_value})")]
@@ -198,6 +211,21 @@ pub struct DetectorConfig {
     pub min_field_change: f64,
     /// Values of a field in a window before that window is judged.
     pub min_field_values: u64,
+    /// Levels whose records per window are a series of their own per
+    /// service (`level_count`, upwards only): names among `trace`, `debug`,
+    /// `info`, `warn`, `error`, `fatal`, `unknown`.
+    pub level_counts: Vec<String>,
+    /// The most frequent templates of each service that get a count series
+    /// of their own (`template_count`, upwards only), at most 100; 0
+    /// disables template series.
+    pub tracked_templates: usize,
+    /// A template series' window is judged only when its expected count is
+    /// at least this (rare templates do not alert on noise).
+    pub template_min_expected: f64,
+    /// Count baselines learn a daily profile (and weekday factors) and
+    /// follow it once the data has shown it (at least 2 days; 2 weeks for
+    /// weekdays) and it forecasts better than the plain baseline.
+    pub seasonality: bool,
 }
 
 impl Default for DetectorConfig {
@@ -226,6 +254,10 @@ impl Default for DetectorConfig {
             field_quantile: DEFAULT_FIELD_QUANTILE,
             min_field_change: DEFAULT_MIN_FIELD_CHANGE,
             min_field_values: DEFAULT_MIN_FIELD_VALUES,
+            level_counts: DEFAULT_LEVEL_COUNTS.iter().map(|l| l.to_string()).collect(),
+            tracked_templates: DEFAULT_TRACKED_TEMPLATES,
+            template_min_expected: DEFAULT_TEMPLATE_MIN_EXPECTED,
+            seasonality: true,
         }
     }
 }
@@ -334,6 +366,23 @@ impl DetectorConfig {
                 value: self.fields.len() as f64,
             });
         }
+        if let Some(bad) = self.level_counts.iter().find(|l| level_named(l).is_none()) {
+            return Err(DetectConfigError::Level { name: bad.clone() });
+        }
+        if self.tracked_templates > MAX_TRACKED_TEMPLATES {
+            return Err(DetectConfigError::OutOfRange {
+                field: "tracked_templates",
+                range: "0..=100",
+                value: self.tracked_templates as f64,
+            });
+        }
+        if !(self.template_min_expected.is_finite() && self.template_min_expected >= 0.0) {
+            return Err(DetectConfigError::OutOfRange {
+                field: "template_min_expected",
+                range: "[0, inf)",
+                value: self.template_min_expected,
+            });
+        }
         for (i, r) in self.rules.iter().enumerate() {
             let bad = |why: &str| {
                 Err(DetectConfigError::Rule {
@@ -360,6 +409,20 @@ impl DetectorConfig {
         Ok(())
     }
 
+    /// What the count baselines need from the configuration.
+    pub fn count_params(&self) -> crate::baseline::CountParams {
+        crate::baseline::CountParams {
+            alpha: self.baseline_alpha,
+            window_us: self.window_us(),
+            seasonal: self.seasonality,
+        }
+    }
+
+    /// Whether records of `level` get a `level_count` series.
+    pub fn counts_level(&self, level: Level) -> bool {
+        self.level_counts.iter().any(|l| l == level.as_str())
+    }
+
     /// The window length in microseconds.
     pub fn window_us(&self) -> i64 {
         // Bounded by MAX_DURATION_SECS after validation.
@@ -370,6 +433,11 @@ impl DetectorConfig {
     pub fn allowed_lateness_us(&self) -> i64 {
         i64::try_from(self.allowed_lateness_secs.min(MAX_DURATION_SECS)).unwrap_or(0) * 1_000_000
     }
+}
+
+/// The level called `name` (as in the archive and the alerts).
+pub fn level_named(name: &str) -> Option<Level> {
+    Level::ALL.into_iter().find(|l| l.as_str() == name)
 }
 
 fn open_unit(field: &'static str, value: f64) -> Result<(), DetectConfigError> {

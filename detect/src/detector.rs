@@ -16,12 +16,12 @@ use crate::alert::{
     sample_line, Alert, AlertStatus, Direction, Signal, TemplateCount, MAX_ALERT_SAMPLES,
     MAX_ALERT_TEMPLATES,
 };
-use crate::baseline::{CountBaseline, RatioBaseline};
+use crate::baseline::{CountBaseline, CountForecast, RatioBaseline};
 use crate::config::{DetectConfigError, DetectorConfig, RuleOp, RuleSignal, MAX_FIELDS};
 use crate::fields::{FieldAcc, FieldSeries};
 use crate::incident::{
-    firing, retire, score, step, step_with, BaselineAction, Judgement, Model, SeriesId, Track,
-    WindowCtx,
+    firing, retire, score, step, step_with, BaselineAction, Judgement, Model, Opening, SeriesId,
+    Track, WindowCtx,
 };
 
 /// The series name used for records without a service.
@@ -86,17 +86,50 @@ impl<'a> Event<'a> {
 const MAX_WINDOW_TEMPLATES: usize = 128;
 /// Template lines kept per open window (one per template).
 const MAX_WINDOW_TEMPLATE_LINES: usize = 8;
-/// Templates remembered per service for new-template detection; the least
-/// recently seen is forgotten beyond it.
+/// Templates remembered per service for new-template detection and the
+/// choice of tracked templates; the least recently seen is forgotten beyond
+/// it.
 const MAX_KNOWN_TEMPLATES: usize = 1000;
+/// A template enters the tracked set when its rate is at least this share
+/// of `template_min_expected`...
+const TRACK_MIN_SHARE: f32 = 0.5;
+/// ...and, when the set is full, this many times the rate of the least
+/// frequent tracked template, which it replaces (hysteresis against churn).
+const TRACK_REPLACE_FACTOR: f32 = 1.5;
+
+/// Position of a level in [`Level::ALL`].
+fn level_index(level: Level) -> u8 {
+    match level {
+        Level::Trace => 0,
+        Level::Debug => 1,
+        Level::Info => 2,
+        Level::Warn => 3,
+        Level::Error => 4,
+        Level::Fatal => 5,
+        Level::Unknown => 6,
+    }
+}
+
+/// The level at `index` in [`Level::ALL`] (`Unknown` past the end).
+fn level_at(index: u8) -> Level {
+    Level::ALL
+        .get(usize::from(index))
+        .copied()
+        .unwrap_or(Level::Unknown)
+}
 
 /// What one open window of one series has counted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Counts {
     events: u64,
     errors: u64,
+    /// Records per level, in [`Level::ALL`] order.
     #[serde(default)]
-    warns: u64,
+    levels: [u64; 7],
+    /// Warnings, as state format 2 counted them (moved into `levels` when
+    /// such a state is restored).
+    #[serde(default, rename = "warns", skip_serializing)]
+    legacy_warns: u64,
     /// Records per template (at most [`MAX_WINDOW_TEMPLATES`] templates).
     #[serde(default)]
     templates: BTreeMap<u64, u64>,
@@ -114,18 +147,20 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, ev: &Event<'_>) {
+    /// Counts one record; `tracked`: its template has a series (always
+    /// counted, and its first line kept).
+    fn add(&mut self, ev: &Event<'_>, tracked: bool) {
         self.events += 1;
         let error = ev.level.is_error();
         self.errors += u64::from(error);
-        self.warns += u64::from(ev.level == Level::Warn);
+        self.levels[usize::from(level_index(ev.level))] += 1;
         if let Some(t) = ev.template_id {
             let room = self.templates.len() < MAX_WINDOW_TEMPLATES;
             if let Some(c) = self.templates.get_mut(&t) {
                 *c += 1;
-            } else if room {
+            } else if room || tracked {
                 self.templates.insert(t, 1);
-                if self.template_lines.len() < MAX_WINDOW_TEMPLATE_LINES {
+                if self.template_lines.len() < MAX_WINDOW_TEMPLATE_LINES || tracked {
                     if let Some(m) = ev.message.filter(|m| !m.is_empty()) {
                         self.template_lines.insert(t, sample_line(m));
                     }
@@ -169,6 +204,119 @@ fn template_count(id: u64, count: u64) -> TemplateCount {
     }
 }
 
+/// The open windows of a series, by start, oldest first: usually one or
+/// two, so a vector grown exactly (a map's node would hold room for 11).
+/// Serialized as a map from window start to counts.
+#[derive(Debug, Default)]
+struct OpenWindows(Vec<(i64, Counts)>);
+
+impl OpenWindows {
+    fn entry(&mut self, ws: i64) -> &mut Counts {
+        let at = self.0.partition_point(|(s, _)| *s < ws);
+        if self.0.get(at).is_none_or(|(s, _)| *s != ws) {
+            self.0.reserve_exact(1);
+            self.0.insert(at, (ws, Counts::default()));
+        }
+        &mut self.0[at].1
+    }
+
+    fn remove(&mut self, ws: i64) -> Option<Counts> {
+        let at = self.0.iter().position(|(s, _)| *s == ws)?;
+        Some(self.0.remove(at).1)
+    }
+
+    #[cfg(test)]
+    fn get(&self, ws: i64) -> Option<&Counts> {
+        self.0.iter().find(|(s, _)| *s == ws).map(|(_, c)| c)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Start of the oldest open window.
+    fn first(&self) -> Option<i64> {
+        self.0.first().map(|(s, _)| *s)
+    }
+
+    fn counts_mut(&mut self) -> impl Iterator<Item = &mut Counts> {
+        self.0.iter_mut().map(|(_, c)| c)
+    }
+}
+
+impl Serialize for OpenWindows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for OpenWindows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<i64, Counts>::deserialize(d)?;
+        Ok(Self(map.into_iter().collect()))
+    }
+}
+
+/// A count series: its baseline and its incident.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CountSeries {
+    baseline: CountBaseline,
+    track: Track,
+}
+
+/// The count series of one level of a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LevelSeries {
+    /// Position in [`Level::ALL`].
+    level: u8,
+    #[serde(flatten)]
+    series: CountSeries,
+}
+
+/// The count series of one tracked template of a service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TemplateSeries {
+    /// The level the template was last logged at (position in
+    /// [`Level::ALL`]).
+    level: u8,
+    #[serde(flatten)]
+    series: CountSeries,
+}
+
+/// A template a service logged: when last, and how often (records per
+/// window, exponentially weighted with `baseline_alpha`, as of `last_us`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "KnownRepr")]
+struct KnownTemplate {
+    last_us: i64,
+    rate: f32,
+}
+
+/// [`KnownTemplate`] as stored: state format 2 kept the window only.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KnownRepr {
+    Window(i64),
+    Full { last_us: i64, rate: f32 },
+}
+
+impl From<KnownRepr> for KnownTemplate {
+    fn from(r: KnownRepr) -> Self {
+        match r {
+            KnownRepr::Window(last_us) => Self { last_us, rate: 0.0 },
+            KnownRepr::Full { last_us, rate } => Self { last_us, rate },
+        }
+    }
+}
+
+impl KnownTemplate {
+    /// The rate as of the window starting at `now_us`, with no record since.
+    fn rate_at(&self, now_us: i64, window_us: i64, alpha: f64) -> f32 {
+        let gap = ((now_us - self.last_us) / window_us.max(1)).clamp(0, 1 << 20);
+        self.rate * (1.0 - alpha as f32).powi(gap as i32)
+    }
+}
+
 /// A threshold rule's state in one series.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct RuleTrack {
@@ -181,7 +329,7 @@ struct RuleTrack {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Series {
     /// Windows not closed yet (at most lateness / window + 2 of them).
-    open: BTreeMap<i64, Counts>,
+    open: OpenWindows,
     /// Start of the next window of this series to close.
     next_close_us: i64,
     /// Start of the latest closed window that held a record (updated on
@@ -194,10 +342,22 @@ pub struct Series {
     count_track: Track,
     ratio: RatioBaseline,
     ratio_track: Track,
-    warn: CountBaseline,
-    warn_track: Track,
-    /// Templates this service logged, with the last window they were seen.
-    known_templates: BTreeMap<u64, i64>,
+    /// Per level in `level_counts`, created with the level's first record,
+    /// in level order.
+    #[serde(default)]
+    levels: Vec<LevelSeries>,
+    /// The tracked templates: at most `tracked_templates`, the most
+    /// frequent.
+    #[serde(default)]
+    templates: BTreeMap<u64, TemplateSeries>,
+    /// State format 2's warning series, moved into `levels` on restore.
+    #[serde(default, rename = "warn", skip_serializing)]
+    legacy_warn: Option<CountBaseline>,
+    #[serde(default, rename = "warn_track", skip_serializing)]
+    legacy_warn_track: Option<Track>,
+    /// Templates this service logged: the last window they were seen in
+    /// and their rate.
+    known_templates: BTreeMap<u64, KnownTemplate>,
     /// Closed windows that fed `known_templates`.
     template_windows: u32,
     new_template_track: Track,
@@ -213,6 +373,9 @@ pub struct Series {
 pub struct WindowScore {
     pub service: String,
     pub signal: Signal,
+    /// As the alerts' `series.dimension`: the level, template, field or
+    /// rule, for signals with one series per such.
+    pub dimension: Option<String>,
     pub window_start_us: i64,
     pub window_end_us: i64,
     pub observed: f64,
@@ -252,8 +415,9 @@ pub struct Detector {
     window_us: i64,
     lateness_us: i64,
     /// Ordered, so that alerts of one step come out in the same order on
-    /// every replay.
-    series: BTreeMap<String, Series>,
+    /// every replay. Boxed: a map node holds room for 11 entries, and
+    /// sequential names leave nodes about half full.
+    series: BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     /// Highest event time counted (may be ahead of the watermark's).
     max_counted_us: Option<i64>,
@@ -335,12 +499,12 @@ impl Detector {
             }
             self.series.insert(
                 service.to_string(),
-                Series {
-                    open: BTreeMap::new(),
+                Box::new(Series {
+                    open: OpenWindows::default(),
                     next_close_us: ws,
                     last_data_us: ws,
                     ..Series::default()
-                },
+                }),
             );
         }
         if let Some(s) = self.series.get_mut(service) {
@@ -349,7 +513,14 @@ impl Detector {
                 s.next_close_us = ws;
                 s.last_data_us = ws;
             }
-            s.open.entry(ws).or_default().add(ev);
+            let tracked = match ev.template_id.and_then(|t| s.templates.get_mut(&t)) {
+                Some(ts) => {
+                    ts.level = level_index(ev.level);
+                    true
+                }
+                None => false,
+            };
+            s.open.entry(ws).add(ev, tracked);
         }
         out
     }
@@ -471,12 +642,16 @@ impl Detector {
 
 /// Version of the detector state format ([`Detector::state`]); a state
 /// of another version is refused, not misread.
-pub const STATE_FORMAT_VERSION: u32 = 2;
+pub const STATE_FORMAT_VERSION: u32 = 3;
+/// The oldest state format still restored: format 2 lacks the level and
+/// template series and the seasonal profiles (they start afresh), and its
+/// warning series becomes the `warn` level series.
+pub const OLDEST_STATE_FORMAT: u32 = 2;
 
 /// Why a saved detector state cannot be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("detector state format {found}, this build reads format {expected}")]
+    #[error("detector state format {found}, this build reads formats {OLDEST_STATE_FORMAT} to {expected}")]
     Format { found: u32, expected: u32 },
     #[error("detector state was saved with {saved}-second windows, the configuration has {now}")]
     WindowChanged { saved: u64, now: u64 },
@@ -492,7 +667,7 @@ pub enum StateError {
 pub struct DetectorStateRef<'a> {
     format: u32,
     window_secs: u64,
-    series: &'a BTreeMap<String, Series>,
+    series: &'a BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     max_counted_us: Option<i64>,
     closed_until_us: i64,
@@ -505,7 +680,7 @@ pub struct DetectorStateRef<'a> {
 pub struct DetectorState {
     format: u32,
     window_secs: u64,
-    series: BTreeMap<String, Series>,
+    series: BTreeMap<String, Box<Series>>,
     max_event_time_us: Option<i64>,
     max_counted_us: Option<i64>,
     closed_until_us: i64,
@@ -545,7 +720,7 @@ impl Detector {
     /// settings may differ from the saved run's (they apply from now on),
     /// the window length may not.
     pub fn from_state(cfg: DetectorConfig, state: DetectorState) -> Result<Self, StateError> {
-        if state.format != STATE_FORMAT_VERSION {
+        if !(OLDEST_STATE_FORMAT..=STATE_FORMAT_VERSION).contains(&state.format) {
             return Err(StateError::Format {
                 found: state.format,
                 expected: STATE_FORMAT_VERSION,
@@ -559,6 +734,9 @@ impl Detector {
         }
         let mut d = Self::new(cfg)?;
         d.series = state.series;
+        for s in d.series.values_mut() {
+            s.migrate();
+        }
         d.max_event_time_us = state.max_event_time_us;
         d.max_counted_us = state.max_counted_us;
         d.closed_until_us = state.closed_until_us;
@@ -586,13 +764,19 @@ impl Series {
     ) {
         f(sid(service, Signal::EventCount, None), &self.count_track);
         f(sid(service, Signal::ErrorRatio, None), &self.ratio_track);
-        f(sid(service, Signal::WarnCount, None), &self.warn_track);
+        for l in &self.levels {
+            let dim = level_at(l.level).as_str();
+            f(sid(service, Signal::LevelCount, Some(dim)), &l.series.track);
+        }
+        for (t, ts) in &self.templates {
+            let dim = format!("{t:016x}");
+            f(
+                sid(service, Signal::TemplateCount, Some(&dim)),
+                &ts.series.track,
+            );
+        }
         f(
-            SeriesId {
-                service,
-                signal: Signal::NewTemplate,
-                dimension: None,
-            },
+            sid(service, Signal::NewTemplate, None),
             &self.new_template_track,
         );
         for (name, rt) in &self.rules {
@@ -618,7 +802,7 @@ impl Series {
         let window_us = cfg.window_us();
         while self.next_close_us < boundary {
             let ws = self.next_close_us;
-            let counts = self.open.remove(&ws).unwrap_or_default();
+            let counts = self.open.remove(ws).unwrap_or_default();
             if counts.events > 0 {
                 self.last_data_us = ws;
             } else {
@@ -633,9 +817,7 @@ impl Series {
                     // Dormant: jump to the next window with data, if any.
                     self.next_close_us = self
                         .open
-                        .keys()
-                        .next()
-                        .copied()
+                        .first()
                         .filter(|k| *k < boundary)
                         .unwrap_or(boundary);
                     continue;
@@ -648,30 +830,25 @@ impl Series {
                 errors: counts.errors,
             };
             let first = out.len();
-            judge_counter(
+            let traffic = judge_counter(
                 &mut self.count,
                 &mut self.count_track,
-                sid(service, Signal::EventCount, None),
-                counts.events,
-                true,
+                CounterSpec::new(sid(service, Signal::EventCount, None), counts.events, true),
                 win,
                 cfg,
                 log.as_deref_mut(),
                 out,
             );
             self.judge_ratio(service, win, cfg, log.as_deref_mut(), out);
-            judge_counter(
-                &mut self.warn,
-                &mut self.warn_track,
-                sid(service, Signal::WarnCount, None),
-                counts.warns,
-                false,
-                win,
-                cfg,
-                log.as_deref_mut(),
-                out,
-            );
+            let ctx = ChildCtx {
+                scale: traffic.scale(counts.events),
+                hold: traffic.dropped,
+                errors_open: self.ratio_track.is_open(),
+            };
+            self.judge_templates(service, win, &counts, ctx, cfg, log.as_deref_mut(), out);
+            self.judge_levels(service, win, &counts, ctx, cfg, log.as_deref_mut(), out);
             let new = self.judge_new_templates(service, win, &counts, cfg, out);
+            self.track_templates(service, win, &counts, cfg, out);
             self.judge_rules(service, win, &counts, cfg, out);
             self.judge_fields(service, win, &counts, cfg, log.as_deref_mut(), out);
             decorate(&mut out[first..], &counts, &new);
@@ -700,7 +877,8 @@ impl Series {
         );
         if self.ratio.windows() < cfg.warmup_windows {
             let x = win.errors as f64 / win.events as f64;
-            log_window(log, service, Signal::ErrorRatio, win, x, None, cfg);
+            let id = sid(service, Signal::ErrorRatio, None);
+            log_window(log, id, win, x, None, cfg);
             self.ratio
                 .update(win.events, win.errors, alpha, prior_ratio, prior_events);
             return;
@@ -722,15 +900,8 @@ impl Series {
                 n: win.events,
             },
         };
-        log_window(
-            log,
-            service,
-            Signal::ErrorRatio,
-            win,
-            j.observed,
-            Some(&j),
-            cfg,
-        );
+        let id = sid(service, Signal::ErrorRatio, None);
+        log_window(log, id, win, j.observed, Some(&j), cfg);
         match step(
             &mut self.ratio_track,
             sid(service, Signal::ErrorRatio, None),
@@ -752,6 +923,7 @@ impl Series {
     /// incident while they keep coming (grouped), resolved after
     /// `resolve_after_windows` windows without any, then `cooldown_windows`
     /// of silence (rate limit). Returns the new templates with their counts.
+    /// Also keeps `known_templates` (last window seen, rate) up to date.
     fn judge_new_templates(
         &mut self,
         service: &str,
@@ -760,7 +932,8 @@ impl Series {
         cfg: &DetectorConfig,
         out: &mut Vec<Alert>,
     ) -> Vec<(u64, u64)> {
-        if cfg.new_template_warmup_windows == 0 || counts.templates.is_empty() {
+        let alerting = cfg.new_template_warmup_windows > 0;
+        if !(alerting || cfg.tracked_templates > 0) || counts.templates.is_empty() {
             return Vec::new();
         }
         let learning = self.template_windows < cfg.new_template_warmup_windows;
@@ -768,23 +941,35 @@ impl Series {
             .templates
             .iter()
             .filter(|(t, c)| {
-                !learning
+                alerting
+                    && !learning
                     && **c >= cfg.new_template_min_count
                     && !self.known_templates.contains_key(t)
             })
             .map(|(t, c)| (*t, *c))
             .collect();
-        for t in counts.templates.keys() {
-            self.known_templates.insert(*t, win.start_us);
+        let (window_us, alpha) = (cfg.window_us(), cfg.baseline_alpha);
+        for (t, c) in &counts.templates {
+            let k = self.known_templates.entry(*t).or_default();
+            *k = KnownTemplate {
+                last_us: win.start_us,
+                rate: k.rate_at(win.start_us, window_us, alpha) + alpha as f32 * (*c as f32),
+            };
         }
         if self.known_templates.len() > MAX_KNOWN_TEMPLATES {
-            let mut by_age: Vec<(i64, u64)> =
-                self.known_templates.iter().map(|(t, w)| (*w, *t)).collect();
+            let mut by_age: Vec<(i64, u64)> = self
+                .known_templates
+                .iter()
+                .map(|(t, k)| (k.last_us, *t))
+                .collect();
             by_age.sort_unstable();
             let excess = self.known_templates.len() - MAX_KNOWN_TEMPLATES;
             for (_, t) in by_age.into_iter().take(excess) {
                 self.known_templates.remove(&t);
             }
+        }
+        if !alerting {
+            return Vec::new();
         }
         self.template_windows = self.template_windows.saturating_add(1);
         if learning {
@@ -811,6 +996,227 @@ impl Series {
             out,
         );
         new
+    }
+
+    /// Keeps the tracked templates the most frequent ones: a template of
+    /// this window whose rate reaches `TRACK_MIN_SHARE *
+    /// template_min_expected` joins while there is room, and replaces the
+    /// least frequent tracked template once it is `TRACK_REPLACE_FACTOR`
+    /// times as frequent. A replaced template is forgotten (its incident,
+    /// if any, resolved).
+    fn track_templates(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        cfg: &DetectorConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        let (window_us, alpha) = (cfg.window_us(), cfg.baseline_alpha);
+        let rate_of = |known: &BTreeMap<u64, KnownTemplate>, t: &u64| {
+            known
+                .get(t)
+                .map_or(0.0, |k| k.rate_at(win.start_us, window_us, alpha))
+        };
+        let weakest = |s: &Self| {
+            s.templates
+                .keys()
+                .map(|t| (rate_of(&s.known_templates, t), *t))
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        };
+        while self.templates.len() > cfg.tracked_templates {
+            // The configuration shrank since a restore.
+            let Some((_, t)) = weakest(self) else { break };
+            self.forget_template(service, t, cfg, out);
+        }
+        if cfg.tracked_templates == 0 {
+            return;
+        }
+        let floor = TRACK_MIN_SHARE * cfg.template_min_expected as f32;
+        let mut candidates: Vec<(f32, u64)> = counts
+            .templates
+            .keys()
+            .filter(|t| !self.templates.contains_key(t))
+            .map(|t| (rate_of(&self.known_templates, t), *t))
+            .filter(|(r, _)| *r > 0.0 && *r >= floor)
+            .collect();
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (rate, t) in candidates {
+            if self.templates.len() >= cfg.tracked_templates {
+                let Some((low, victim)) = weakest(self) else {
+                    break;
+                };
+                if rate <= TRACK_REPLACE_FACTOR * low {
+                    break;
+                }
+                self.forget_template(service, victim, cfg, out);
+            }
+            self.templates.insert(
+                t,
+                TemplateSeries {
+                    level: level_index(Level::Unknown),
+                    series: CountSeries::default(),
+                },
+            );
+        }
+    }
+
+    fn forget_template(
+        &mut self,
+        service: &str,
+        t: u64,
+        cfg: &DetectorConfig,
+        out: &mut Vec<Alert>,
+    ) {
+        if let Some(mut ts) = self.templates.remove(&t) {
+            let dim = format!("{t:016x}");
+            retire(
+                &mut ts.series.track,
+                sid(service, Signal::TemplateCount, Some(&dim)),
+                "template no longer among the most frequent",
+                cfg,
+                out,
+            );
+        }
+    }
+
+    /// The tracked templates' counts: upwards only, expected counts scaled
+    /// to the window's traffic, quiet while rare.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_templates(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        ctx: ChildCtx,
+        cfg: &DetectorConfig,
+        mut log: Option<&mut Vec<WindowScore>>,
+        out: &mut Vec<Alert>,
+    ) {
+        for (t, ts) in self.templates.iter_mut() {
+            let level = ts.level;
+            let explained = (level_at(level).is_error() && ctx.errors_open)
+                || self
+                    .levels
+                    .iter()
+                    .any(|l| l.level == level && l.series.track.is_open());
+            let dim = format!("{t:016x}");
+            let count = counts.templates.get(t).copied().unwrap_or(0);
+            judge_counter(
+                &mut ts.series.baseline,
+                &mut ts.series.track,
+                CounterSpec {
+                    min_expected: cfg.template_min_expected,
+                    ..ctx.spec(
+                        sid(service, Signal::TemplateCount, Some(&dim)),
+                        count,
+                        explained,
+                    )
+                },
+                win,
+                cfg,
+                log.as_deref_mut(),
+                out,
+            );
+        }
+    }
+
+    /// The configured levels' counts: upwards only, expected counts scaled
+    /// to the window's traffic. A level's series starts with its first
+    /// record.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_levels(
+        &mut self,
+        service: &str,
+        win: WindowCtx,
+        counts: &Counts,
+        ctx: ChildCtx,
+        cfg: &DetectorConfig,
+        mut log: Option<&mut Vec<WindowScore>>,
+        out: &mut Vec<Alert>,
+    ) {
+        if self
+            .levels
+            .iter()
+            .any(|l| !cfg.counts_level(level_at(l.level)))
+        {
+            // Levels removed from the configuration since a restore.
+            let (keep, gone): (Vec<LevelSeries>, Vec<LevelSeries>) =
+                std::mem::take(&mut self.levels)
+                    .into_iter()
+                    .partition(|l| cfg.counts_level(level_at(l.level)));
+            self.levels = keep;
+            for mut l in gone {
+                let id = sid(
+                    service,
+                    Signal::LevelCount,
+                    Some(level_at(l.level).as_str()),
+                );
+                retire(&mut l.series.track, id, "level no longer counted", cfg, out);
+            }
+        }
+        for (i, level) in Level::ALL.into_iter().enumerate() {
+            let count = counts.levels[i];
+            let idx = level_index(level);
+            let pos = match self.levels.iter().position(|l| l.level >= idx) {
+                Some(p) if self.levels[p].level == idx => p,
+                _ if count == 0 || !cfg.counts_level(level) => continue,
+                p => {
+                    let p = p.unwrap_or(self.levels.len());
+                    // Exact growth: most services log a few levels only.
+                    self.levels.reserve_exact(1);
+                    self.levels.insert(
+                        p,
+                        LevelSeries {
+                            level: idx,
+                            series: CountSeries::default(),
+                        },
+                    );
+                    p
+                }
+            };
+            let explained = (level.is_error() && ctx.errors_open)
+                || self
+                    .templates
+                    .values()
+                    .any(|t| t.level == idx && t.series.track.is_open());
+            let l = &mut self.levels[pos];
+            judge_counter(
+                &mut l.series.baseline,
+                &mut l.series.track,
+                ctx.spec(
+                    sid(service, Signal::LevelCount, Some(level.as_str())),
+                    count,
+                    explained,
+                ),
+                win,
+                cfg,
+                log.as_deref_mut(),
+                out,
+            );
+        }
+    }
+
+    /// Moves the series of a state format 2 into this format.
+    fn migrate(&mut self) {
+        let warn = level_index(Level::Warn);
+        if let Some(baseline) = self.legacy_warn.take() {
+            let track = self.legacy_warn_track.take().unwrap_or_default();
+            if !self.levels.iter().any(|l| l.level == warn) {
+                let at = self.levels.partition_point(|l| l.level < warn);
+                self.levels.insert(
+                    at,
+                    LevelSeries {
+                        level: warn,
+                        series: CountSeries { baseline, track },
+                    },
+                );
+            }
+        }
+        for c in self.open.counts_mut() {
+            let warns = std::mem::take(&mut c.legacy_warns);
+            c.levels[usize::from(warn)] += warns;
+        }
     }
 
     /// The mean and high quantile of each configured numeric field: upwards
@@ -841,7 +1247,7 @@ impl Series {
                 };
                 let id = sid(service, signal, Some(name));
                 if baseline.windows() < cfg.warmup_windows {
-                    log_window(log.as_deref_mut(), service, signal, win, x, None, cfg);
+                    log_window(log.as_deref_mut(), id, win, x, None, cfg);
                     baseline.update(x, cfg.baseline_alpha);
                     continue;
                 }
@@ -861,7 +1267,7 @@ impl Series {
                         high: expected * (2.326 * sd).exp(),
                     },
                 };
-                log_window(log.as_deref_mut(), service, signal, win, x, Some(&j), cfg);
+                log_window(log.as_deref_mut(), id, win, x, Some(&j), cfg);
                 match step(track, id, j, win, cfg, out) {
                     BaselineAction::Update => baseline.update(x, cfg.baseline_alpha),
                     BaselineAction::Keep => {}
@@ -892,7 +1298,9 @@ impl Series {
             let x = match r.signal {
                 RuleSignal::EventCount => counts.events as f64,
                 RuleSignal::ErrorCount => counts.errors as f64,
-                RuleSignal::WarnCount => counts.warns as f64,
+                RuleSignal::WarnCount => {
+                    counts.levels[usize::from(level_index(Level::Warn))] as f64
+                }
                 RuleSignal::ErrorRatio if counts.events == 0 => continue,
                 RuleSignal::ErrorRatio => counts.errors as f64 / counts.events as f64,
             };
@@ -924,7 +1332,10 @@ impl Series {
                 j,
                 win,
                 cfg,
-                Some(r.severity),
+                Opening {
+                    severity: Some(r.severity),
+                    explained: false,
+                },
                 out,
             );
         }
@@ -934,11 +1345,23 @@ impl Series {
         let fixed = [
             (Signal::EventCount, &mut self.count_track),
             (Signal::ErrorRatio, &mut self.ratio_track),
-            (Signal::WarnCount, &mut self.warn_track),
             (Signal::NewTemplate, &mut self.new_template_track),
         ];
         for (signal, track) in fixed {
             retire(track, sid(service, signal, None), reason, cfg, out);
+        }
+        for l in self.levels.iter_mut() {
+            let id = sid(
+                service,
+                Signal::LevelCount,
+                Some(level_at(l.level).as_str()),
+            );
+            retire(&mut l.series.track, id, reason, cfg, out);
+        }
+        for (t, ts) in self.templates.iter_mut() {
+            let dim = format!("{t:016x}");
+            let id = sid(service, Signal::TemplateCount, Some(&dim));
+            retire(&mut ts.series.track, id, reason, cfg, out);
         }
         for (name, rt) in self.rules.iter_mut() {
             retire(
@@ -958,33 +1381,121 @@ impl Series {
     }
 }
 
+/// How the level and template series of a window are judged, from the
+/// service-wide signals of the same window.
+#[derive(Debug, Clone, Copy)]
+struct ChildCtx {
+    /// The window's records over their expected number, when above 1: a
+    /// child's expected count is scaled by it, so that a surge of all
+    /// traffic alerts once (`event_count`), not once per level and template.
+    scale: f64,
+    /// The window is part of a traffic drop: children are judged but learn
+    /// nothing from it (their baselines would sink with the traffic).
+    hold: bool,
+    /// The service's error ratio is in an incident, which explains error
+    /// levels and templates.
+    errors_open: bool,
+}
+
+impl ChildCtx {
+    fn spec<'a>(&self, id: SeriesId<'a>, count: u64, explained: bool) -> CounterSpec<'a> {
+        CounterSpec {
+            scale: self.scale,
+            hold: self.hold,
+            explained,
+            ..CounterSpec::new(id, count, false)
+        }
+    }
+}
+
+/// One count series' window to judge.
+#[derive(Debug, Clone, Copy)]
+struct CounterSpec<'a> {
+    id: SeriesId<'a>,
+    count: u64,
+    /// Drops are anomalies too (event count), or only surges.
+    both_directions: bool,
+    /// Multiplies the forecast (see [`ChildCtx::scale`]).
+    scale: f64,
+    /// Below this expected count the window is not judged, only learned.
+    min_expected: f64,
+    /// A new incident would be explained by another signal's: silent.
+    explained: bool,
+    /// Judge, but do not learn from the window.
+    hold: bool,
+}
+
+impl<'a> CounterSpec<'a> {
+    fn new(id: SeriesId<'a>, count: u64, both_directions: bool) -> Self {
+        Self {
+            id,
+            count,
+            both_directions,
+            scale: 1.0,
+            min_expected: 0.0,
+            explained: false,
+            hold: false,
+        }
+    }
+}
+
+/// What the event count's judgement tells the rest of the window.
+#[derive(Debug, Clone, Copy)]
+struct CounterVerdict {
+    /// The forecast, once past the warm-up.
+    forecast: Option<CountForecast>,
+    /// The window is anomalously low, or part of an unrecovered drop.
+    dropped: bool,
+}
+
+impl CounterVerdict {
+    /// `events` over the forecast, when above 1 (1 during the warm-up).
+    fn scale(&self, events: u64) -> f64 {
+        self.forecast
+            .map_or(1.0, |f| (events as f64 / f.mean.max(1.0)).max(1.0))
+    }
+}
+
 /// Judges one count signal of one window: both directions (event count) or
-/// increases only (warnings).
-#[allow(clippy::too_many_arguments)]
+/// increases only (levels, templates).
 fn judge_counter(
     baseline: &mut CountBaseline,
     track: &mut Track,
-    id: SeriesId<'_>,
-    count: u64,
-    both_directions: bool,
+    spec: CounterSpec<'_>,
     win: WindowCtx,
     cfg: &DetectorConfig,
     log: Option<&mut Vec<WindowScore>>,
     out: &mut Vec<Alert>,
-) {
-    let x = count as f64;
-    let forecast = baseline.predict(win.start_us);
-    let dist = match forecast.dist() {
-        Some(d) if baseline.windows() >= cfg.warmup_windows => d,
-        _ => {
-            log_window(log, id.service, id.signal, win, x, None, cfg);
-            baseline.update(win.start_us, x, cfg.baseline_alpha, true);
-            return;
+) -> CounterVerdict {
+    let params = cfg.count_params();
+    let id = spec.id;
+    let x = spec.count as f64;
+    let learn = |baseline: &mut CountBaseline, normal: bool| {
+        if normal && !spec.hold {
+            baseline.update(win.start_us, x, &params, true);
+        } else {
+            baseline.skip(win.start_us, x, &params);
         }
     };
-    let p_high = dist.p_at_least(count);
-    let p_low = if both_directions {
-        dist.p_at_most(count)
+    let forecast = baseline.predict(win.start_us);
+    let warm = baseline.windows() >= cfg.warmup_windows;
+    // An open incident is judged to its end whatever its expected count.
+    let judged = warm && (forecast.mean >= spec.min_expected || track.is_open());
+    let scaled = forecast.scaled(spec.scale);
+    let dist = match scaled.dist() {
+        Some(d) if judged => d,
+        _ => {
+            log_window(log, id, win, x, None, cfg);
+            learn(baseline, true);
+            return CounterVerdict {
+                forecast: warm.then_some(forecast),
+                dropped: false,
+            };
+        }
+    };
+    let p_high = dist.p_at_least(spec.count);
+    let p_low = if spec.both_directions {
+        dist.p_at_most(spec.count)
     } else {
         1.0
     };
@@ -993,10 +1504,10 @@ fn judge_counter(
     } else {
         (p_low, Direction::Low)
     };
-    let change = if both_directions {
-        (x - forecast.mean).abs()
+    let change = if spec.both_directions {
+        (x - scaled.mean).abs()
     } else {
-        x - forecast.mean
+        x - scaled.mean
     };
     let big_enough = change >= cfg.min_count_change;
     let j = Judgement {
@@ -1005,14 +1516,25 @@ fn judge_counter(
         anomalous: probability < cfg.p_threshold && big_enough,
         recovered: probability >= cfg.resolve_p_threshold || !big_enough,
         observed: x,
-        expected: forecast.mean,
+        expected: scaled.mean,
         model: Model::Count(dist),
     };
-    log_window(log, id.service, id.signal, win, x, Some(&j), cfg);
-    match step(track, id, j, win, cfg, out) {
-        BaselineAction::Update => baseline.update(win.start_us, x, cfg.baseline_alpha, true),
-        BaselineAction::Keep => {}
+    let (anomalous, recovered) = (j.anomalous, j.recovered);
+    log_window(log, id, win, x, Some(&j), cfg);
+    let opening = Opening {
+        severity: None,
+        explained: spec.explained,
+    };
+    match step_with(track, id, j, win, cfg, opening, out) {
+        BaselineAction::Update => learn(baseline, true),
+        BaselineAction::Keep => learn(baseline, false),
         BaselineAction::Reset => baseline.reset(),
+    }
+    let dropped = (anomalous && direction == Direction::Low)
+        || (track.open_direction() == Some(Direction::Low) && !recovered);
+    CounterVerdict {
+        forecast: Some(forecast),
+        dropped,
     }
 }
 
@@ -1044,9 +1566,35 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
                 .filter_map(|(t, _)| counts.template_lines.get(t).cloned())
                 .take(MAX_ALERT_SAMPLES)
                 .collect();
+        } else if let Some(t) = a
+            .series
+            .dimension
+            .as_deref()
+            .filter(|_| a.series.signal == Signal::TemplateCount)
+            .and_then(|d| u64::from_str_radix(d, 16).ok())
+        {
+            // The template itself first, then the window's others.
+            let own = template_count(t, counts.templates.get(&t).copied().unwrap_or(0));
+            let others = counts
+                .top_templates()
+                .into_iter()
+                .filter(|c| c.template_id != own.template_id)
+                .take(MAX_ALERT_TEMPLATES - 1)
+                .collect::<Vec<_>>();
+            a.top_templates = std::iter::once(own).chain(others).collect();
+            a.samples = match counts.template_lines.get(&t) {
+                Some(line) => vec![line.clone()],
+                None => counts.lines.clone(),
+            };
         } else {
             a.top_templates = counts.top_templates();
-            let errors_first = matches!(a.series.signal, Signal::ErrorRatio | Signal::Threshold);
+            let errors_first = match a.series.signal {
+                Signal::ErrorRatio | Signal::Threshold => true,
+                Signal::LevelCount => {
+                    matches!(a.series.dimension.as_deref(), Some("error" | "fatal"))
+                }
+                _ => false,
+            };
             a.samples = if errors_first && !counts.error_lines.is_empty() {
                 counts.error_lines.clone()
             } else {
@@ -1059,8 +1607,7 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
 /// Records one judged window when recording is on.
 fn log_window(
     log: Option<&mut Vec<WindowScore>>,
-    service: &str,
-    signal: Signal,
+    id: SeriesId<'_>,
     win: WindowCtx,
     observed: f64,
     j: Option<&Judgement>,
@@ -1069,8 +1616,9 @@ fn log_window(
     let Some(log) = log else { return };
     let range = j.map(|j| j.model.range());
     log.push(WindowScore {
-        service: service.to_string(),
-        signal,
+        service: id.service.to_string(),
+        signal: id.signal,
+        dimension: id.dimension.map(str::to_string),
         window_start_us: win.start_us,
         window_end_us: win.end_us,
         observed,

@@ -302,7 +302,7 @@ fn out_of_order_within_lateness_and_late_records() {
     let open = d
         .series
         .get("a")
-        .and_then(|s| s.open.get(&T0))
+        .and_then(|s| s.open.get(T0))
         .map(|c| (c.events, c.errors));
     assert_eq!(open, Some((2, 0)));
     d.observe(&ev(71)); // watermark 61 s: [0, 60) closes
@@ -314,7 +314,7 @@ fn out_of_order_within_lateness_and_late_records() {
     assert_eq!(
         d.series
             .get("a")
-            .and_then(|s| s.open.get(&(T0 + MIN_US)))
+            .and_then(|s| s.open.get(T0 + MIN_US))
             .map(|c| (c.events, c.errors)),
         Some((3, 0))
     );
@@ -668,7 +668,7 @@ fn firing_of(alerts: &[Alert], signal: Signal) -> Vec<&Alert> {
 }
 
 #[test]
-fn a_warning_surge_fires_warn_count_with_context() {
+fn a_warning_surge_fires_the_warn_level_with_context() {
     let mut d = Detector::new(DetectorConfig::default()).expect("valid");
     let mut lines = steady_lines(0..40, 200, 50, 97);
     // Minute 40: 80 extra warnings of a new kind.
@@ -683,11 +683,12 @@ fn a_warning_surge_fires_warn_count_with_context() {
     }
     lines.extend(steady_lines(41..50, 200, 50, 97));
     let alerts = feed_lines(&mut d, "svc", &lines);
-    let warn = firing_of(&alerts, Signal::WarnCount);
+    let warn = firing_of(&alerts, Signal::LevelCount);
     assert_eq!(warn.len(), 1, "{}", describe(&alerts));
     let a = warn[0];
     assert_eq!(a.window_start_us, T0 + 40 * MIN_US);
-    assert_eq!(a.key(), "svc/warn_count");
+    assert_eq!(a.key(), "svc/level_count/warn");
+    assert_eq!(a.series.dimension.as_deref(), Some("warn"));
     assert!(a.observed > 80.0 && a.expected < 10.0, "{a:?}");
     assert_eq!(a.top_templates[0].template_id, format!("{:016x}", 9));
     assert_eq!(a.top_templates[0].count, 80);
@@ -696,7 +697,7 @@ fn a_warning_surge_fires_warn_count_with_context() {
     let count = firing_of(&alerts, Signal::EventCount);
     assert_eq!(count.len(), 1, "{}", describe(&alerts));
     assert_eq!(a.related, vec!["svc/event_count".to_string()]);
-    assert_eq!(count[0].related, vec!["svc/warn_count".to_string()]);
+    assert_eq!(count[0].related, vec!["svc/level_count/warn".to_string()]);
     // The error ratio did not move: no alert, and the steady stream
     // raised nothing else.
     assert!(firing_of(&alerts, Signal::ErrorRatio).is_empty());
@@ -932,4 +933,413 @@ fn a_latency_regression_fires_field_signals_and_steady_latency_does_not() {
         "{}",
         describe(&alerts)
     );
+}
+
+impl Rng {
+    /// Poisson(mean) by multiplying uniforms (fine for small means).
+    fn poisson(&mut self, mean: f64) -> u64 {
+        let limit = (-mean).exp();
+        let mut k = 0;
+        let mut p = self.unit();
+        while p > limit {
+            k += 1;
+            p *= self.unit();
+        }
+        k
+    }
+}
+
+/// 2024-05-01T00:00:00Z (a Wednesday).
+const MIDNIGHT: i64 = T0 - 10 * 60 * MIN_US;
+
+/// Feeds `days` of one service ("batch") whose rate in minute `m` (since
+/// the first midnight) is `rate(m)`, Poisson, records evenly spread in
+/// their minute; returns the alerts.
+fn daily_traffic(cfg: DetectorConfig, days: i64, rate: impl Fn(i64) -> f64) -> Vec<Alert> {
+    let mut d = Detector::new(cfg).expect("valid");
+    let mut rng = Rng(99);
+    let mut alerts = Vec::new();
+    for m in 0..days * 1440 {
+        let n = rng.poisson(rate(m));
+        for i in 0..n {
+            alerts.extend(d.observe(&Event {
+                event_time_us: MIDNIGHT + m * MIN_US + (i as i64) * (MIN_US / n as i64),
+                service: Some("batch"),
+                level: Level::Info,
+                template_id: None,
+                message: None,
+                values: &[],
+            }));
+        }
+    }
+    alerts.extend(d.flush());
+    alerts
+}
+
+#[test]
+fn a_daily_pattern_alerts_without_seasonality_and_not_with_it() {
+    // Quiet nights (10 a minute), a nightly batch job at 02:00-03:00 (100 a
+    // minute), office hours 09:00-17:00 (40 a minute): sharp steps a plain
+    // baseline flags every day.
+    let rate = |minute: i64| match minute % 1440 / 60 {
+        2 => 100.0,
+        9..=16 => 40.0,
+        _ => 10.0,
+    };
+    let days = 6;
+    let learned = MIDNIGHT + 3 * 1440 * MIN_US;
+    let after_learning = |alerts: &[Alert]| -> Vec<String> {
+        alerts
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing && a.incident_start_us >= learned)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let plain = daily_traffic(
+        DetectorConfig {
+            seasonality: false,
+            ..DetectorConfig::default()
+        },
+        days,
+        rate,
+    );
+    let plain_late = after_learning(&plain);
+    // At least the batch job, every day.
+    assert!(plain_late.len() >= 3, "{}", plain_late.join("\n"));
+    let seasonal = daily_traffic(DetectorConfig::default(), days, rate);
+    let seasonal_late = after_learning(&seasonal);
+    assert!(seasonal_late.is_empty(), "{}", seasonal_late.join("\n"));
+    // Before the profile was learned, the seasonal run alerted like the
+    // plain one: the quiet days are the profile's doing.
+    assert!(
+        firing_of(&seasonal, Signal::EventCount).len() > seasonal_late.len(),
+        "{}",
+        describe(&seasonal)
+    );
+}
+
+#[test]
+fn a_burst_after_the_daily_pattern_was_learned_still_fires() {
+    // The profile does not hide a real change: 3x the usual at 12:00 on
+    // day 4, and nothing at all at 14:00.
+    let rate = |minute: i64| match minute % 1440 / 60 {
+        2 => 100.0,
+        9..=16 => 40.0,
+        _ => 10.0,
+    };
+    let day4 = 4 * 1440;
+    let alerts = daily_traffic(DetectorConfig::default(), 5, |m| {
+        if (day4 + 12 * 60..day4 + 12 * 60 + 5).contains(&m) {
+            3.0 * rate(m)
+        } else if (day4 + 14 * 60..day4 + 14 * 60 + 30).contains(&m) {
+            0.0
+        } else {
+            rate(m)
+        }
+    });
+    let late: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| {
+            a.status == AlertStatus::Firing && a.incident_start_us >= MIDNIGHT + 3 * 1440 * MIN_US
+        })
+        .collect();
+    assert_eq!(late.len(), 2, "{}", describe(&alerts));
+    assert_eq!(
+        late[0].incident_start_us,
+        MIDNIGHT + (day4 + 12 * 60) * MIN_US
+    );
+    assert_eq!(late[0].series.direction, Direction::High);
+    assert_eq!(late[1].series.direction, Direction::Low);
+}
+
+/// `n` lines of template `tpl` at `level` in minute `m`.
+fn lines_of(m: i64, level: Level, tpl: u64, n: usize) -> Vec<Line> {
+    (0..n)
+        .map(|i| (m, level, Some(tpl), format!("line {i} of template {tpl}")))
+        .collect()
+}
+
+fn all_firing(alerts: &[Alert]) -> Vec<&Alert> {
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .collect()
+}
+
+#[test]
+fn a_burst_of_one_template_fires_its_template_series() {
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    // 200 lines a minute of five info templates (40 each); in minute 40,
+    // template 3 logs 100 lines and templates 1 and 2 30 fewer: the same
+    // traffic, the same levels, one template surging.
+    let mut lines = Vec::new();
+    for m in 0..50 {
+        for tpl in 1..=5u64 {
+            let n = match (m, tpl) {
+                (40, 3) => 100,
+                (40, 1 | 2) => 10,
+                _ => 40,
+            };
+            lines.extend(lines_of(m, Level::Info, tpl, n));
+        }
+    }
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let fired = all_firing(&alerts);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    let a = fired[0];
+    let id = format!("{:016x}", 3);
+    assert_eq!(a.series.signal, Signal::TemplateCount);
+    assert_eq!(a.series.dimension.as_deref(), Some(id.as_str()));
+    assert_eq!(a.key(), format!("svc/template_count/{id}"));
+    assert_eq!(a.window_start_us, T0 + 40 * MIN_US);
+    assert!(a.observed == 100.0 && a.expected < 45.0, "{a:?}");
+    assert!(
+        a.summary
+            .contains(&format!("template {id} logged 100 times")),
+        "{}",
+        a.summary
+    );
+    // The template first in the context, with its line.
+    assert_eq!(a.top_templates[0].template_id, id);
+    assert_eq!(a.top_templates[0].count, 100);
+    assert_eq!(a.samples, vec!["line 0 of template 3".to_string()]);
+    // The publisher names the template: in `top_templates` and the summary.
+    let mut named = a.clone();
+    named.name_templates(|t| (t == 3).then(|| "user <*> logged in".to_string()));
+    assert_eq!(
+        named.top_templates[0].template.as_deref(),
+        Some("user <*> logged in")
+    );
+    assert!(
+        named.summary.contains(&format!(
+            "template {id} \"user <*> logged in\" logged 100 times"
+        )),
+        "{}",
+        named.summary
+    );
+}
+
+#[test]
+fn a_traffic_surge_alerts_once_not_per_level_and_template() {
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    // Five templates, three levels; everything triples in minutes 40-42.
+    let mut lines = Vec::new();
+    for m in 0..50 {
+        let k = if (40..43).contains(&m) { 3 } else { 1 };
+        for tpl in 1..=4u64 {
+            lines.extend(lines_of(m, Level::Info, tpl, 40 * k));
+        }
+        lines.extend(lines_of(m, Level::Debug, 5, 20 * k));
+        lines.extend(lines_of(m, Level::Warn, 6, 10 * k));
+    }
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let fired = all_firing(&alerts);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    assert_eq!(fired[0].key(), "svc/event_count");
+    // The level and template series exist, and were judged.
+    let s = &d.series["svc"];
+    assert_eq!(s.levels.len(), 3);
+    assert_eq!(s.templates.len(), 6);
+}
+
+/// 200 lines a minute: four info templates (45 each) and 20 errors, of
+/// `kinds` templates from 100 up; minute 40 has `burst` errors instead of
+/// 20, and as many fewer info lines.
+fn error_burst_lines(burst: usize, kinds: u64) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for m in 0..50 {
+        let errors = if m == 40 { burst } else { 20 };
+        let info = (180 - (errors - 20)) / 4;
+        for tpl in 1..=4u64 {
+            lines.extend(lines_of(m, Level::Info, tpl, info));
+        }
+        for i in 0..errors {
+            let tpl = 100 + i as u64 % kinds;
+            lines.push((
+                m,
+                Level::Error,
+                Some(tpl),
+                format!("error {i} of template {tpl}"),
+            ));
+        }
+    }
+    lines
+}
+
+#[test]
+fn an_error_burst_alerts_on_the_error_ratio_alone() {
+    // The error level and the error template surge too, but the error
+    // ratio explains them: they open silent incidents, no alerts.
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    let alerts = feed_lines(&mut d, "svc", &error_burst_lines(100, 1));
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+    assert_eq!(alerts[0].key(), "svc/error_ratio");
+    assert_eq!(alerts[0].status, AlertStatus::Firing);
+    assert_eq!(alerts[1].status, AlertStatus::Resolved);
+    assert!(d.series["svc"].templates.contains_key(&100));
+    assert!(d.open_incidents().is_empty());
+}
+
+#[test]
+fn an_error_level_surge_fires_the_level_series() {
+    // With the error ratio unable to alert (a floor no window reaches), a
+    // burst of errors of 20 rare templates is reported by the error
+    // level's count.
+    let cfg = DetectorConfig {
+        min_errors: 1_000_000,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg.clone()).expect("valid");
+    let alerts = feed_lines(&mut d, "svc", &error_burst_lines(100, 20));
+    let fired = all_firing(&alerts);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    let a = fired[0];
+    assert_eq!(a.key(), "svc/level_count/error");
+    assert_eq!(a.window_start_us, T0 + 40 * MIN_US);
+    assert!(a.observed == 100.0 && a.expected < 25.0, "{a:?}");
+    assert!(
+        a.summary.starts_with("svc error records 100"),
+        "{}",
+        a.summary
+    );
+    // Error lines first.
+    assert!(a.samples[0].starts_with("error 0"), "{:?}", a.samples);
+    // When one tracked template carries the burst, the template is the
+    // more precise alert and the level is explained by it.
+    let mut d = Detector::new(cfg).expect("valid");
+    let alerts = feed_lines(&mut d, "svc", &error_burst_lines(100, 1));
+    let fired = all_firing(&alerts);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    assert_eq!(fired[0].key(), format!("svc/template_count/{:016x}", 100));
+}
+
+#[test]
+fn a_fatal_surge_the_error_ratio_misses_fires_the_fatal_level() {
+    // 1000 lines a minute, 10% errors, a fatal every other minute; in
+    // minute 40, 30 fatals replace 30 errors: the error ratio (errors and
+    // fatals) does not move, the fatal count does.
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    let mut lines = Vec::new();
+    for m in 0..50i64 {
+        let fatal = match m {
+            40 => 30,
+            _ if m % 2 == 0 => 1,
+            _ => 0,
+        };
+        for tpl in 1..=4u64 {
+            lines.extend(lines_of(m, Level::Info, tpl, 225));
+        }
+        lines.extend(lines_of(m, Level::Error, 7, 100 - fatal));
+        lines.extend(lines_of(m, Level::Fatal, 8, fatal));
+    }
+    let alerts = feed_lines(&mut d, "svc", &lines);
+    let fired = all_firing(&alerts);
+    assert_eq!(fired.len(), 1, "{}", describe(&alerts));
+    assert_eq!(fired[0].key(), "svc/level_count/fatal");
+    assert_eq!(fired[0].series.dimension.as_deref(), Some("fatal"));
+    assert_eq!(fired[0].window_start_us, T0 + 40 * MIN_US);
+}
+
+#[test]
+fn tracked_templates_are_the_most_frequent_and_bounded() {
+    let cfg = DetectorConfig {
+        tracked_templates: 5,
+        new_template_warmup_windows: 0,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    // Templates 1-12 at 48, 44, ..., 4 lines a minute for an hour, then
+    // templates 21-32 likewise for two hours, and 1500 one-off templates.
+    let minute = |m: i64, first: u64| -> Vec<Line> {
+        let mut v = Vec::new();
+        for i in 0..12u64 {
+            v.extend(lines_of(m, Level::Info, first + i, (48 - 4 * i) as usize));
+        }
+        v
+    };
+    let mut alerts = Vec::new();
+    let mut max_tracked = 0;
+    for m in 0..180 {
+        let mut lines = minute(m, if m < 60 { 1 } else { 21 });
+        if (100..150).contains(&m) {
+            for t in 0..30u64 {
+                lines.extend(lines_of(m, Level::Info, 1000 + t + 30 * m as u64, 1));
+            }
+        }
+        alerts.extend(feed_lines(&mut d, "svc", &lines));
+        let s = &d.series["svc"];
+        max_tracked = max_tracked.max(s.templates.len());
+        if m == 59 {
+            let ids: Vec<u64> = s.templates.keys().copied().collect();
+            assert_eq!(ids, [1, 2, 3, 4, 5]);
+        }
+    }
+    let s = &d.series["svc"];
+    assert_eq!(max_tracked, 5);
+    let ids: Vec<u64> = s.templates.keys().copied().collect();
+    assert_eq!(ids, [21, 22, 23, 24, 25], "the old ones are forgotten");
+    assert!(s.known_templates.len() <= MAX_KNOWN_TEMPLATES);
+    // Templates dying out and new ones warming up raise nothing.
+    assert!(alerts.is_empty(), "{}", describe(&alerts));
+}
+
+#[test]
+fn a_format_2_state_is_restored_with_its_warning_series() {
+    // A state as format 2 wrote it: `warn`/`warn_track` per series, no
+    // level or template series, known templates as bare windows, `warns`
+    // in the open windows.
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    feed_lines(&mut d, "svc", &steady_lines(0..30, 100, 10, 97));
+    let mut v = serde_json::to_value(d.state()).expect("state");
+    v["format"] = 2.into();
+    let s = &mut v["series"]["svc"];
+    let levels = s["levels"].as_array().cloned().unwrap_or_default();
+    let warn = levels
+        .iter()
+        .find(|l| l["level"] == 3)
+        .expect("a warn series")
+        .clone();
+    let windows = warn["baseline"]["windows"].clone();
+    assert!(windows.as_u64().is_some_and(|w| w > 20), "{warn}");
+    let obj = s.as_object_mut().expect("series object");
+    obj.remove("levels");
+    obj.remove("templates");
+    obj.insert("warn".into(), warn["baseline"].clone());
+    obj.insert("warn_track".into(), warn["track"].clone());
+    for k in obj["known_templates"]
+        .as_object_mut()
+        .expect("known")
+        .values_mut()
+    {
+        *k = k["last_us"].clone();
+    }
+    for w in obj["open"].as_object_mut().expect("open").values_mut() {
+        let warns = w["levels"][3].clone();
+        let w = w.as_object_mut().expect("window");
+        w.remove("levels");
+        w.insert("warns".into(), warns);
+    }
+    let json = serde_json::to_string(&v).expect("json");
+    assert!(!json.contains("\"levels\""));
+    let state: DetectorState = serde_json::from_str(&json).expect("a format 2 state parses");
+    let back = Detector::from_state(DetectorConfig::default(), state).expect("restores");
+    let s = &back.series["svc"];
+    let warn = s
+        .levels
+        .iter()
+        .find(|l| level_at(l.level) == Level::Warn)
+        .expect("warnings became the warn level series");
+    assert_eq!(
+        u64::from(warn.series.baseline.windows()),
+        windows.as_u64().unwrap_or_default()
+    );
+    assert!(s
+        .known_templates
+        .values()
+        .all(|k| k.rate == 0.0 && k.last_us > 0));
+    assert!(s
+        .open
+        .0
+        .iter()
+        .all(|(_, c)| c.levels[3] > 0 && c.legacy_warns == 0));
 }

@@ -91,14 +91,32 @@ pub(crate) struct Incident {
     windows: u32,
     normal_streak: u32,
     last: (Judgement, WindowCtx),
+    /// Opened while a signal that explains it was in an incident of its
+    /// own (see [`step_with`]): it runs its course without any alert.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    silent: bool,
 }
 
 /// One signal's incident and its cool-down after the last resolve.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Track {
-    pub incident: Option<Incident>,
+    /// Boxed: most tracks have no incident, and a track is kept for every
+    /// signal of every series.
+    pub incident: Option<Box<Incident>>,
     /// Windows starting before this do not open a new incident.
     pub cooldown_until_us: i64,
+}
+
+impl Track {
+    /// Whether an incident is open, silent or not.
+    pub fn is_open(&self) -> bool {
+        self.incident.is_some()
+    }
+
+    /// The direction of the open incident, if any.
+    pub fn open_direction(&self) -> Option<Direction> {
+        self.incident.as_ref().map(|i| i.direction)
+    }
 }
 
 /// Which series a judgement is about.
@@ -136,7 +154,7 @@ pub fn score(probability: f64, threshold: f64) -> f64 {
 fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
     let very_unlikely = j.probability <= threshold * threshold;
     let large = match signal {
-        Signal::EventCount | Signal::WarnCount => {
+        Signal::EventCount | Signal::WarnCount | Signal::LevelCount | Signal::TemplateCount => {
             (j.observed - j.expected).abs() >= CRITICAL_COUNT_CHANGE * j.expected.max(1.0)
         }
         Signal::ErrorRatio => j.observed - j.expected >= CRITICAL_RATIO_INCREASE,
@@ -161,17 +179,28 @@ pub(crate) fn step(
     cfg: &DetectorConfig,
     out: &mut Vec<Alert>,
 ) -> BaselineAction {
-    step_with(track, id, j, win, cfg, None, out)
+    step_with(track, id, j, win, cfg, Opening::default(), out)
 }
 
-/// [`step`] with the severity of a new incident given (threshold rules).
+/// How a new incident opens, when a window opens one.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Opening {
+    /// The severity of a threshold rule; `None`: from the judgement.
+    pub severity: Option<Severity>,
+    /// Another signal of the service that explains this one is in an
+    /// incident: the new incident is silent (no `firing`, no `resolved`, no
+    /// cool-down). One cause gives one alert, not one per symptom.
+    pub explained: bool,
+}
+
+/// [`step`] with control over how a new incident opens.
 pub(crate) fn step_with(
     track: &mut Track,
     id: SeriesId<'_>,
     j: Judgement,
     win: WindowCtx,
     cfg: &DetectorConfig,
-    fixed_severity: Option<Severity>,
+    opening: Opening,
     out: &mut Vec<Alert>,
 ) -> BaselineAction {
     let Some(inc) = track.incident.as_mut() else {
@@ -186,14 +215,19 @@ pub(crate) fn step_with(
         let inc = Incident {
             start_us: win.start_us,
             direction: j.direction,
-            severity: fixed_severity.unwrap_or_else(|| severity(id.signal, &j, cfg.p_threshold)),
+            severity: opening
+                .severity
+                .unwrap_or_else(|| severity(id.signal, &j, cfg.p_threshold)),
             fingerprint: fingerprint(&key, win.start_us),
             windows: 1,
             normal_streak: 0,
             last: (j, win),
+            silent: opening.explained,
         };
-        out.push(build(AlertStatus::Firing, id, &inc, cfg, None));
-        track.incident = Some(inc);
+        if !inc.silent {
+            out.push(build(AlertStatus::Firing, id, &inc, cfg, None));
+        }
+        track.incident = Some(Box::new(inc));
         return BaselineAction::Keep;
     };
     inc.windows = inc.windows.saturating_add(1);
@@ -206,19 +240,23 @@ pub(crate) fn step_with(
     };
     inc.last = (j, win);
     if inc.normal_streak >= cfg.resolve_after_windows {
-        out.push(build(AlertStatus::Resolved, id, inc, cfg, None));
+        if !inc.silent {
+            out.push(build(AlertStatus::Resolved, id, inc, cfg, None));
+            track.cooldown_until_us = win
+                .end_us
+                .saturating_add(i64::from(cfg.cooldown_windows).saturating_mul(cfg.window_us()));
+        }
         track.incident = None;
-        track.cooldown_until_us = win
-            .end_us
-            .saturating_add(i64::from(cfg.cooldown_windows).saturating_mul(cfg.window_us()));
         return action;
     }
     if cfg.max_incident_windows > 0 && inc.windows >= cfg.max_incident_windows {
-        let note = format!(
-            "new level accepted after {} windows, baseline restarts",
-            inc.windows
-        );
-        out.push(build(AlertStatus::Resolved, id, inc, cfg, Some(&note)));
+        if !inc.silent {
+            let note = format!(
+                "new level accepted after {} windows, baseline restarts",
+                inc.windows
+            );
+            out.push(build(AlertStatus::Resolved, id, inc, cfg, Some(&note)));
+        }
         track.incident = None;
         return BaselineAction::Reset;
     }
@@ -234,7 +272,7 @@ pub(crate) fn retire(
     cfg: &DetectorConfig,
     out: &mut Vec<Alert>,
 ) {
-    if let Some(inc) = track.incident.take() {
+    if let Some(inc) = track.incident.take().filter(|i| !i.silent) {
         out.push(build(AlertStatus::Resolved, id, &inc, cfg, Some(reason)));
     }
 }
@@ -245,6 +283,7 @@ pub(crate) fn firing(track: &Track, id: SeriesId<'_>, cfg: &DetectorConfig) -> O
     track
         .incident
         .as_ref()
+        .filter(|inc| !inc.silent)
         .map(|inc| build(AlertStatus::Firing, id, inc, cfg, None))
 }
 
@@ -261,6 +300,22 @@ fn build(
     let what = match signal {
         Signal::WarnCount => format!(
             "{service} warnings {} in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
+            j.observed,
+            window_label(win.start_us, win.end_us),
+            j.expected,
+            j.probability
+        ),
+        Signal::LevelCount => format!(
+            "{service} {} records {} in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
+            id.dimension.unwrap_or_default(),
+            j.observed,
+            window_label(win.start_us, win.end_us),
+            j.expected,
+            j.probability
+        ),
+        Signal::TemplateCount => format!(
+            "{service} template {} logged {} times in {}, expected {:.0} (range {low:.0}-{high:.0}), p={:.1e}",
+            id.dimension.unwrap_or_default(),
             j.observed,
             window_label(win.start_us, win.end_us),
             j.expected,

@@ -1,15 +1,17 @@
 //! logwarden detect: rolling baselines per series and explained alerts.
 //!
 //! Data flow: the caller turns each parsed record into an [`Event`] and
-//! feeds it to [`Detector::observe`]. The detector counts records and error
-//! records per service in tumbling event-time windows
-//! ([`DetectorConfig::window_secs`]); a window closes when the watermark
-//! (highest event time minus [`DetectorConfig::allowed_lateness_secs`])
-//! passes its end. Each closed window is judged per signal against that
-//! series' rolling baseline ([`baseline`]) with a tail probability
-//! ([`stats`]): Poisson or negative binomial for the event count (both
-//! directions), binomial or beta-binomial for the error count given the
-//! window's event count. An incident fires once, stays quiet while it lasts
+//! feeds it to [`Detector::observe`]. The detector counts records, error
+//! records, records per level and per frequent template, per service, in
+//! tumbling event-time windows ([`DetectorConfig::window_secs`]); a window
+//! closes when the watermark (highest event time minus
+//! [`DetectorConfig::allowed_lateness_secs`]) passes its end. Each closed
+//! window is judged per signal against that series' rolling baseline
+//! ([`baseline`], seasonal once it has learned a daily shape) with a tail
+//! probability ([`stats`]): Poisson or negative binomial for the counts
+//! (both directions for the event count, upwards for levels and templates),
+//! binomial or beta-binomial for the error count given the window's event
+//! count. An incident fires once, stays quiet while it lasts
 //! and resolves after a few normal windows ([`incident`]); each transition is
 //! an [`Alert`], whose JSON is documented in `docs/alerts.md`.
 //!
