@@ -241,9 +241,8 @@ struct Core {
     writer: Writer,
     metrics: Arc<IngestMetrics>,
     parts: HashMap<Key, PartState>,
-    topics: Vec<Arc<str>>,
-    /// Per-topic counters of the interned topics.
-    counters: Vec<(Arc<str>, Arc<TopicCounters>)>,
+    /// Interned topic names, each with its record counters.
+    topics: Vec<(Arc<str>, Arc<TopicCounters>)>,
     next_epoch: u64,
     /// Jobs waiting for room in the writer queue.
     pending: VecDeque<(Key, Job)>,
@@ -271,30 +270,18 @@ impl Core {
         tracing::warn!(error = %e, "consumer error");
     }
 
-    /// Index in `counters` of an interned topic's metrics (cached: no lock
-    /// per record).
-    fn topic_index(&mut self, topic: &Arc<str>) -> usize {
-        match self
-            .counters
-            .iter()
-            .position(|(t, _)| Arc::ptr_eq(t, topic))
-        {
-            Some(i) => i,
-            None => {
-                self.counters
-                    .push((topic.clone(), self.metrics.topic(topic)));
-                self.counters.len() - 1
-            }
+    /// Index in `topics` of `topic`, added (with its metrics) when new.
+    fn topic_index(&mut self, topic: &str) -> usize {
+        if let Some(i) = self.topics.iter().position(|(t, _)| &**t == topic) {
+            return i;
         }
+        self.topics.push((topic.into(), self.metrics.topic(topic)));
+        self.topics.len() - 1
     }
 
     fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(t) = self.topics.iter().find(|t| &***t == topic) {
-            return t.clone();
-        }
-        let t: Arc<str> = topic.into();
-        self.topics.push(t.clone());
-        t
+        let i = self.topic_index(topic);
+        self.topics[i].0.clone()
     }
 
     fn process<M: Message>(&mut self, msg: &M) {
@@ -307,7 +294,8 @@ impl Core {
         );
         self.first_record.get_or_insert_with(Instant::now);
         self.eof.message(partition);
-        let topic = self.intern(topic);
+        let t = self.topic_index(topic);
+        let topic = self.topics[t].0.clone();
         let key = (topic.clone(), partition);
         if !self.parts.contains_key(&key) {
             // A message of a partition no callback announced: give it an
@@ -350,8 +338,7 @@ impl Core {
         };
         self.parser
             .parse_topic(&topic, payload, &ctx, &mut self.rec);
-        let t = self.topic_index(&topic);
-        self.counters[t]
+        self.topics[t]
             .1
             .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
         if self.dlq.is_some() {
@@ -411,7 +398,7 @@ impl Core {
         match dlq.send(d) {
             Ok(()) => {
                 let t = self.topic_index(d.topic);
-                self.counters[t].1.count_dead_letter(d.issue);
+                self.topics[t].1.count_dead_letter(d.issue);
                 if let Some(p) = self.parts.get_mut(key) {
                     p.gate.dead_lettered(d.offset, after);
                 }
@@ -881,7 +868,6 @@ impl KafkaSource {
             metrics: metrics.clone(),
             parts: HashMap::new(),
             topics: Vec::new(),
-            counters: Vec::new(),
             next_epoch: 1,
             pending: VecDeque::new(),
             paused: false,
