@@ -285,6 +285,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     }
     let mut detector = Detector::new(model).context("invalid [detect.model] configuration")?;
     detector.record_windows(true);
+    detector.set_metric_model(cfg.detect.metric.clone());
     let mut source: Box<dyn RecordSource> = if args.input.is_dir() {
         Box::new(crate::backtest_archive::ArchiveSource::open(&args.input)?)
     } else {
@@ -369,11 +370,14 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
         }
         Ok(())
     };
+    let mut metric_values: Vec<Option<f64>> = Vec::new();
     while source.next(&mut rec)? {
         report.records += 1;
         logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+        logwarden_detect::field_values(&cfg.detect.model.metric_fields, &rec, &mut metric_values);
         let alerts = detector.observe(&Event {
             values: &values,
+            metrics: &metric_values,
             ..Event::from_record(&rec)
         });
         let windows = detector.take_window_scores();
