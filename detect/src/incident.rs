@@ -379,6 +379,16 @@ pub(crate) fn firing(track: &Track, id: SeriesId<'_>, cfg: &DetectorConfig) -> O
         .map(|inc| build(AlertStatus::Firing, id, inc, cfg, None))
 }
 
+/// A sample's value as logged when it has at most 4 decimals (`95`,
+/// `12.25`), else rounded to 4.
+fn short_value(v: f64) -> String {
+    if ((v * 1e4).round() / 1e4 - v).abs() <= f64::EPSILON * v.abs() {
+        format!("{v}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 fn build(
     status: AlertStatus,
     id: SeriesId<'_>,
@@ -430,7 +440,7 @@ fn build(
         Signal::Metric => format!(
             "{service} {} {} at {}, expected {:.4} (range {low:.4} to {high:.4}), p={:.1e}",
             id.dimension.unwrap_or_default(),
-            j.observed,
+            short_value(j.observed),
             rfc3339_us(win.start_us),
             j.expected,
             j.probability
@@ -517,6 +527,14 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_values_print_as_logged_or_rounded() {
+        assert_eq!(short_value(95.0), "95");
+        assert_eq!(short_value(12.25), "12.25");
+        assert_eq!(short_value(12.419564875024514), "12.4196");
+        assert_eq!(short_value(-0.5), "-0.5");
+    }
 
     #[test]
     fn score_is_half_at_threshold_and_monotone() {
