@@ -1,8 +1,9 @@
 //! Metric-like records end to end on a real broker: one `queue_depth`
 //! sample per second of event time, with one spike. `logwarden detect
 //! --metric-field queue_depth` publishes exactly one `metric` alert for the
-//! spike, and after a restart from its checkpoint (the scorer neither warms
-//! up again nor fires again) the `resolved` alert of the same incident.
+//! spike and counts the samples in its metrics; stopped (SIGTERM) and
+//! restarted from its checkpoint, the scorer neither warms up again nor
+//! fires again, and publishes the `resolved` alert of the same incident.
 
 mod common;
 
@@ -64,14 +65,18 @@ fn alerts(broker: &Broker, topic: &str) -> Vec<(String, serde_json::Value)> {
         .collect()
 }
 
-fn detect(broker: &Broker, state: &std::path::Path) -> String {
-    let out = run_ok(
-        detect_kafka(broker, "metrics", "m", "alerts")
-            .args(["--metric-field", "queue_depth", "--state-dir"])
-            .arg(state)
-            .arg("--stop-when-caught-up"),
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn detect(broker: &Broker, state: &std::path::Path) -> std::process::Command {
+    let mut c = detect_kafka(broker, "metrics", "m", "alerts");
+    c.args(["--metric-field", "queue_depth", "--state-dir"])
+        .arg(state);
+    c
+}
+
+/// The value of an unlabelled metric on `/metrics`, if served.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, body) = http_get(port, "/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[test]
@@ -81,11 +86,35 @@ fn a_metric_spike_gives_one_metric_alert_across_a_restart() {
     let (broker, dir, _, _) = setup(&[("metrics", 1), ("alerts", 1)]);
     let state = dir.path().join("state");
     produce(&broker, "metrics", (0..SPLIT).map(sample));
-    let summary = detect(&broker, &state);
-    assert!(summary.contains(&format!("{SPLIT} records")), "{summary}");
+    let port = free_port();
+    let log = dir.path().join("detect-1.log");
+    let mut child = Proc(
+        detect(&broker, &state)
+            .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("detect starts"),
+    );
+    wait_until("every sample scored and the alert published", WAIT, || {
+        metric(port, "logwarden_detect_metric_records_total") == Some(SPLIT as f64)
+            && broker.topic_count("alerts") == 1
+    });
+    assert_eq!(metric(port, "logwarden_detect_metric_series"), Some(1.0));
+    assert_eq!(
+        metric(port, "logwarden_detect_evicted_metric_series_total"),
+        Some(0.0)
+    );
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("detect exits on SIGTERM");
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     let first = alerts(&broker, "alerts");
-    assert_eq!(first.len(), 1, "{summary}\n{first:#?}");
+    assert_eq!(first.len(), 1, "{first:#?}");
     let (key, a) = &first[0];
     assert_eq!(key, "queue/metric/queue_depth");
     assert_eq!(a["status"], "firing");
@@ -123,7 +152,8 @@ fn a_metric_spike_gives_one_metric_alert_across_a_restart() {
     // The rest of the stream, read by a restarted detect: the incident
     // resolves once, nothing fires again.
     produce(&broker, "metrics", (SPLIT..SAMPLES).map(sample));
-    let summary = detect(&broker, &state);
+    let out = run_ok(detect(&broker, &state).arg("--stop-when-caught-up"));
+    let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.contains(&format!("{} records", SAMPLES - SPLIT)),
         "{summary}"
