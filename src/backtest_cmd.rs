@@ -3,7 +3,8 @@
 //! Two modes:
 //! - logs (default): every line of a JSON-lines/text log file, or every
 //!   record of a Parquet archive directory, goes through the parser and the
-//!   windowed [`Detector`] exactly as `logwarden detect` would see it; the
+//!   windowed [`Detector`] exactly as `logwarden detect` would see it
+//!   (samples of `[detect.model] metric_fields` scored per record too); the
 //!   alerts it would have raised are printed, and `--scores-out` gets one
 //!   CSV row per judged window and signal.
 //! - metric (`--field NAME`): each JSON line is one sample of a numeric
