@@ -3,7 +3,8 @@
 //! Two modes:
 //! - logs (default): every line of a JSON-lines/text log file, or every
 //!   record of a Parquet archive directory, goes through the parser and the
-//!   windowed [`Detector`] exactly as `logwarden detect` would see it; the
+//!   windowed [`Detector`] exactly as `logwarden detect` would see it
+//!   (samples of `[detect.model] metric_fields` scored per record too); the
 //!   alerts it would have raised are printed, and `--scores-out` gets one
 //!   CSV row per judged window and signal.
 //! - metric (`--field NAME`): each JSON line is one sample of a numeric
@@ -285,6 +286,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     }
     let mut detector = Detector::new(model).context("invalid [detect.model] configuration")?;
     detector.record_windows(true);
+    detector.set_metric_model(cfg.detect.metric.clone());
     let mut source: Box<dyn RecordSource> = if args.input.is_dir() {
         Box::new(crate::backtest_archive::ArchiveSource::open(&args.input)?)
     } else {
@@ -369,11 +371,14 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
         }
         Ok(())
     };
+    let mut metric_values: Vec<Option<f64>> = Vec::new();
     while source.next(&mut rec)? {
         report.records += 1;
         logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+        logwarden_detect::field_values(&cfg.detect.model.metric_fields, &rec, &mut metric_values);
         let alerts = detector.observe(&Event {
             values: &values,
+            metrics: &metric_values,
             ..Event::from_record(&rec)
         });
         let windows = detector.take_window_scores();

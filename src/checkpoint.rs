@@ -175,6 +175,7 @@ mod tests {
                 template_id: None,
                 message: None,
                 values: &[],
+                metrics: &[],
             });
         }
         let offsets: Offsets = [(("logs".to_string(), 0), 17), (("logs".to_string(), 2), 4)].into();

@@ -115,6 +115,7 @@ pub fn run(
         None => Detector::new(cfg.detect.model.clone())
             .context("invalid [detect.model] configuration")?,
     };
+    detector.set_metric_model(cfg.detect.metric.clone());
     let mut skipped_records = 0u64;
     let alertmanager = (!cfg.detect.alertmanager_url.is_empty())
         .then(|| {
@@ -136,6 +137,7 @@ pub fn run(
     }
     let mut rec = LogRecord::default();
     let mut values: Vec<Option<f64>> = Vec::new();
+    let mut metric_values: Vec<Option<f64>> = Vec::new();
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut last_commit = Instant::now();
@@ -256,8 +258,14 @@ pub fn run(
                     Ordering::Relaxed,
                 );
                 logwarden_detect::field_values(&cfg.detect.model.fields, &rec, &mut values);
+                logwarden_detect::field_values(
+                    &cfg.detect.model.metric_fields,
+                    &rec,
+                    &mut metric_values,
+                );
                 let mut alerts = detector.count(&Event {
                     values: &values,
+                    metrics: &metric_values,
                     ..Event::from_record(&rec)
                 });
                 if !clock.knows(msg.topic(), msg.partition()) {

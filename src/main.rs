@@ -120,6 +120,14 @@ struct DetectArgs {
     /// Window length in seconds.
     #[arg(long, env = "LOGWARDEN_WINDOW_SECS")]
     window_secs: Option<u64>,
+    /// Numeric field of metric-like records to score per record; repeat
+    /// for several (`detect.model.metric_fields`, replaced as a whole).
+    #[arg(
+        long = "metric-field",
+        env = "LOGWARDEN_METRIC_FIELDS",
+        value_delimiter = ','
+    )]
+    metric_fields: Vec<String>,
     /// Exit once every assigned partition is consumed to its end, closing the
     /// windows the data covers.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
@@ -148,6 +156,9 @@ impl DetectArgs {
         }
         if let Some(w) = self.window_secs {
             cfg.detect.model.window_secs = w;
+        }
+        if !self.metric_fields.is_empty() {
+            cfg.detect.model.metric_fields = self.metric_fields.clone();
         }
         if let Some(l) = &self.metrics_listen {
             cfg.telemetry.detect_listen = l.clone();

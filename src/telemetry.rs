@@ -505,10 +505,19 @@ impl Collector for DetectCollector {
             (dm::OUT_OF_RANGE_RECORDS, &m.out_of_range_records),
             (dm::EVICTED_SERIES, &m.evicted_series),
             (dm::FORGOTTEN_SERIES, &m.forgotten_series),
+            (dm::METRIC_RECORDS, &m.metric_records),
+            (dm::EVICTED_METRIC_SERIES, &m.evicted_metric_series),
+            (dm::FORGOTTEN_METRIC_SERIES, &m.forgotten_metric_series),
         ] {
             counter(e, name, help(name), load(a))?;
         }
         gauge(e, dm::SERIES, help(dm::SERIES), as_gauge(&m.series))?;
+        gauge(
+            e,
+            dm::METRIC_SERIES,
+            help(dm::METRIC_SERIES),
+            as_gauge(&m.metric_series),
+        )?;
         gauge(
             e,
             "logwarden_templates",

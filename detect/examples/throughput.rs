@@ -51,6 +51,7 @@ fn main() {
                 template_id: Some(x % 20),
                 message: None,
                 values: &[],
+                metrics: &[],
             }
         })
         .collect();
@@ -99,6 +100,7 @@ fn main() {
                 template_id: None,
                 message: None,
                 values: &[],
+                metrics: &[],
             };
             d.observe(&ev);
         }

@@ -56,6 +56,9 @@ pub enum Signal {
     FieldMean,
     /// High quantile (`field_quantile`) of a numeric field per window.
     FieldHigh,
+    /// One sample of a metric-like record, scored on arrival against its
+    /// series, no window (`series.dimension` names the metric field).
+    Metric,
 }
 
 impl Signal {
@@ -70,6 +73,7 @@ impl Signal {
             Signal::Threshold => "threshold",
             Signal::FieldMean => "field_mean",
             Signal::FieldHigh => "field_high",
+            Signal::Metric => "metric",
         }
     }
 }
@@ -107,7 +111,7 @@ pub struct SeriesRef {
     pub direction: Direction,
     /// What the series is of, for signals with one series per something:
     /// the rule's name (`threshold`), the field's (`field_mean`,
-    /// `field_high`), the level (`level_count`) or the template id
+    /// `field_high`, `metric`), the level (`level_count`) or the template id
     /// (`template_count`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<String>,
@@ -139,7 +143,8 @@ pub struct Alert {
     /// Start of the incident's first anomalous window.
     pub incident_start: String,
     pub incident_start_us: i64,
-    /// The window this alert was decided on (RFC 3339 UTC, and microseconds).
+    /// The window this alert was decided on (RFC 3339 UTC, and microseconds);
+    /// for `metric`, the sample's time (start and end alike).
     pub window_start: String,
     pub window_end: String,
     pub window_start_us: i64,

@@ -51,6 +51,12 @@ pub const DEFAULT_FIELD_QUANTILE: f64 = 0.95;
 pub const DEFAULT_MIN_FIELD_CHANGE: f64 = 0.2;
 /// Default values of a field in a window before the window is judged.
 pub const DEFAULT_MIN_FIELD_VALUES: u64 = 20;
+/// Default cap on metric series (service and metric field); the least
+/// recently seen is evicted. A warm series holds about 110 KiB with the
+/// default `[detect.metric]` model (and about twice that in a checkpoint).
+pub const DEFAULT_MAX_METRIC_SERIES: usize = 1000;
+/// Most metric fields.
+pub const MAX_METRIC_FIELDS: usize = 16;
 /// Default levels with a count series of their own (`level_count`).
 pub const DEFAULT_LEVEL_COUNTS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
 /// Default number of templates per service with a count series
@@ -142,6 +148,12 @@ pub enum DetectConfigError {
     Level { name: String },
     #[error("detect config: rule `{name}`: {why}")]
     Rule { name: String, why: String },
+    #[error("detect config: `{field}`: `{name}` {why}")]
+    Name {
+        field: &'static str,
+        name: String,
+        why: &'static str,
+    },
     #[error("detect config: `{field}` ({value}) must be at least `{other}` ({other_value})")]
     Ordering {
         field: &'static str,
@@ -211,6 +223,14 @@ pub struct DetectorConfig {
     pub min_field_change: f64,
     /// Values of a field in a window before that window is judged.
     pub min_field_values: u64,
+    /// Numeric fields (record attributes, e.g. `queue_depth`) of
+    /// metric-like records: each value is a sample scored on arrival
+    /// against its (service, field) series, no windowing (`metric` alerts,
+    /// model in `[detect.metric]`); at most 16.
+    pub metric_fields: Vec<String>,
+    /// Maximum number of metric series (service and metric field); the
+    /// least recently seen is evicted.
+    pub max_metric_series: usize,
     /// Levels whose records per window are a series of their own per
     /// service (`level_count`, upwards only): names among `trace`, `debug`,
     /// `info`, `warn`, `error`, `fatal`, `unknown`.
@@ -254,6 +274,8 @@ impl Default for DetectorConfig {
             field_quantile: DEFAULT_FIELD_QUANTILE,
             min_field_change: DEFAULT_MIN_FIELD_CHANGE,
             min_field_values: DEFAULT_MIN_FIELD_VALUES,
+            metric_fields: Vec::new(),
+            max_metric_series: DEFAULT_MAX_METRIC_SERIES,
             level_counts: DEFAULT_LEVEL_COUNTS.iter().map(|l| l.to_string()).collect(),
             tracked_templates: DEFAULT_TRACKED_TEMPLATES,
             template_min_expected: DEFAULT_TEMPLATE_MIN_EXPECTED,
@@ -364,6 +386,33 @@ impl DetectorConfig {
                 field: "fields",
                 range: "at most 16 fields",
                 value: self.fields.len() as f64,
+            });
+        }
+        if self.metric_fields.len() > MAX_METRIC_FIELDS {
+            return Err(DetectConfigError::OutOfRange {
+                field: "metric_fields",
+                range: "at most 16 fields",
+                value: self.metric_fields.len() as f64,
+            });
+        }
+        for (i, f) in self.metric_fields.iter().enumerate() {
+            let bad = |why| {
+                Err(DetectConfigError::Name {
+                    field: "metric_fields",
+                    name: f.clone(),
+                    why,
+                })
+            };
+            if f.trim().is_empty() {
+                return bad("is empty");
+            }
+            if self.metric_fields[..i].contains(f) {
+                return bad("is listed twice");
+            }
+        }
+        if self.max_metric_series == 0 {
+            return Err(DetectConfigError::Zero {
+                field: "max_metric_series",
             });
         }
         if let Some(bad) = self.level_counts.iter().find(|l| level_named(l).is_none()) {
@@ -484,6 +533,36 @@ mod tests {
         assert!(cfg.is_ok_and(|c| c.window_secs == 30 && c.warmup_windows == 15));
         let bad: Result<DetectorConfig, _> = serde_json::from_str(r#"{"windw_secs": 30}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn metric_fields_are_checked_by_name() {
+        let cfg: DetectorConfig =
+            serde_json::from_str(r#"{"metric_fields": ["queue_depth", "cpu_pct"]}"#)
+                .expect("metric fields");
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(cfg.max_metric_series, DEFAULT_MAX_METRIC_SERIES);
+        for (fields, needle) in [
+            (vec!["a", "a"], "`a` is listed twice"),
+            (vec![" "], "is empty"),
+        ] {
+            let cfg = DetectorConfig {
+                metric_fields: fields.iter().map(|f| f.to_string()).collect(),
+                ..DetectorConfig::default()
+            };
+            let err = cfg.validate().err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("metric_fields") && e.contains(needle)),
+                "{err:?}"
+            );
+        }
+        let cfg = DetectorConfig {
+            max_metric_series: 0,
+            ..DetectorConfig::default()
+        };
+        let err = cfg.validate().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("max_metric_series")));
     }
 
     #[test]

@@ -20,9 +20,10 @@ use crate::baseline::{CountBaseline, CountForecast, RatioBaseline};
 use crate::config::{DetectConfigError, DetectorConfig, RuleOp, RuleSignal, MAX_FIELDS};
 use crate::fields::{FieldAcc, FieldSeries};
 use crate::incident::{
-    firing, retire, score, step, step_with, BaselineAction, Judgement, Model, Opening, SeriesId,
-    Track, WindowCtx,
+    firing, retire, score, step, step_metric, step_with, BaselineAction, Judgement, MetricStep,
+    Model, Opening, SeriesId, Track, WindowCtx,
 };
+use crate::numeric::{IncidentEnd, NumericConfig, NumericScorer};
 
 /// The series name used for records without a service.
 pub const UNKNOWN_SERVICE: &str = "unknown";
@@ -49,6 +50,9 @@ pub struct Event<'a> {
     /// Values of the configured numeric fields
     /// ([`DetectorConfig::fields`]), in that order; shorter is fine.
     pub values: &'a [Option<f64>],
+    /// Values of the configured metric fields
+    /// ([`DetectorConfig::metric_fields`]), in that order; shorter is fine.
+    pub metrics: &'a [Option<f64>],
 }
 
 /// Reads the configured numeric fields of a record into `out` (one entry
@@ -77,6 +81,7 @@ impl<'a> Event<'a> {
             template_id: record.template_id,
             message: Some(&record.message),
             values: &[],
+            metrics: &[],
         }
     }
 }
@@ -367,6 +372,21 @@ pub struct Series {
     fields: BTreeMap<String, FieldSeries>,
 }
 
+/// One metric series: a metric field of a service, each sample scored on
+/// arrival by its own [`NumericScorer`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MetricSeries {
+    scorer: NumericScorer,
+    track: Track,
+    /// Logical time of the last sample, for least-recently-seen eviction.
+    last_seen: u64,
+    /// Event time of the latest sample, for forgetting silent series.
+    last_us: i64,
+}
+
+/// The metric series, by service, then by metric field.
+type MetricMap = BTreeMap<String, BTreeMap<String, Box<MetricSeries>>>;
+
 /// The verdict on one closed window of one signal, for backtests and plots
 /// (see [`Detector::record_windows`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -393,6 +413,7 @@ pub struct WindowScore {
 
 /// Counters of the detector, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DetectorStats {
     /// Series windows closed and judged (empty windows of silent series too).
     pub windows_closed: u64,
@@ -406,6 +427,15 @@ pub struct DetectorStats {
     pub forgotten_series: u64,
     /// Series tracked now.
     pub series: usize,
+    /// Metric samples scored (one per configured metric field a record
+    /// carries).
+    pub metric_records: u64,
+    /// Metric series dropped to stay under `max_metric_series`.
+    pub evicted_metric_series: u64,
+    /// Metric series dropped after `forget_after_windows` of silence.
+    pub forgotten_metric_series: u64,
+    /// Metric series tracked now.
+    pub metric_series: usize,
 }
 
 /// Streaming anomaly detector over log records. Pure: no I/O, no clock.
@@ -427,6 +457,11 @@ pub struct Detector {
     stats: DetectorStats,
     /// Judged windows, when recording is on.
     window_log: Option<Vec<WindowScore>>,
+    /// The model of new metric series (`[detect.metric]`).
+    metric_model: NumericConfig,
+    metric_series: MetricMap,
+    /// Metric series in `metric_series`.
+    metric_count: usize,
 }
 
 impl Detector {
@@ -444,7 +479,23 @@ impl Detector {
             tick: 0,
             stats: DetectorStats::default(),
             window_log: None,
+            metric_model: NumericConfig::default(),
+            metric_series: BTreeMap::new(),
+            metric_count: 0,
         })
+    }
+
+    /// Sets the model of the metric series (`[detect.metric]`; the default
+    /// otherwise): for new series, and from the next sample on for the
+    /// existing ones (e.g. restored from a checkpoint), which keep what
+    /// they learned.
+    pub fn set_metric_model(&mut self, model: NumericConfig) {
+        for fields in self.metric_series.values_mut() {
+            for ms in fields.values_mut() {
+                ms.scorer.set_config(model.clone());
+            }
+        }
+        self.metric_model = model;
     }
 
     /// Turns recording of every judged window on or off (off by default:
@@ -476,8 +527,9 @@ impl Detector {
         out
     }
 
-    /// Counts one record without moving the watermark; returns alerts only
-    /// when a series had to be evicted to make room.
+    /// Counts one record without moving the watermark, and scores its
+    /// metric samples ([`DetectorConfig::metric_fields`]); returns the
+    /// alerts of those samples, and of series evicted to make room.
     pub fn count(&mut self, ev: &Event<'_>) -> Vec<Alert> {
         let mut out = Vec::new();
         let t = ev.event_time_us;
@@ -485,13 +537,17 @@ impl Detector {
             self.stats.out_of_range_records += 1;
             return out;
         }
+        let service = ev.service.unwrap_or(UNKNOWN_SERVICE);
+        self.tick += 1;
+        if !self.cfg.metric_fields.is_empty() && ev.metrics.iter().any(Option::is_some) {
+            // No window: a sample is scored even when its window has closed.
+            self.score_metrics(ev, service, &mut out);
+        }
         let ws = t.div_euclid(self.window_us) * self.window_us;
         if ws < self.closed_until_us {
             self.stats.late_records += 1;
             return out;
         }
-        let service = ev.service.unwrap_or(UNKNOWN_SERVICE);
-        self.tick += 1;
         self.max_counted_us = Some(self.max_counted_us.map_or(t, |m| m.max(t)));
         if !self.series.contains_key(service) {
             if self.series.len() >= self.cfg.max_series {
@@ -523,6 +579,153 @@ impl Detector {
             s.open.entry(ws).add(ev, tracked);
         }
         out
+    }
+
+    /// Scores the metric samples of one record against their series, in
+    /// arrival order, and turns the scorers' incidents into alerts.
+    fn score_metrics(&mut self, ev: &Event<'_>, service: &str, out: &mut Vec<Alert>) {
+        let first = out.len();
+        let t = ev.event_time_us;
+        for i in 0..self.cfg.metric_fields.len().min(ev.metrics.len()) {
+            let Some(value) = ev.metrics[i].filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let known = self
+                .metric_series
+                .get(service)
+                .is_some_and(|m| m.contains_key(&self.cfg.metric_fields[i]));
+            if !known {
+                while self.metric_count >= self.cfg.max_metric_series {
+                    if !self.evict_least_recent_metric(out) {
+                        break;
+                    }
+                }
+                let series = MetricSeries {
+                    scorer: NumericScorer::new(self.metric_model.clone()),
+                    track: Track::default(),
+                    last_seen: 0,
+                    last_us: t,
+                };
+                self.metric_series
+                    .entry(service.to_string())
+                    .or_default()
+                    .insert(self.cfg.metric_fields[i].clone(), Box::new(series));
+                self.metric_count += 1;
+            }
+            let name = &self.cfg.metric_fields[i];
+            let Some(ms) = self
+                .metric_series
+                .get_mut(service)
+                .and_then(|m| m.get_mut(name))
+            else {
+                continue;
+            };
+            ms.last_seen = self.tick;
+            ms.last_us = ms.last_us.max(t);
+            self.stats.metric_records += 1;
+            let verdict = ms.scorer.score_at(Some(t), value);
+            let what = if verdict.alert {
+                MetricStep::Open
+            } else if !ms.track.is_open() {
+                continue;
+            } else if ms.scorer.in_incident() {
+                MetricStep::Continue
+            } else {
+                MetricStep::End {
+                    accepted: verdict.ended == Some(IncidentEnd::Accepted),
+                }
+            };
+            let expected = verdict.expected.map_or(value, |b| b.expected);
+            let (low, high) = verdict.expected.map_or((value, value), |b| (b.low, b.high));
+            let j = Judgement {
+                probability: verdict.probability.unwrap_or(1.0),
+                direction: if value >= expected {
+                    Direction::High
+                } else {
+                    Direction::Low
+                },
+                anomalous: verdict.alert,
+                recovered: !ms.scorer.in_incident(),
+                observed: value,
+                expected,
+                model: Model::Metric {
+                    low,
+                    high,
+                    p_threshold: self.metric_model.p_threshold,
+                },
+            };
+            let win = WindowCtx {
+                start_us: t,
+                end_us: t,
+                events: 1,
+                errors: u64::from(ev.level.is_error()),
+            };
+            let id = sid(service, Signal::Metric, Some(name));
+            step_metric(&mut ms.track, id, j, win, &self.cfg, what, out);
+        }
+        if out.len() > first {
+            decorate_sample(&mut out[first..], ev);
+        }
+    }
+
+    /// Drops the least recently seen metric series, resolving its incident;
+    /// false when there is none.
+    fn evict_least_recent_metric(&mut self, out: &mut Vec<Alert>) -> bool {
+        let victim = self
+            .metric_series
+            .iter()
+            .flat_map(|(service, m)| {
+                m.iter()
+                    .map(move |(name, ms)| (ms.last_seen, service, name))
+            })
+            .min_by_key(|(seen, _, _)| *seen)
+            .map(|(_, service, name)| (service.clone(), name.clone()));
+        let Some((service, name)) = victim else {
+            return false;
+        };
+        let Some(fields) = self.metric_series.get_mut(&service) else {
+            return false;
+        };
+        if let Some(mut ms) = fields.remove(&name) {
+            debug!(service = %service, field = %name, "evicting least recently seen metric series");
+            retire(
+                &mut ms.track,
+                sid(&service, Signal::Metric, Some(&name)),
+                "series evicted (max_metric_series)",
+                &self.cfg,
+                out,
+            );
+            self.metric_count -= 1;
+            self.stats.evicted_metric_series += 1;
+        }
+        if fields.is_empty() {
+            self.metric_series.remove(&service);
+        }
+        true
+    }
+
+    /// Drops the metric series without a sample in the last
+    /// `forget_after_windows` windows before `boundary`, resolving their
+    /// incidents.
+    fn forget_silent_metrics(&mut self, boundary: i64, out: &mut Vec<Alert>) {
+        let horizon = boundary.saturating_sub(
+            i64::from(self.cfg.forget_after_windows).saturating_mul(self.window_us),
+        );
+        let (cfg, stats, count) = (&self.cfg, &mut self.stats, &mut self.metric_count);
+        self.metric_series.retain(|service, fields| {
+            fields.retain(|name, ms| {
+                if ms.last_us >= horizon {
+                    return true;
+                }
+                debug!(service = %service, field = %name, "forgetting silent metric series");
+                let id = sid(service, Signal::Metric, Some(name));
+                retire(&mut ms.track, id, "series silent and forgotten", cfg, out);
+                stats.forgotten_metric_series += 1;
+                *count -= 1;
+                false
+            });
+            !fields.is_empty()
+        });
     }
 
     /// Moves event time forward without a record, as if one at
@@ -564,6 +767,12 @@ impl Detector {
                 out.extend(firing(t, id, &self.cfg));
             });
         }
+        for (service, fields) in &self.metric_series {
+            for (name, ms) in fields {
+                let id = sid(service, Signal::Metric, Some(name));
+                out.extend(firing(&ms.track, id, &self.cfg));
+            }
+        }
         out
     }
 
@@ -591,6 +800,7 @@ impl Detector {
     pub fn stats(&self) -> DetectorStats {
         DetectorStats {
             series: self.series.len(),
+            metric_series: self.metric_count,
             ..self.stats
         }
     }
@@ -622,6 +832,9 @@ impl Detector {
                 self.stats.forgotten_series += 1;
             }
         }
+        if self.metric_count > 0 {
+            self.forget_silent_metrics(boundary, out);
+        }
     }
 
     fn evict_least_recent(&mut self, out: &mut Vec<Alert>) {
@@ -645,7 +858,8 @@ impl Detector {
 pub const STATE_FORMAT_VERSION: u32 = 3;
 /// The oldest state format still restored: format 2 lacks the level and
 /// template series and the seasonal profiles (they start afresh), and its
-/// warning series becomes the `warn` level series.
+/// warning series becomes the `warn` level series. A state without metric
+/// series (saved before they existed) restores with none.
 pub const OLDEST_STATE_FORMAT: u32 = 2;
 
 /// Why a saved detector state cannot be restored.
@@ -673,6 +887,7 @@ pub struct DetectorStateRef<'a> {
     closed_until_us: i64,
     tick: u64,
     stats: DetectorStats,
+    metric_series: &'a MetricMap,
 }
 
 /// A saved detector state (see [`DetectorStateRef`]).
@@ -686,6 +901,8 @@ pub struct DetectorState {
     closed_until_us: i64,
     tick: u64,
     stats: DetectorStats,
+    #[serde(default)]
+    metric_series: MetricMap,
 }
 
 impl DetectorState {
@@ -712,6 +929,7 @@ impl Detector {
             closed_until_us: self.closed_until_us,
             tick: self.tick,
             stats: self.stats,
+            metric_series: &self.metric_series,
         }
     }
 
@@ -742,6 +960,10 @@ impl Detector {
         d.closed_until_us = state.closed_until_us;
         d.tick = state.tick;
         d.stats = state.stats;
+        d.metric_count = state.metric_series.values().map(BTreeMap::len).sum();
+        d.metric_series = state.metric_series;
+        let model = d.metric_model.clone();
+        d.set_metric_model(model);
         Ok(d)
     }
 }
@@ -1601,6 +1823,34 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
                 counts.lines.clone()
             };
         }
+    }
+}
+
+/// Gives the firing alerts of one metric-like record its context: the
+/// record's line and template, and the other series it fired with.
+fn decorate_sample(alerts: &mut [Alert], ev: &Event<'_>) {
+    let keys: Vec<String> = alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing)
+        .map(Alert::key)
+        .collect();
+    for a in alerts
+        .iter_mut()
+        .filter(|a| a.status == AlertStatus::Firing)
+    {
+        let key = a.key();
+        a.related = keys.iter().filter(|k| **k != key).cloned().collect();
+        a.samples = ev
+            .message
+            .filter(|m| !m.is_empty())
+            .map(sample_line)
+            .into_iter()
+            .collect();
+        a.top_templates = ev
+            .template_id
+            .map(|t| template_count(t, 1))
+            .into_iter()
+            .collect();
     }
 }
 

@@ -143,6 +143,7 @@ fn run(cfg: DetectorConfig, records: &[(i64, &str, Level)]) -> (Vec<Alert>, Dete
             template_id: None,
             message: None,
             values: &[],
+            metrics: &[],
         }));
     }
     alerts.extend(d.flush());
@@ -251,6 +252,7 @@ fn silence_is_bounded_and_series_are_forgotten() {
         template_id: None,
         message: None,
         values: &[],
+        metrics: &[],
     };
     d.observe(&ev(T0, "a"));
     d.observe(&ev(T0, "b"));
@@ -293,6 +295,7 @@ fn out_of_order_within_lateness_and_late_records() {
         template_id: None,
         message: None,
         values: &[],
+        metrics: &[],
     };
     d.observe(&ev(5));
     d.observe(&ev(65)); // watermark 55 s: window [0, 60) still open
@@ -367,6 +370,7 @@ fn missing_service_is_unknown_and_max_series_evicts() {
             template_id: None,
             message: None,
             values: &[],
+            metrics: &[],
         });
     }
     assert_eq!(d.series_count(), 2);
@@ -410,6 +414,7 @@ fn print_example_alert() {
             template_id: *tpl,
             message: Some(msg),
             values: &[],
+            metrics: &[],
         }));
     }
     alerts.extend(d.flush());
@@ -471,7 +476,7 @@ proptest! {
         };
         let Ok(mut d) = Detector::new(cfg) else { panic!("valid config") };
         for (t, s, l) in &events {
-            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None, message: None, values: &[] });
+            let _ = d.observe(&Event { event_time_us: *t, service: *s, level: *l, template_id: None, message: None, values: &[], metrics: &[] });
         }
         let _ = d.advance_to(i64::MAX);
         let _ = d.flush();
@@ -513,6 +518,7 @@ fn restored_state_carries_on_like_an_uninterrupted_run() {
                     template_id: None,
                     message: None,
                     values: &[],
+                    metrics: &[],
                 }));
             }
         };
@@ -562,6 +568,7 @@ fn a_fresh_detector_would_still_be_warming_up() {
                 template_id: None,
                 message: None,
                 values: &[],
+                metrics: &[],
             }));
         }
         got.push(alerts);
@@ -620,6 +627,7 @@ fn feed_lines(d: &mut Detector, svc: &str, lines: &[Line]) -> Vec<Alert> {
                 template_id: *template,
                 message: Some(message),
                 values: &[],
+                metrics: &[],
             }));
         }
     }
@@ -899,6 +907,7 @@ fn a_latency_regression_fires_field_signals_and_steady_latency_does_not() {
                 template_id: None,
                 message: None,
                 values: &values,
+                metrics: &[],
             }));
         }
     }
@@ -969,6 +978,7 @@ fn daily_traffic(cfg: DetectorConfig, days: i64, rate: impl Fn(i64) -> f64) -> V
                 template_id: None,
                 message: None,
                 values: &[],
+                metrics: &[],
             }));
         }
     }
@@ -1342,4 +1352,278 @@ fn a_format_2_state_is_restored_with_its_warning_series() {
         .0
         .iter()
         .all(|(_, c)| c.levels[3] > 0 && c.legacy_warns == 0));
+}
+
+// ------------------------------------------------------------ metric series
+
+const SEC_US: i64 = 1_000_000;
+
+/// `n` samples of a queue depth: uniform noise in [11.5, 12.5), with
+/// `(index, value)` replacing some.
+fn queue_depths(seed: u64, n: usize, spikes: &[(usize, f64)]) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let noise = 11.5 + rng.unit();
+            spikes
+                .iter()
+                .find(|(at, _)| *at == i)
+                .map_or(noise, |(_, v)| *v)
+        })
+        .collect()
+}
+
+fn metric_cfg() -> DetectorConfig {
+    DetectorConfig {
+        metric_fields: vec!["queue_depth".to_string()],
+        ..DetectorConfig::default()
+    }
+}
+
+/// Feeds one metric-like record per second of event time to `d` for
+/// `svc`, the first at second `from`; returns the alerts.
+fn feed_metric(d: &mut Detector, svc: &str, from: usize, depths: &[f64]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for (i, v) in depths.iter().enumerate() {
+        out.extend(d.observe(&Event {
+            event_time_us: T0 + (from + i) as i64 * SEC_US,
+            service: Some(svc),
+            level: Level::Info,
+            template_id: Some(7),
+            message: Some("sample"),
+            values: &[],
+            metrics: &[Some(*v)],
+        }));
+    }
+    out
+}
+
+#[test]
+fn a_steady_metric_series_gives_no_alert() {
+    let mut d = Detector::new(metric_cfg()).expect("valid");
+    let alerts = feed_metric(&mut d, "queue", 0, &queue_depths(3, 3000, &[]));
+    assert!(alerts.is_empty(), "{}", describe(&alerts));
+    let stats = d.stats();
+    assert_eq!((stats.metric_records, stats.metric_series), (3000, 1));
+    // Without the field configured, no sample is scored.
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    feed_metric(&mut d, "queue", 0, &queue_depths(3, 100, &[]));
+    assert_eq!((d.stats().metric_records, d.stats().metric_series), (0, 0));
+}
+
+#[test]
+fn a_metric_spike_fires_once_then_resolves() {
+    let depths = queue_depths(5, 1500, &[(1000, 95.0)]);
+    let mut d = Detector::new(metric_cfg()).expect("valid");
+    let alerts = feed_metric(&mut d, "queue", 0, &depths);
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+    let (f, r) = (&alerts[0], &alerts[1]);
+    assert_eq!(f.status, AlertStatus::Firing);
+    assert_eq!(f.series.signal, Signal::Metric);
+    assert_eq!(f.series.direction, Direction::High);
+    assert_eq!(f.series.dimension.as_deref(), Some("queue_depth"));
+    assert_eq!(f.key(), "queue/metric/queue_depth");
+    assert_eq!(f.window_start_us, T0 + 1000 * SEC_US);
+    assert_eq!(f.window_end_us, f.window_start_us);
+    assert_eq!(f.incident_start_us, f.window_start_us);
+    assert_eq!(f.observed, 95.0);
+    assert!(
+        f.expected_low < f.expected && f.expected < f.expected_high,
+        "{f:?}"
+    );
+    assert!(
+        (11.5..12.5).contains(&f.expected) && f.expected_high < 95.0,
+        "{f:?}"
+    );
+    let model = NumericConfig::default();
+    assert!(f.probability < model.p_threshold, "{f:?}");
+    assert!(f.score >= 0.5 && f.score <= 1.0, "{f:?}");
+    assert_eq!(f.severity, crate::Severity::Critical);
+    assert_eq!(f.samples, ["sample"]);
+    assert_eq!(f.top_templates.len(), 1);
+    assert!(f
+        .summary
+        .contains("queue queue_depth 95 at 2024-05-01T10:16:40Z"));
+    // The same sample a standalone scorer (`backtest --field`) alerts on,
+    // with the same score.
+    let mut scorer = NumericScorer::new(model.clone());
+    let verdicts: Vec<_> = depths
+        .iter()
+        .enumerate()
+        .map(|(i, v)| scorer.score_at(Some(T0 + i as i64 * SEC_US), *v))
+        .collect();
+    let alerting: Vec<usize> = (0..depths.len()).filter(|i| verdicts[*i].alert).collect();
+    assert_eq!(alerting, [1000]);
+    assert_eq!(f.score, verdicts[1000].score);
+    // Resolved by the scorer: quiet_rows, then resolve_rows normal samples.
+    assert_eq!(r.status, AlertStatus::Resolved);
+    assert_eq!(r.fingerprint, f.fingerprint);
+    assert_ne!(r.alert_id, f.alert_id);
+    let ended = (1000..depths.len())
+        .find(|i| verdicts[*i].ended.is_some())
+        .expect("the incident ends");
+    assert!(ended >= 1000 + model.quiet_rows, "{ended}");
+    assert_eq!(r.window_start_us, T0 + ended as i64 * SEC_US);
+    assert!(r.summary.starts_with("resolved after "), "{}", r.summary);
+    assert!(r.summary.contains(" samples "), "{}", r.summary);
+    assert!(d.open_incidents().is_empty());
+}
+
+#[test]
+fn a_metric_series_in_cool_down_does_not_fire_again() {
+    // A second spike right after the first incident resolved is inside
+    // cooldown_windows (10 minutes of event time): no second incident.
+    let mut d = Detector::new(metric_cfg()).expect("valid");
+    let depths = queue_depths(6, 1400, &[(1000, 95.0), (1200, 95.0)]);
+    let mut scorer = NumericScorer::new(NumericConfig::default());
+    let alerting: Vec<usize> = (0..depths.len())
+        .filter(|i| scorer.score_at(None, depths[*i]).alert)
+        .collect();
+    assert_eq!(alerting, [1000, 1200], "the scorer alone fires twice");
+    let alerts = feed_metric(&mut d, "queue", 0, &depths);
+    let firing = firing_of(&alerts, Signal::Metric);
+    assert_eq!(firing.len(), 1, "{}", describe(&alerts));
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+}
+
+#[test]
+fn metric_series_are_capped_and_the_least_recent_evicted() {
+    let cfg = DetectorConfig {
+        max_metric_series: 2,
+        ..metric_cfg()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    // `a` is warm and in an incident when it becomes the least recent.
+    let mut alerts = feed_metric(&mut d, "a", 0, &queue_depths(7, 301, &[(300, 95.0)]));
+    assert_eq!(firing_of(&alerts, Signal::Metric).len(), 1);
+    alerts.extend(feed_metric(&mut d, "b", 301, &[12.0]));
+    assert_eq!(d.stats().evicted_metric_series, 0);
+    alerts.extend(feed_metric(&mut d, "c", 302, &[12.0]));
+    let stats = d.stats();
+    assert_eq!((stats.evicted_metric_series, stats.metric_series), (1, 2));
+    let last = alerts.last().expect("the evicted incident resolves");
+    assert_eq!(last.status, AlertStatus::Resolved);
+    assert_eq!(last.key(), "a/metric/queue_depth");
+    assert!(
+        last.summary.contains("max_metric_series"),
+        "{}",
+        last.summary
+    );
+    // `a` again: a new series (warming up), `b` is now the least recent.
+    feed_metric(&mut d, "a", 303, &[12.0]);
+    feed_metric(&mut d, "c", 304, &[12.0]);
+    let stats = d.stats();
+    assert_eq!((stats.evicted_metric_series, stats.metric_series), (2, 2));
+    let keys: Vec<String> = d
+        .metric_series
+        .iter()
+        .flat_map(|(s, m)| m.keys().map(move |f| format!("{s}/{f}")))
+        .collect();
+    assert_eq!(keys, ["a/queue_depth", "c/queue_depth"]);
+    assert_eq!(d.metric_series["a"]["queue_depth"].scorer.learned(), 1);
+}
+
+#[test]
+fn a_silent_metric_series_is_forgotten() {
+    let cfg = DetectorConfig {
+        max_silent_windows: 5,
+        forget_after_windows: 10,
+        ..metric_cfg()
+    };
+    let mut d = Detector::new(cfg).expect("valid");
+    feed_metric(&mut d, "a", 0, &queue_depths(8, 120, &[]));
+    feed_metric(&mut d, "b", 0, &queue_depths(8, 1200, &[]));
+    let stats = d.stats();
+    assert_eq!((stats.forgotten_metric_series, stats.metric_series), (1, 1));
+}
+
+#[test]
+fn a_restored_metric_series_neither_warms_up_again_nor_alerts_twice() {
+    // A spike 20 samples after the cut (inside the warm-up a new scorer
+    // would need), and a cut inside the incident it opens: the restored
+    // detector gives exactly the uninterrupted run's alerts.
+    let depths = queue_depths(9, 1400, &[(1020, 95.0)]);
+    let mut whole = Detector::new(metric_cfg()).expect("valid");
+    let all = feed_metric(&mut whole, "queue", 0, &depths);
+    assert_eq!(all.len(), 2, "{}", describe(&all));
+    for cut in [1000, 1030] {
+        let mut d = Detector::new(metric_cfg()).expect("valid");
+        let mut alerts = feed_metric(&mut d, "queue", 0, &depths[..cut]);
+        let mut d = round_trip(&d, metric_cfg());
+        assert_eq!(d.stats().metric_series, 1);
+        assert_eq!(
+            d.metric_series["queue"]["queue_depth"].scorer.learned(),
+            NumericConfig::default().history
+        );
+        let open = d.open_incidents();
+        if cut == 1030 {
+            assert_eq!(open.len(), 1, "{}", describe(&open));
+            assert_eq!(open[0].alert_id, all[0].alert_id);
+        } else {
+            assert!(open.is_empty(), "{}", describe(&open));
+        }
+        alerts.extend(feed_metric(&mut d, "queue", cut, &depths[cut..]));
+        assert_eq!(describe(&alerts), describe(&all), "cut at {cut}");
+        assert_eq!(
+            alerts.iter().map(|a| &a.alert_id).collect::<Vec<_>>(),
+            all.iter().map(|a| &a.alert_id).collect::<Vec<_>>()
+        );
+    }
+    // A fresh detector at the same cut would still be warming up.
+    let mut fresh = Detector::new(metric_cfg()).expect("valid");
+    let missed = feed_metric(&mut fresh, "queue", 1000, &depths[1000..]);
+    assert!(
+        firing_of(&missed, Signal::Metric).is_empty(),
+        "{}",
+        describe(&missed)
+    );
+}
+
+#[test]
+fn a_state_saved_without_metric_series_restores() {
+    let mut d = Detector::new(DetectorConfig::default()).expect("valid");
+    feed_lines(&mut d, "svc", &steady_lines(0..20, 50, 5, 3));
+    let mut v = serde_json::to_value(d.state()).expect("state");
+    let obj = v.as_object_mut().expect("state object");
+    assert!(obj.remove("metric_series").is_some());
+    for k in ["metric_records", "metric_series", "evicted_metric_series"] {
+        obj["stats"]
+            .as_object_mut()
+            .expect("stats object")
+            .remove(k);
+    }
+    let state: DetectorState = serde_json::from_value(v).expect("parses");
+    let mut back = Detector::from_state(metric_cfg(), state).expect("restores");
+    assert_eq!(back.stats().metric_series, 0);
+    feed_metric(&mut back, "queue", 20 * 60, &[12.0, 12.5]);
+    assert_eq!(back.stats().metric_series, 1);
+}
+
+/// Prints the alerts of a queue-depth spike as JSON; the `metric` example
+/// in `docs/alerts.md` is this output (`cargo test -p logwarden-detect
+/// print_example_metric_alert -- --nocapture`).
+#[test]
+fn print_example_metric_alert() {
+    let mut d = Detector::new(metric_cfg()).expect("valid");
+    let depths = queue_depths(5, 1500, &[(1000, 95.0)]);
+    let mut alerts = Vec::new();
+    for (i, v) in depths.iter().enumerate() {
+        let msg = format!("queue depth sample {i}");
+        alerts.extend(d.observe(&Event {
+            event_time_us: T0 + i as i64 * SEC_US,
+            service: Some("queue"),
+            level: Level::Info,
+            template_id: Some(0x5a),
+            message: Some(&msg),
+            values: &[],
+            metrics: &[Some(*v)],
+        }));
+    }
+    assert_eq!(alerts.len(), 2, "{}", describe(&alerts));
+    for a in &alerts {
+        println!("{}", serde_json::to_string_pretty(a).unwrap_or_default());
+        assert!(
+            serde_json::from_str::<Alert>(&serde_json::to_string(a).unwrap_or_default()).is_ok()
+        );
+    }
 }

@@ -20,8 +20,11 @@ const MIN_P: f64 = 1e-300;
 /// and a change an operator would call large: the count off by at least this
 /// fraction of the expectation...
 const CRITICAL_COUNT_CHANGE: f64 = 0.5;
-/// ...or the error ratio up by at least this many percentage points.
+/// ...or the error ratio up by at least this many percentage points...
 const CRITICAL_RATIO_INCREASE: f64 = 0.10;
+/// ...or a metric sample off its expectation by at least this fraction of
+/// it.
+const CRITICAL_METRIC_CHANGE: f64 = 0.5;
 
 /// One closed window of one series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,13 @@ pub(crate) enum Model {
         low: f64,
         high: f64,
     },
+    /// A metric sample: the scorer's expected range, and the p-value its
+    /// score is 0.5 at (`[detect.metric] p_threshold`).
+    Metric {
+        low: f64,
+        high: f64,
+        p_threshold: f64,
+    },
 }
 
 impl Model {
@@ -62,7 +72,15 @@ impl Model {
                     dist.quantile(RANGE_HIGH_Q) as f64 / n,
                 )
             }
-            Model::Fixed { low, high } => (*low, *high),
+            Model::Fixed { low, high } | Model::Metric { low, high, .. } => (*low, *high),
+        }
+    }
+
+    /// The p-value that scores 0.5: the model's own, else `p_threshold`.
+    pub(crate) fn threshold(&self, cfg: &DetectorConfig) -> f64 {
+        match self {
+            Model::Metric { p_threshold, .. } => *p_threshold,
+            _ => cfg.p_threshold,
         }
     }
 }
@@ -159,6 +177,9 @@ fn severity(signal: Signal, j: &Judgement, threshold: f64) -> Severity {
         }
         Signal::ErrorRatio => j.observed - j.expected >= CRITICAL_RATIO_INCREASE,
         Signal::FieldMean | Signal::FieldHigh => j.observed >= 2.0 * j.expected,
+        Signal::Metric => {
+            (j.observed - j.expected).abs() >= CRITICAL_METRIC_CHANGE * j.expected.abs()
+        }
         // New templates warn; a rule's severity is its own (set by caller).
         Signal::NewTemplate | Signal::Threshold => false,
     };
@@ -277,6 +298,77 @@ pub(crate) fn retire(
     }
 }
 
+/// What a metric scorer's verdict on one sample means for its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetricStep {
+    /// The sample opens an incident.
+    Open,
+    /// An incident is open and carries on.
+    Continue,
+    /// The sample ends the open incident: healed, or (`accepted`) the new
+    /// level accepted after `max_incident_rows`.
+    End { accepted: bool },
+}
+
+/// Advances the incident of one metric series by one scored sample. The
+/// scorer decides when an incident opens and ends; this turns that into
+/// alerts with the same rules as the windowed signals: one `firing`, one
+/// `resolved`, and no new incident while the series cools down
+/// (`cooldown_windows` of event time after a resolve).
+pub(crate) fn step_metric(
+    track: &mut Track,
+    id: SeriesId<'_>,
+    j: Judgement,
+    win: WindowCtx,
+    cfg: &DetectorConfig,
+    what: MetricStep,
+    out: &mut Vec<Alert>,
+) {
+    match (what, track.incident.as_mut()) {
+        (MetricStep::Open, None) => {
+            if win.start_us < track.cooldown_until_us {
+                return;
+            }
+            let key = series_key(id.service, id.signal, id.dimension);
+            let threshold = j.model.threshold(cfg);
+            let inc = Incident {
+                start_us: win.start_us,
+                direction: j.direction,
+                severity: severity(id.signal, &j, threshold),
+                fingerprint: fingerprint(&key, win.start_us),
+                windows: 1,
+                normal_streak: 0,
+                last: (j, win),
+                silent: false,
+            };
+            out.push(build(AlertStatus::Firing, id, &inc, cfg, None));
+            track.incident = Some(Box::new(inc));
+        }
+        (MetricStep::Open | MetricStep::Continue, Some(inc)) => {
+            inc.windows = inc.windows.saturating_add(1);
+            inc.last = (j, win);
+        }
+        (MetricStep::End { accepted }, Some(inc)) => {
+            inc.windows = inc.windows.saturating_add(1);
+            inc.last = (j, win);
+            let note = accepted.then(|| {
+                format!(
+                    "new level accepted after {} samples, the model carries on from it",
+                    inc.windows
+                )
+            });
+            out.push(build(AlertStatus::Resolved, id, inc, cfg, note.as_deref()));
+            if !accepted {
+                track.cooldown_until_us = win.end_us.saturating_add(
+                    i64::from(cfg.cooldown_windows).saturating_mul(cfg.window_us()),
+                );
+            }
+            track.incident = None;
+        }
+        (MetricStep::Continue | MetricStep::End { .. }, None) => {}
+    }
+}
+
 /// The firing alert of an open incident, as of its latest window (same
 /// fingerprint and alert id as the one sent when it fired).
 pub(crate) fn firing(track: &Track, id: SeriesId<'_>, cfg: &DetectorConfig) -> Option<Alert> {
@@ -285,6 +377,16 @@ pub(crate) fn firing(track: &Track, id: SeriesId<'_>, cfg: &DetectorConfig) -> O
         .as_ref()
         .filter(|inc| !inc.silent)
         .map(|inc| build(AlertStatus::Firing, id, inc, cfg, None))
+}
+
+/// A sample's value as logged when it has at most 4 decimals (`95`,
+/// `12.25`), else rounded to 4.
+fn short_value(v: f64) -> String {
+    if ((v * 1e4).round() / 1e4 - v).abs() <= f64::EPSILON * v.abs() {
+        format!("{v}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 fn build(
@@ -335,6 +437,14 @@ fn build(
             j.expected,
             j.probability
         ),
+        Signal::Metric => format!(
+            "{service} {} {} at {}, expected {:.4} (range {low:.4} to {high:.4}), p={:.1e}",
+            id.dimension.unwrap_or_default(),
+            short_value(j.observed),
+            rfc3339_us(win.start_us),
+            j.expected,
+            j.probability
+        ),
         Signal::Threshold => format!(
             "{service} rule {}: {} {} in {} (threshold {})",
             id.dimension.unwrap_or_default(),
@@ -370,8 +480,13 @@ fn build(
             format!("{what} ({} {})", inc.direction.as_str(), signal.as_str())
         }
         (AlertStatus::Resolved, None) => format!(
-            "resolved after {} windows (since {}): {what}",
+            "resolved after {} {} (since {}): {what}",
             inc.windows,
+            if signal == Signal::Metric {
+                "samples"
+            } else {
+                "windows"
+            },
             rfc3339_us(inc.start_us)
         ),
         (AlertStatus::Resolved, Some(note)) => format!("resolved, {note}: {what}"),
@@ -400,7 +515,7 @@ fn build(
         expected_low: low,
         expected_high: high,
         probability: j.probability,
-        score: score(j.probability, cfg.p_threshold),
+        score: score(j.probability, j.model.threshold(cfg)),
         severity: inc.severity,
         summary,
         top_templates: Vec::new(),
@@ -412,6 +527,14 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_values_print_as_logged_or_rounded() {
+        assert_eq!(short_value(95.0), "95");
+        assert_eq!(short_value(12.25), "12.25");
+        assert_eq!(short_value(12.419564875024514), "12.4196");
+        assert_eq!(short_value(-0.5), "-0.5");
+    }
 
     #[test]
     fn score_is_half_at_threshold_and_monotone() {

@@ -15,6 +15,11 @@
 //! and resolves after a few normal windows ([`incident`]); each transition is
 //! an [`Alert`], whose JSON is documented in `docs/alerts.md`.
 //!
+//! Metric-like records ([`DetectorConfig::metric_fields`], e.g. a
+//! `queue_depth` sample per record) are not windowed: each value is scored
+//! on arrival by its (service, field) series' [`numeric::NumericScorer`],
+//! whose incidents become `metric` alerts through the same lifecycle.
+//!
 //! The crate is pure: no Kafka, no clock, no I/O. Replaying the same events
 //! gives the same alerts with the same ids.
 

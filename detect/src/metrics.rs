@@ -28,6 +28,22 @@ pub const METRICS: &[(&str, &str)] = &[
         "series dropped after forget_after_windows of silence",
     ),
     (SERIES, "series tracked now"),
+    (
+        METRIC_RECORDS,
+        "metric samples scored, one per configured metric field a record carries",
+    ),
+    (
+        EVICTED_METRIC_SERIES,
+        "metric series dropped to stay under max_metric_series",
+    ),
+    (
+        FORGOTTEN_METRIC_SERIES,
+        "metric series dropped after forget_after_windows of silence",
+    ),
+    (
+        METRIC_SERIES,
+        "metric series (service and metric field) tracked now",
+    ),
     (ALERTS, "alerts emitted, by status, signal and severity"),
     (RECORDS, "records consumed and counted"),
     (BYTES, "payload bytes consumed"),
@@ -39,6 +55,10 @@ pub const OUT_OF_RANGE_RECORDS: &str = "logwarden_detect_out_of_range_records_to
 pub const EVICTED_SERIES: &str = "logwarden_detect_evicted_series_total";
 pub const FORGOTTEN_SERIES: &str = "logwarden_detect_forgotten_series_total";
 pub const SERIES: &str = "logwarden_detect_series";
+pub const METRIC_RECORDS: &str = "logwarden_detect_metric_records_total";
+pub const EVICTED_METRIC_SERIES: &str = "logwarden_detect_evicted_metric_series_total";
+pub const FORGOTTEN_METRIC_SERIES: &str = "logwarden_detect_forgotten_metric_series_total";
+pub const METRIC_SERIES: &str = "logwarden_detect_metric_series";
 pub const ALERTS: &str = "logwarden_detect_alerts_total";
 
 pub const RECORDS: &str = "logwarden_detect_records_total";
@@ -60,6 +80,10 @@ pub struct DetectMetrics {
     pub evicted_series: AtomicU64,
     pub forgotten_series: AtomicU64,
     pub series: AtomicU64,
+    pub metric_records: AtomicU64,
+    pub evicted_metric_series: AtomicU64,
+    pub forgotten_metric_series: AtomicU64,
+    pub metric_series: AtomicU64,
     /// Gauge: log templates held by the parser's template miner.
     pub templates: AtomicU64,
     /// Alerts handed to the producer, by (status, signal, severity).
@@ -93,6 +117,10 @@ impl DetectMetrics {
         set(&self.evicted_series, s.evicted_series);
         set(&self.forgotten_series, s.forgotten_series);
         set(&self.series, s.series as u64);
+        set(&self.metric_records, s.metric_records);
+        set(&self.evicted_metric_series, s.evicted_metric_series);
+        set(&self.forgotten_metric_series, s.forgotten_metric_series);
+        set(&self.metric_series, s.metric_series as u64);
     }
 
     /// Counts one alert handed to the producer.

@@ -113,13 +113,28 @@ impl Default for NumericConfig {
 /// The verdict on one record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NumericScore {
-    /// Anomaly score in [0, 1].
+    /// Anomaly score in [0, 1] (0 while an incident is open).
     pub score: f64,
     /// The record opens an incident (at most one per incident).
     pub alert: bool,
     /// The model's expectation for this record and its expected range
     /// (centre +- [`BAND_SPREADS`] robust spreads), once it has one.
     pub expected: Option<Band>,
+    /// The likelihood stage's tail probability of this record, once the
+    /// reference span is long enough (reported even while warming up or in
+    /// an incident).
+    pub probability: Option<f64>,
+    /// The record ended the open incident, and how.
+    pub ended: Option<IncidentEnd>,
+}
+
+/// How an incident of a [`NumericScorer`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentEnd {
+    /// `resolve_rows` normal records in a row, after `quiet_rows`.
+    Healed,
+    /// `max_incident_rows` passed: the new level is accepted.
+    Accepted,
 }
 
 /// An expected value and range.
@@ -177,8 +192,12 @@ pub fn parse_timestamp_us(s: &str) -> Option<i64> {
 }
 
 /// Online scorer of one numeric series.
-#[derive(Debug, Clone)]
+///
+/// Serializable (for checkpoints) without its configuration: a restored
+/// scorer gets the current one with [`NumericScorer::set_config`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NumericScorer {
+    #[serde(skip)]
     cfg: NumericConfig,
     /// Recent values for the robust centre and spread.
     values: VecDeque<f64>,
@@ -195,7 +214,9 @@ pub struct NumericScorer {
     quiet_left: usize,
     normal_streak: usize,
     incident_rows: usize,
+    #[serde(skip)]
     scratch: Vec<f64>,
+    #[serde(skip, default = "Normal::standard")]
     normal: Normal,
 }
 
@@ -212,12 +233,7 @@ const SEASON_LAGS: i64 = 7;
 
 impl NumericScorer {
     pub fn new(cfg: NumericConfig) -> Self {
-        let cfg = NumericConfig {
-            history: cfg.history.max(3),
-            short: cfg.short.max(1),
-            long: cfg.long.max(cfg.short + 2),
-            ..cfg
-        };
+        let cfg = Self::normalized(cfg);
         Self {
             values: VecDeque::with_capacity(cfg.history + 1),
             timed: VecDeque::new(),
@@ -234,6 +250,43 @@ impl NumericScorer {
         }
     }
 
+    /// The configuration with the sizes the model needs at least.
+    fn normalized(cfg: NumericConfig) -> NumericConfig {
+        NumericConfig {
+            history: cfg.history.max(3),
+            short: cfg.short.max(1),
+            long: cfg.long.max(cfg.short.saturating_add(2)),
+            ..cfg
+        }
+    }
+
+    /// Replaces the configuration (e.g. of a scorer restored from a
+    /// checkpoint) and trims the kept history to the new sizes; what was
+    /// learned stays.
+    pub fn set_config(&mut self, cfg: NumericConfig) {
+        self.cfg = Self::normalized(cfg);
+        let (history, long, season) = (self.cfg.history, self.cfg.long, self.cfg.season_memory);
+        trim_front(&mut self.values, history);
+        trim_front(&mut self.seasonal_resid, history);
+        trim_front(&mut self.timed, season);
+        trim_front(&mut self.plain_ref.raw, long);
+        trim_front(&mut self.seasonal_ref.raw, long);
+        if self.in_incident {
+            self.quiet_left = self.quiet_left.min(self.cfg.quiet_rows);
+        }
+    }
+
+    /// An incident was reported and has not ended yet.
+    pub fn in_incident(&self) -> bool {
+        self.in_incident
+    }
+
+    /// Records learned so far, up to `history` (the scorer is warm past
+    /// `warmup`).
+    pub fn learned(&self) -> usize {
+        self.values.len()
+    }
+
     /// Scores `value` against everything before it, then learns it.
     pub fn score(&mut self, value: f64) -> f64 {
         self.score_at(None, value).score
@@ -246,6 +299,8 @@ impl NumericScorer {
             score: 0.0,
             alert: false,
             expected: None,
+            probability: None,
+            ended: None,
         };
         if !value.is_finite() {
             return quiet;
@@ -266,6 +321,7 @@ impl NumericScorer {
             high: centre + BAND_SPREADS * spread,
         });
         quiet.expected = band;
+        quiet.probability = p;
         let warm = self.values.len() > self.cfg.warmup;
         let out = match p {
             Some(p) if warm => score(p, self.cfg.p_threshold),
@@ -283,6 +339,11 @@ impl NumericScorer {
             let too_long = self.incident_rows >= self.cfg.max_incident_rows;
             if healed || too_long {
                 self.in_incident = false;
+                quiet.ended = Some(if healed {
+                    IncidentEnd::Healed
+                } else {
+                    IncidentEnd::Accepted
+                });
             }
             return quiet;
         }
@@ -297,6 +358,8 @@ impl NumericScorer {
             score: out,
             alert,
             expected: band,
+            probability: p,
+            ended: None,
         }
     }
 
@@ -378,8 +441,15 @@ impl NumericScorer {
     }
 }
 
+/// Drops the oldest entries of `q` beyond `max`.
+fn trim_front<T>(q: &mut VecDeque<T>, max: usize) {
+    let excess = q.len().saturating_sub(max);
+    q.drain(..excess);
+}
+
 /// The likelihood stage of one model: its recent raw surprises.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 struct Reference {
     raw: VecDeque<f64>,
 }
@@ -465,6 +535,37 @@ mod tests {
         assert!(scores[..800].iter().all(|x| *x < 0.5), "quiet on noise");
         assert!(scores[800] >= 0.5);
         assert!(scores[801..].iter().all(|x| *x < 0.5), "once per incident");
+    }
+
+    #[test]
+    fn a_saved_scorer_carries_on_exactly() {
+        let values: Vec<f64> = (0..900).map(|i| 10.0 + (i % 7) as f64 * 0.1).collect();
+        let mut whole = NumericScorer::new(NumericConfig::default());
+        let mut cut = NumericScorer::new(NumericConfig::default());
+        for v in &values[..700] {
+            whole.score(*v);
+            cut.score(*v);
+        }
+        let json = serde_json::to_string(&cut).expect("serializes");
+        let mut back: NumericScorer = serde_json::from_str(&json).expect("parses");
+        back.set_config(NumericConfig::default());
+        assert_eq!(back.learned(), DEFAULT_HISTORY);
+        for (i, v) in values[700..].iter().enumerate() {
+            let v = if i == 50 { 100.0 } else { *v };
+            // JSON keeps floats to the last bit or so: compare decisions
+            // exactly, scores closely.
+            let (got, want) = (back.score_at(None, v), whole.score_at(None, v));
+            assert_eq!(got.alert, want.alert, "record {i}");
+            assert_eq!(got.ended, want.ended, "record {i}");
+            assert!((got.score - want.score).abs() < 1e-9, "record {i}");
+        }
+        // A smaller configuration trims what was kept.
+        back.set_config(NumericConfig {
+            history: 10,
+            long: 20,
+            ..NumericConfig::default()
+        });
+        assert_eq!(back.learned(), 10);
     }
 
     #[test]
