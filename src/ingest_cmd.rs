@@ -70,7 +70,10 @@ pub fn run(
                 .with_context(|| format!("opening the archive at {location}"))?,
         ),
     };
-    let parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
+    let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
+    // Templates are mined on the writer thread, beside the Parquet encoding:
+    // parsing is the longer of the two stages.
+    let miner = parser.take_miner();
     let segmenter = Segmenter::new(cfg.ingest.segment.clone());
     if cfg.telemetry.enabled {
         // A local archive is checked for writability; an S3 one through the
@@ -92,7 +95,7 @@ pub fn run(
             checks,
         )?;
     }
-    let writer = Writer::spawn(archive, &cfg.ingest.writer, metrics.clone(), force);
+    let writer = Writer::spawn_mining(archive, &cfg.ingest.writer, metrics.clone(), force, miner);
     let started = Instant::now();
     let mut active = None;
     match input {

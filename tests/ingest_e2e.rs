@@ -55,6 +55,46 @@ fn backfill_from_file_is_idempotent() {
     }
     assert_exactly_once(&archive, &truth, 20_000);
 
+    // Each line's template id in the archive is the one `logwarden
+    // templates --ids` assigns it online, in input order.
+    let out = run_ok(
+        logwarden()
+            .args(["templates", "--ids", "--input"])
+            .arg(&lines),
+    );
+    let online: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(online.len(), 20_000);
+    let rows = python_json(
+        "read_rows.py",
+        &[
+            archive.to_str().expect("utf-8"),
+            "SELECT coalesce(template_id, '-') AS id, template FROM a ORDER BY kafka_offset",
+        ],
+    );
+    let archived: Vec<String> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(archived.len(), online.len());
+    let differ = archived.iter().zip(&online).filter(|(a, o)| a != o).count();
+    assert_eq!(differ, 0, "template ids differing from the online ones");
+    let distinct: std::collections::BTreeSet<&String> = archived.iter().collect();
+    assert!(
+        distinct.len() > 5 && distinct.len() < 500,
+        "{} templates for 20,000 generated lines",
+        distinct.len()
+    );
+    assert!(rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .all(|r| r["id"] == "-" || r["template"].as_str().is_some_and(|t| !t.is_empty())));
+
     // Another input under its own source name lands beside, not over, it.
     let other = dir.path().join("other.log");
     generate_file(&other, 5000, 4, &dir.path().join("other-truth.jsonl"));

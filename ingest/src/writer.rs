@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::IngestMetrics;
-use crate::sink::{Backoff, Segment, Sink, SinkError, WriteStats};
+use crate::sink::{Backoff, RetryHint, Segment, Sink, SinkError, WriteStats};
+use crate::template::{mine_batch, TemplateMiner};
 
 /// Default for [`WriterConfig::queue_segments`].
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 2;
@@ -107,6 +108,20 @@ impl Writer {
         metrics: Arc<IngestMetrics>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
+        Self::spawn_mining(sink, cfg, metrics, cancel, None)
+    }
+
+    /// Like [`Writer::spawn`], and with a miner the writer thread fills each
+    /// segment's template columns before writing it (segments arrive in
+    /// the order they closed, each in offset order). The parser then must
+    /// not mine ([`Parser::take_miner`](crate::parse::Parser::take_miner)).
+    pub fn spawn_mining(
+        sink: Box<dyn Sink>,
+        cfg: &WriterConfig,
+        metrics: Arc<IngestMetrics>,
+        cancel: Arc<AtomicBool>,
+        miner: Option<TemplateMiner>,
+    ) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(cfg.queue_segments);
         let (acks_tx, acks_rx) = mpsc::channel::<Ack>();
         let backoff = Backoff::new(
@@ -116,7 +131,17 @@ impl Writer {
         let thread_cancel = cancel.clone();
         let handle = std::thread::Builder::new()
             .name("logwarden-writer".into())
-            .spawn(move || writer_loop(sink, jobs_rx, acks_tx, backoff, metrics, thread_cancel))
+            .spawn(move || {
+                writer_loop(
+                    sink,
+                    miner,
+                    jobs_rx,
+                    acks_tx,
+                    backoff,
+                    metrics,
+                    thread_cancel,
+                )
+            })
             .expect("spawning the writer thread");
         Self {
             jobs: Some(jobs_tx),
@@ -187,6 +212,7 @@ impl Writer {
 
 fn writer_loop(
     mut sink: Box<dyn Sink>,
+    mut miner: Option<TemplateMiner>,
     jobs: Receiver<Job>,
     acks: mpsc::Sender<Ack>,
     mut backoff: Backoff,
@@ -215,9 +241,25 @@ fn writer_loop(
                     result,
                 }
             }
-            Job::Write { segment, epoch } => {
+            Job::Write { mut segment, epoch } => {
                 let started = Instant::now();
-                let result = with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment));
+                let mined = match miner.as_mut() {
+                    Some(m) => {
+                        let mined = mine_batch(m, &segment.batch).map(|b| segment.batch = b);
+                        IngestMetrics::set(&metrics.templates, m.len());
+                        mined
+                    }
+                    None => Ok(()),
+                };
+                let result = match mined {
+                    Ok(()) => with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment)),
+                    Err(e) => Err(SinkError {
+                        context: "mining the templates of a segment".into(),
+                        hint: RetryHint::Fatal,
+                        kind: "encode",
+                        source: Box::new(e),
+                    }),
+                };
                 if let Ok(stats) = &result {
                     metrics.segment_write_seconds.observe(started.elapsed());
                     metrics

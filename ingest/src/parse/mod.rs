@@ -454,6 +454,13 @@ impl Parser {
         self.miner.as_ref()
     }
 
+    /// Takes the template miner out of the parser, which then leaves the
+    /// template of every record empty: ingest hands it to the writer stage
+    /// ([`crate::writer::Writer::spawn_mining`]), which mines whole batches.
+    pub fn take_miner(&mut self) -> Option<TemplateMiner> {
+        self.miner.take()
+    }
+
     /// Continues template mining from a restored miner (e.g. a checkpoint),
     /// so that template ids stay those of the run that saved it. Ignored
     /// when template mining is off.

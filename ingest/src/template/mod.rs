@@ -46,11 +46,13 @@
 //! `max_token_bytes` bytes; `observe` allocates only when it creates or
 //! generalizes a template.
 
+mod batch;
 mod config;
 pub mod eval;
 pub mod masking;
 mod miner;
 
+pub use batch::mine_batch;
 pub use config::{
     MaskKind, TemplateConfig, TemplateConfigError, DEFAULT_ENABLED, DEFAULT_MAX_TEMPLATES,
     DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_SIMILARITY_THRESHOLD,
