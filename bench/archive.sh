@@ -8,6 +8,8 @@
 #      (median of 7 runs each, after one warm-up, same process)
 # Usage: bench/archive.sh [LINES]
 set -euo pipefail
+# Any free port for /metrics, so a logwarden already running here does not clash.
+export LOGWARDEN_METRICS_LISTEN="${LOGWARDEN_METRICS_LISTEN:-127.0.0.1:0}"
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 work=$(mktemp -d)

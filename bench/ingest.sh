@@ -6,6 +6,8 @@
 #   4. DuckDB converting the same JSONL file to zstd Parquet
 # Prints a table. Usage: bench/ingest.sh [LINES] (default 1000000).
 set -euo pipefail
+# Any free port for /metrics, so a logwarden already running here does not clash.
+export LOGWARDEN_METRICS_LISTEN="${LOGWARDEN_METRICS_LISTEN:-127.0.0.1:0}"
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 work=$(mktemp -d)
