@@ -2,9 +2,13 @@
 # Memory and file count of a backfill spread over many partitions:
 # LINES generated JSON lines (default 2,400,000) over 2,000 services and 24
 # hourly partitions, archived with partition_by = dt, hour, service (48,000
-# partition directories). Reports ingest's peak RSS, the files written and
-# their sizes, then the same after `logwarden compact`.
-# Usage: bench/backfill_memory.sh [LINES]
+# partition directories). Reports, in one run: ingest with its own
+# compaction (the default, archive.compaction.in_ingest = true), its peak
+# RSS, the files left and their sizes, and the small files (under MIN bytes)
+# that are not the only file of their partition, which must be 0; then, for
+# comparison, the two-step way: ingest without compaction, then
+# `logwarden compact`.
+# Usage: [LW=path/to/logwarden] [MIN_FILE_BYTES=65536] bench/backfill_memory.sh [LINES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2400000}
@@ -49,21 +53,39 @@ sizes() {
   python3 - "$1" "$2" <<'PY'
 import os, statistics, sys
 root, minb = sys.argv[1], int(sys.argv[2])
-s = [os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs if f.endswith(".parquet")]
-dirs = len({d for d, _, fs in os.walk(root) if any(f.endswith(".parquet") for f in fs)})
+by_dir = {}
+for d, _, fs in os.walk(root):
+    if "/_logwarden" in d or "/." in d:
+        continue
+    s = [os.path.getsize(os.path.join(d, f)) for f in fs if f.endswith(".parquet") and not f.startswith(".")]
+    if s:
+        by_dir[d] = s
+s = [x for v in by_dir.values() for x in v]
 small = sum(1 for x in s if x < minb)
-print(f"{len(s)} {dirs} {min(s)} {int(statistics.median(s))} {max(s)} {sum(s)} {small}")
+# Small files that are not the only file of their partition.
+crowded = sum(1 for v in by_dir.values() if len(v) > 1 for x in v if x < minb)
+print(f"{len(s)} {len(by_dir)} {min(s)} {int(statistics.median(s))} {max(s)} {sum(s)} {small} {crowded}")
 PY
 }
 SETS=(--set 'archive.partition_by=["dt","hour","service"]')
 MIN=${MIN_FILE_BYTES:-65536}
-read -r i_secs i_rss < <(measure "$LW" ingest "${SETS[@]}" --input "$work/lines.jsonl" --output "$work/a")
-read -r f1 d1 min1 med1 max1 tot1 small1 < <(sizes "$work/a" "$MIN")
-read -r c_secs c_rss < <(measure "$LW" compact "${SETS[@]}" --output "$work/a" --settle-secs 0 --min-file-bytes "$MIN" --target-file-bytes $((MIN * 64)))
-read -r f2 d2 min2 med2 max2 tot2 small2 < <(sizes "$work/a" "$MIN")
+TARGET=$((MIN * 64))
+COMPACTION=(--set "archive.compaction.min_file_bytes=$MIN" --set "archive.compaction.target_file_bytes=$TARGET")
 
-printf '\n%s lines (%.0f MB JSON), 2000 services x 24 hours, partition_by = dt, hour, service\n\n' "$N" "$(echo "$bytes / 1000000" | bc -l)"
-echo "| step | seconds | peak RSS | files | partition dirs | min / median / max file bytes | files < $MIN B |"
-echo "|---|---|---|---|---|---|---|"
-echo "| ingest --input | $i_secs | $((i_rss / 1048576)) MiB | $f1 | $d1 | $min1 / $med1 / $max1 | $small1 |"
-echo "| compact (min $MIN B) | $c_secs | $((c_rss / 1048576)) MiB | $f2 | $d2 | $min2 / $med2 / $max2 | $small2 |"
+# 1. ingest compacting by itself (the default): one process, one step.
+read -r a_secs a_rss < <(measure "$LW" ingest "${SETS[@]}" "${COMPACTION[@]}" --input "$work/lines.jsonl" --output "$work/auto")
+read -r f0 d0 min0 med0 max0 tot0 small0 crowded0 < <(sizes "$work/auto" "$MIN")
+rm -rf "$work/auto" "$work/.auto.compacting"
+
+# 2. and 3. the two-step way: ingest without compaction, then compact.
+read -r i_secs i_rss < <(measure "$LW" ingest "${SETS[@]}" --set archive.compaction.in_ingest=false --input "$work/lines.jsonl" --output "$work/a")
+read -r f1 d1 min1 med1 max1 tot1 small1 crowded1 < <(sizes "$work/a" "$MIN")
+read -r c_secs c_rss < <(measure "$LW" compact "${SETS[@]}" --output "$work/a" --settle-secs 0 --min-file-bytes "$MIN" --target-file-bytes "$TARGET")
+read -r f2 d2 min2 med2 max2 tot2 small2 crowded2 < <(sizes "$work/a" "$MIN")
+
+printf '\n%s lines (%.0f MB JSON), 2000 services x 24 hours, partition_by = dt, hour, service, min_file_bytes %s\n\n' "$N" "$(echo "$bytes / 1000000" | bc -l)" "$MIN"
+echo "| step | seconds | peak RSS | files | partition dirs | min / median / max file bytes | files < $MIN B | of which not alone in their partition |"
+echo "|---|---|---|---|---|---|---|---|"
+echo "| ingest --input, compacting by itself | $a_secs | $((a_rss / 1048576)) MiB | $f0 | $d0 | $min0 / $med0 / $max0 | $small0 | $crowded0 |"
+echo "| ingest --input, in_ingest = false | $i_secs | $((i_rss / 1048576)) MiB | $f1 | $d1 | $min1 / $med1 / $max1 | $small1 | $crowded1 |"
+echo "| then compact | $c_secs | $((c_rss / 1048576)) MiB | $f2 | $d2 | $min2 / $med2 / $max2 | $small2 | $crowded2 |"

@@ -1,7 +1,7 @@
 //! `logwarden ingest`: Kafka (or a file) to the Parquet archive.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use logwarden_ingest::parse::Parser;
 use logwarden_ingest::segment::Segmenter;
 use logwarden_ingest::sink::Sink;
 use logwarden_ingest::writer::Writer;
+use logwarden_storage::compactor::{compact_backfill, BackgroundCompactor};
 use logwarden_storage::{LocalArchive, Location, ObjectStoreArchive};
 
 use crate::config::Config;
@@ -45,6 +46,9 @@ pub struct IngestReport {
     pub parse_issues: u64,
     /// Unparseable messages sent to the dead-letter topic (strict mode).
     pub dead_lettered: u64,
+    /// Small files ingest's own compaction merged, and the files it wrote.
+    pub compacted_in: u64,
+    pub compacted_out: u64,
     pub elapsed: Duration,
     /// From the first record to the end (Kafka; the whole run for a file).
     pub active: Duration,
@@ -100,6 +104,20 @@ pub fn run(
     let mut active = None;
     match input {
         Input::Kafka { stop } => {
+            // Stopped (and joined) when this scope ends, on errors too.
+            let compactor = if cfg.archive.compaction.in_ingest {
+                Some(
+                    BackgroundCompactor::spawn(
+                        location.clone(),
+                        cfg.archive.clone(),
+                        metrics.clone(),
+                        shutdown.clone(),
+                    )
+                    .context("starting the compaction thread")?,
+                )
+            } else {
+                None
+            };
             let mut kafka = cfg.kafka.clone();
             kafka.group = cfg.ingest.group.clone();
             let source = KafkaSource {
@@ -108,6 +126,9 @@ pub fn run(
                 shutdown_timeout: Duration::from_secs_f64(cfg.ingest.shutdown_timeout_secs),
             };
             let summary = source.run(parser, segmenter, writer, metrics.clone(), shutdown)?;
+            if let Some(c) = compactor {
+                c.stop();
+            }
             active = Some(summary.active);
             if !summary.clean_exit {
                 tracing::warn!("stopped with data not yet durable; it stays uncommitted and is replayed on the next start");
@@ -132,12 +153,19 @@ pub fn run(
                     segmenter,
                     writer,
                     metrics.clone(),
-                    shutdown,
+                    shutdown.clone(),
                 )?
             } else {
                 let f = std::fs::File::open(&path)
                     .with_context(|| format!("opening {}", path.display()))?;
-                source.run(f, parser, segmenter, writer, metrics.clone(), shutdown)?
+                source.run(
+                    f,
+                    parser,
+                    segmenter,
+                    writer,
+                    metrics.clone(),
+                    shutdown.clone(),
+                )?
             };
             tracing::info!(lines, "input archived");
             // The whole input is durable: its files may now be compacted.
@@ -150,6 +178,11 @@ pub fn run(
                 }
             }
             .context("recording the backfill as complete")?;
+            // Its partitions are closed as far as this input goes: merge its
+            // small files now rather than leave them to a later run.
+            if cfg.archive.compaction.in_ingest && !shutdown.load(Ordering::Relaxed) {
+                compact_backfill(&location, &cfg.archive, &name, &metrics, &shutdown);
+            }
         }
     }
     let get = IngestMetrics::get;
@@ -162,6 +195,8 @@ pub fn run(
         bytes_written: get(&metrics.bytes_written),
         parse_issues,
         dead_lettered: metrics.total(|t| t.dead_lettered.iter().map(get).sum()),
+        compacted_in: get(&metrics.compaction.files_merged),
+        compacted_out: get(&metrics.compaction.files_written),
         elapsed: started.elapsed(),
         active: active.unwrap_or_else(|| started.elapsed()),
     })

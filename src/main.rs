@@ -341,7 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .context("ingest failed")?;
             println!(
-                "ingest done: {} records consumed, {} archived, {} with parse issues, {} dead-lettered, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record)",
+                "ingest done: {} records consumed, {} archived, {} with parse issues, {} dead-lettered, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record); compaction merged {} small files into {}",
                 report.consumed,
                 report.archived,
                 report.parse_issues,
@@ -350,7 +350,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.bytes_written,
                 report.archive,
                 report.elapsed.as_secs_f64(),
-                report.active.as_secs_f64()
+                report.active.as_secs_f64(),
+                report.compacted_in,
+                report.compacted_out
             );
             Ok(())
         }

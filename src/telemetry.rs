@@ -470,6 +470,47 @@ impl Collector for IngestCollector {
             "log templates held by the template miner",
             as_gauge(&m.templates),
         )?;
+        let c = &m.compaction;
+        for (name, help, v) in [
+            (
+                "logwarden_ingest_compaction_runs_total",
+                "compaction runs ingest finished by itself, with or without anything to merge",
+                &c.runs,
+            ),
+            (
+                "logwarden_ingest_compaction_busy_runs_total",
+                "compaction runs skipped because another compactor was working on the archive",
+                &c.busy,
+            ),
+            (
+                "logwarden_ingest_compaction_merged_files_total",
+                "small Parquet files ingest's compaction merged away",
+                &c.files_merged,
+            ),
+            (
+                "logwarden_ingest_compaction_merged_bytes_total",
+                "bytes of the small Parquet files ingest's compaction merged away",
+                &c.bytes_merged,
+            ),
+            (
+                "logwarden_ingest_compaction_files_written_total",
+                "merged Parquet files ingest's compaction wrote",
+                &c.files_written,
+            ),
+            (
+                "logwarden_ingest_compaction_written_bytes_total",
+                "bytes of the merged Parquet files ingest's compaction wrote",
+                &c.bytes_written,
+            ),
+        ] {
+            counter(e, name, help, load(v))?;
+        }
+        gauge(
+            e,
+            "logwarden_ingest_compaction_running",
+            "1 while ingest's compaction is merging files",
+            as_gauge(&c.running),
+        )?;
         errors(
             e,
             &[
@@ -478,6 +519,7 @@ impl Collector for IngestCollector {
                 ("commit", load(&m.commit_failures)),
                 ("sink_retry", load(&m.sink_retries)),
                 ("sink_fatal", load(&m.sink_failures)),
+                ("compaction", load(&c.errors)),
             ],
         )?;
         kafka(e, &m.kafka)

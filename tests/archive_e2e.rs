@@ -32,6 +32,9 @@ fn ingest(broker: &Broker, group: &str, output: &str) -> Command {
 fn compact(output: &str) -> Command {
     let mut c = logwarden();
     c.args(["compact", "--output", output, "--settle-secs", "0"]);
+    // On S3 a run killed with -9 leaves its lease: the next run may take it
+    // over two seconds later.
+    c.args(["--set", "archive.compaction.lease_secs=2"]);
     c
 }
 
@@ -158,9 +161,12 @@ fn s3_archive_exactly_once_and_compaction_across_kill_9() {
         }
     }
     assert!(kills >= 1, "compaction was never caught mid-way");
-    let mut c = compact(url);
-    s3_settings(&mut c, &moto);
-    run_ok(&mut c);
+    // Until the killed run's lease has expired, a run finds the archive busy.
+    wait_until("a complete compaction run", WAIT, || {
+        let mut c = compact(url);
+        s3_settings(&mut c, &moto);
+        c.output().expect("compact starts").status.success()
+    });
     let after = digest(url, Some(&moto));
     assert_eq!(after["rows"], before["rows"], "{before} {after}");
     assert_eq!(after["checksum"], before["checksum"], "{before} {after}");
@@ -245,4 +251,162 @@ fn local_compaction_across_kill_9_and_readers_agree() {
     assert_eq!(readers["agree"], true, "{readers}");
     assert_eq!(readers["rows"], TOTAL, "{readers}");
     assert!(readers["pruned_rows"].as_u64() > Some(0), "{readers}");
+}
+
+/// Parquet files under `dir`, by partition directory (relative), with sizes.
+fn files_by_dir(root: &Path) -> std::collections::BTreeMap<String, Vec<(String, u64)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(String, u64)>> = Default::default();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() && !name.starts_with(['_', '.']) {
+                stack.push(p);
+            } else if name.ends_with(".parquet") && !name.starts_with('.') {
+                let rel = d
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .into_owned();
+                let size = e.metadata().expect("stat").len();
+                out.entry(rel).or_default().push((name, size));
+            }
+        }
+    }
+    out
+}
+
+/// Ingest from Kafka with small segments (one file each) merges, by itself
+/// and while it keeps consuming and committing, the small files of a
+/// partition whose hour has closed; the files a replay could still rewrite
+/// (the last 64 segments) stay. After a clean stop, DuckDB reads every
+/// produced record exactly once.
+#[test]
+fn ingest_compacts_closed_partitions_while_it_runs() {
+    const N: u64 = 4000;
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let truth = dir.path().join("truth.jsonl");
+    let archive = dir.path().join("archive");
+    // One record per second of event time from 10:00 (2026-03-01): hour 10
+    // holds 3,600 records, 144 segments of 25.
+    generate(&broker, "logs", N, 11, &truth, &["--events-per-sec", "1"]);
+    let mut cmd = ingest(&broker, "g-auto", archive.to_str().expect("utf-8"));
+    cmd.args(["--segment-max-rows", "25"])
+        .args(["--set", "archive.compaction.interval_secs=1"])
+        .args(["--set", "archive.compaction.settle_secs=0"])
+        .args(["--set", "archive.compaction.close_after_secs=0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Proc(cmd.spawn().expect("ingest starts"));
+    let hour10 = "dt=2026-03-01/hour=10";
+    let merged_in_hour10 = || {
+        files_by_dir(&archive)
+            .get(hour10)
+            .is_some_and(|f| f.iter().any(|(n, _)| n.starts_with("compacted-")))
+    };
+    wait_until(
+        "every record committed and a merged file in the closed hour",
+        WAIT,
+        || broker.committed_total("g-auto", "logs") == N as i64 && merged_in_hour10(),
+    );
+    assert!(
+        matches!(child.try_wait(), Ok(None)),
+        "ingest compacted while running, not at exit"
+    );
+    let files = files_by_dir(&archive);
+    let hour10_files = files.get(hour10).map_or(0, Vec::len);
+    assert!(
+        hour10_files < 144,
+        "the closed hour's small files were merged: {hour10_files} files"
+    );
+
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).expect("ingest exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().expect("stdout piped"), &mut stdout)
+        .expect("stdout");
+    assert!(
+        stdout.contains(&format!("{N} archived")) && !stdout.contains("merged 0 small files"),
+        "{stdout}"
+    );
+    assert_exactly_once(&archive, &truth, N);
+}
+
+/// A backfill with small segments over hour x service partitions compacts
+/// the partitions it wrote before exiting: no partition keeps more than one
+/// file under `min_file_bytes`, every line is read back exactly once, and
+/// running the same backfill again (after compaction) replaces its rows
+/// instead of adding them.
+#[test]
+fn backfill_compacts_its_partitions_before_exiting() {
+    const N: u64 = 6000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = dir.path().join("old.log");
+    let truth = dir.path().join("truth.jsonl");
+    let archive = dir.path().join("archive");
+    generate_file(&lines, N, 12, &truth);
+    let backfill = |sets: &[String]| {
+        let mut c = logwarden();
+        c.args(["ingest", "--input"])
+            .arg(&lines)
+            .args(["--segment-max-rows", "300", "--output"])
+            .arg(&archive)
+            .args(["--set", r#"archive.partition_by=["dt","hour","service"]"#]);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        String::from_utf8_lossy(&run_ok(&mut c).stdout).into_owned()
+    };
+
+    // Without compaction: one small file per segment and partition.
+    backfill(&["archive.compaction.in_ingest=false".to_string()]);
+    let before = files_by_dir(&archive);
+    let files_before: usize = before.values().map(Vec::len).sum();
+    let largest = before
+        .values()
+        .flatten()
+        .map(|(_, s)| *s)
+        .max()
+        .expect("files");
+    let crowded = before.values().filter(|f| f.len() >= 3).count();
+    assert!(
+        crowded >= 3,
+        "partitions with several small files: {before:?}"
+    );
+    assert_exactly_once(&archive, &truth, N);
+
+    // Run again with compaction: files under twice the largest segment file
+    // are small; a merged file takes up to twenty of them.
+    let min = 2 * largest;
+    let sets = [
+        format!("archive.compaction.min_file_bytes={min}"),
+        format!("archive.compaction.target_file_bytes={}", 20 * largest),
+    ];
+    for round in 0..2 {
+        let summary = backfill(&sets);
+        assert!(!summary.contains("merged 0 small files"), "{summary}");
+        let after = files_by_dir(&archive);
+        let files_after: usize = after.values().map(Vec::len).sum();
+        assert!(
+            files_after < files_before,
+            "round {round}: {files_before} -> {files_after}"
+        );
+        assert_eq!(after.len(), before.len(), "the same partitions");
+        for (d, files) in &after {
+            let small = files.iter().filter(|(_, s)| *s < min).count();
+            assert!(
+                small <= 1,
+                "round {round}: {d} keeps {small} small files: {files:?}"
+            );
+        }
+        // The second round re-runs a compacted backfill: still exactly once.
+        assert_exactly_once(&archive, &truth, N);
+    }
 }

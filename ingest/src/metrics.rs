@@ -46,6 +46,28 @@ impl TopicCounters {
     }
 }
 
+/// Counters of the compaction ingest runs by itself
+/// (`archive.compaction.in_ingest`).
+#[derive(Debug, Default)]
+pub struct CompactionCounters {
+    /// Runs that ended, with or without anything to merge.
+    pub runs: AtomicU64,
+    /// Runs that failed (logged; ingest goes on, the next run retries).
+    pub errors: AtomicU64,
+    /// Runs skipped because another compactor was working on the archive.
+    pub busy: AtomicU64,
+    /// Small files merged away.
+    pub files_merged: AtomicU64,
+    /// Bytes of the small files merged away.
+    pub bytes_merged: AtomicU64,
+    /// Merged files written.
+    pub files_written: AtomicU64,
+    /// Bytes of the merged files written.
+    pub bytes_written: AtomicU64,
+    /// Gauge: 1 while a run is in progress.
+    pub running: AtomicU64,
+}
+
 /// Counters of one ingest process.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
@@ -90,6 +112,8 @@ pub struct IngestMetrics {
     pub templates: AtomicU64,
     /// The Kafka client's view: brokers, assignment, lag.
     pub kafka: Arc<KafkaClientMetrics>,
+    /// Ingest's own compaction of closed partitions.
+    pub compaction: CompactionCounters,
 }
 
 impl IngestMetrics {

@@ -34,8 +34,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
@@ -50,7 +51,9 @@ use logwarden_ingest::schema::col;
 use logwarden_ingest::sink::{RetryHint, SinkError};
 
 use crate::inflight::InFlight;
-use crate::layout::fnv1a64;
+use crate::layout::{
+    fnv1a64, is_any_source_merged, is_source_file, is_source_merged, source_merged_name,
+};
 use crate::local::{ensure_dir, io_error, open_lock, sync_dir, write_parquet_file, META_DIR};
 use crate::object::{delete_all, put_parquet, runtime, store_error};
 use crate::split::ArchiveLayout;
@@ -64,8 +67,17 @@ pub const DEFAULT_TARGET_FILE_BYTES: u64 = 128 << 20;
 pub const DEFAULT_CLOSE_AFTER_SECS: u64 = 3600;
 /// Default for [`CompactionConfig::settle_secs`]: ten minutes.
 pub const DEFAULT_SETTLE_SECS: u64 = 600;
+/// Default for [`CompactionConfig::in_ingest`]: on.
+pub const DEFAULT_IN_INGEST: bool = true;
+/// Default for [`CompactionConfig::interval_secs`]: five minutes.
+pub const DEFAULT_INTERVAL_SECS: u64 = 300;
 /// Name prefix of merged files.
 pub const MERGED_PREFIX: &str = "compacted-";
+/// Object stores: the lease object that makes one compactor at a time work
+/// on an archive (under the bookkeeping directory, outside the journals).
+pub const LEASE_REL: &str = "_logwarden/compactor-lease.json";
+/// Default for [`CompactionConfig::lease_secs`]: five minutes.
+pub const DEFAULT_LEASE_SECS: u64 = 300;
 
 /// Compaction settings (the `[archive.compaction]` table).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -87,6 +99,17 @@ pub struct CompactionConfig {
     /// (readers globbing `**/*.parquet` must not see it). Default: the
     /// hidden sibling `.<root name>.compacting` of the root.
     pub staging_dir: Option<PathBuf>,
+    /// `logwarden ingest` compacts by itself: from Kafka, every
+    /// `interval_secs` on a background thread; from `--input`, the
+    /// partitions the backfill wrote once it is archived, before exiting.
+    pub in_ingest: bool,
+    /// Seconds between two compaction runs of a Kafka ingest (the first one
+    /// an interval after start).
+    pub interval_secs: u64,
+    /// Object stores: one compactor works on an archive at a time, holding
+    /// a lease object renewed before each merge; a lease not renewed for
+    /// this many seconds (its holder died) is taken over.
+    pub lease_secs: u64,
 }
 
 impl Default for CompactionConfig {
@@ -97,6 +120,9 @@ impl Default for CompactionConfig {
             close_after_secs: DEFAULT_CLOSE_AFTER_SECS,
             settle_secs: DEFAULT_SETTLE_SECS,
             staging_dir: None,
+            in_ingest: DEFAULT_IN_INGEST,
+            interval_secs: DEFAULT_INTERVAL_SECS,
+            lease_secs: DEFAULT_LEASE_SECS,
         }
     }
 }
@@ -106,6 +132,15 @@ impl CompactionConfig {
         if self.min_file_bytes == 0 || self.target_file_bytes < self.min_file_bytes {
             return Err(
                 "archive.compaction: min_file_bytes must be positive and at most target_file_bytes"
+                    .into(),
+            );
+        }
+        if self.lease_secs == 0 {
+            return Err("archive.compaction.lease_secs must be at least 1".into());
+        }
+        if self.in_ingest && self.interval_secs == 0 {
+            return Err(
+                "archive.compaction.interval_secs must be at least 1 when archive.compaction.in_ingest is on"
                     .into(),
             );
         }
@@ -137,6 +172,25 @@ pub struct CompactReport {
     pub bytes_out: u64,
     /// Partitions skipped because they changed while being compacted.
     pub skipped: usize,
+    /// The run stopped before the end (asked to, or its lease was lost);
+    /// the next run takes up the rest.
+    pub stopped: bool,
+}
+
+/// What one run may take beyond the usual rules, and when it stops early.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunScope<'a> {
+    /// Only the files of this source partition (topic, partition), which
+    /// are complete and final: a backfill that ran to its end, its
+    /// in-flight record settled. They are merged whatever their partition's
+    /// time range and their age, into files named after the source
+    /// ([`crate::layout::source_merged_name`]) that a re-run of the
+    /// backfill deletes first. Other files are left to ordinary runs,
+    /// which in turn leave these merged files alone.
+    pub final_source: Option<(&'a str, i32)>,
+    /// Checked before each merge: once one is set, the run stops (ingest's
+    /// shutdown). A merge already started is finished.
+    pub stop: &'a [&'a AtomicBool],
 }
 
 /// One published Parquet file.
@@ -159,6 +213,18 @@ impl FileInfo {
 
 /// Storage operations compaction needs.
 trait Backend {
+    /// Whether the run may start one more merge (an object store's lease,
+    /// renewed when due, is still held).
+    fn keep_going(&mut self) -> bool {
+        true
+    }
+    /// Takes what makes this run the only one on the archive (an object
+    /// store's lease; a local archive's compactor lock is taken on open).
+    fn acquire(&mut self) -> Result<(), CompactError> {
+        Ok(())
+    }
+    /// Gives up what the run held (an object store's lease).
+    fn release(&mut self) {}
     /// Finishes or undoes interrupted runs; returns how many.
     fn recover(&mut self) -> Result<usize, CompactError>;
     /// Every published Parquet file, outside the bookkeeping directory.
@@ -184,6 +250,17 @@ pub fn compact(
     layout: &ArchiveLayout,
     now: SystemTime,
 ) -> Result<CompactReport, CompactError> {
+    compact_scoped(location, layout, now, RunScope::default())
+}
+
+/// Compacts the archive at `location`, with the extra files and the stop
+/// flag of `scope` (ingest's own compaction).
+pub fn compact_scoped(
+    location: &Location,
+    layout: &ArchiveLayout,
+    now: SystemTime,
+    scope: RunScope<'_>,
+) -> Result<CompactReport, CompactError> {
     layout.validate().map_err(CompactError::Config)?;
     let mut backend: Box<dyn Backend> = match location {
         Location::Local(root) => Box::new(LocalBackend::open(root, layout)?),
@@ -193,7 +270,7 @@ pub fn compact(
             Box::new(StoreBackend::new(store, prefix, layout)?)
         }
     };
-    run(backend.as_mut(), &layout.compaction, now)
+    run(backend.as_mut(), &layout.compaction, now, scope)
 }
 
 /// Compacts an archive in any object store (tests use the in-memory one).
@@ -202,15 +279,29 @@ pub fn compact_store(
     prefix: &str,
     layout: &ArchiveLayout,
     now: SystemTime,
+    scope: RunScope<'_>,
 ) -> Result<CompactReport, CompactError> {
     let mut backend = StoreBackend::new(store, prefix, layout)?;
-    run(&mut backend, &layout.compaction, now)
+    run(&mut backend, &layout.compaction, now, scope)
 }
 
 fn run(
     backend: &mut dyn Backend,
     cfg: &CompactionConfig,
     now: SystemTime,
+    scope: RunScope<'_>,
+) -> Result<CompactReport, CompactError> {
+    backend.acquire()?;
+    let result = run_held(backend, cfg, now, scope);
+    backend.release();
+    result
+}
+
+fn run_held(
+    backend: &mut dyn Backend,
+    cfg: &CompactionConfig,
+    now: SystemTime,
+    scope: RunScope<'_>,
 ) -> Result<CompactReport, CompactError> {
     let mut report = CompactReport {
         recovered: backend.recover()?,
@@ -229,24 +320,45 @@ fn run(
     for f in files {
         by_dir.entry(f.dir().to_string()).or_default().push(f);
     }
-    for (dir, mut files) in by_dir {
-        if !partition_closed(&dir, cfg.close_after_secs, now) {
-            continue;
-        }
+    let is_final = |f: &FileInfo| {
+        scope.final_source.is_some_and(|(topic, partition)| {
+            is_source_file(f.name(), topic, partition)
+                || is_source_merged(f.name(), topic, partition)
+        })
+    };
+    let stop_asked = || scope.stop.iter().any(|s| s.load(Ordering::Relaxed));
+    'dirs: for (dir, mut files) in by_dir {
         files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let settled = |f: &FileInfo| {
-            now.duration_since(f.modified)
-                .is_ok_and(|age| age >= Duration::from_secs(cfg.settle_secs))
+        let eligible: Box<dyn Fn(&FileInfo) -> bool + '_> = if scope.final_source.is_some() {
+            // A finished backfill: its own files only, so that the merged
+            // files hold its rows alone and a re-run can replace them.
+            Box::new(|f: &FileInfo| is_final(f))
+        } else {
+            if !partition_closed(&dir, cfg.close_after_secs, now) {
+                continue;
+            }
+            let settle = Duration::from_secs(cfg.settle_secs);
+            // A backfill's merged files are left to it (a re-run of the
+            // backfill deletes them).
+            Box::new(move |f: &FileInfo| {
+                now.duration_since(f.modified)
+                    .is_ok_and(|age| age >= settle)
+                    && !is_any_source_merged(f.name())
+            })
         };
         let small: Vec<FileInfo> = files
             .into_iter()
-            .filter(|f| f.size < cfg.min_file_bytes && settled(f) && !protected.contains(&f.rel))
+            .filter(|f| f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(f))
             .collect();
         let groups = group_inputs(small, cfg.target_file_bytes);
         if groups.is_empty() {
             continue;
         }
         for group in groups {
+            if stop_asked() || !backend.keep_going() {
+                report.stopped = true;
+                break 'dirs;
+            }
             let mut batches = Vec::new();
             for f in &group {
                 batches.extend(backend.read(&f.rel)?);
@@ -260,7 +372,7 @@ fn run(
                 }
             };
             let rows = merged.num_rows();
-            let name = merged_name(&group);
+            let name = merged_name(&group, scope.final_source);
             match backend.replace(&dir, &group, &[(name, merged)])? {
                 Some(bytes) => {
                     report.files_in += group.len();
@@ -297,13 +409,15 @@ fn group_inputs(small: Vec<FileInfo>, target: u64) -> Vec<Vec<FileInfo>> {
     groups
 }
 
-/// The merged file's name: deterministic from its inputs.
-fn merged_name(inputs: &[FileInfo]) -> String {
+/// The merged file's name: deterministic from its inputs, and prefixed
+/// with the source's name when they all come from one finished backfill.
+fn merged_name(inputs: &[FileInfo], source: Option<(&str, i32)>) -> String {
     let joined: Vec<&str> = inputs.iter().map(FileInfo::name).collect();
-    format!(
-        "{MERGED_PREFIX}{:016x}.parquet",
-        fnv1a64(joined.join("\n").as_bytes())
-    )
+    let hash = fnv1a64(joined.join("\n").as_bytes());
+    match source {
+        Some((topic, partition)) => source_merged_name(topic, partition, hash),
+        None => format!("{MERGED_PREFIX}{hash:016x}.parquet"),
+    }
 }
 
 /// Concatenates and sorts by (service, event time).
@@ -629,11 +743,30 @@ struct Journal {
     outputs: Vec<String>,
 }
 
+/// The lease object's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Lease {
+    /// Who holds it (process id and start time).
+    owner: String,
+    /// Seconds since the epoch after which anyone may take it over.
+    expires_unix_secs: u64,
+}
+
+/// A lease this run holds.
+struct HeldLease {
+    owner: String,
+    /// The version put last: a renewal is conditional on it.
+    version: object_store::UpdateVersion,
+    renewed: Instant,
+}
+
 struct StoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     props: parquet::file::properties::WriterProperties,
     rt: tokio::runtime::Runtime,
+    lease_secs: u64,
+    lease: Option<HeldLease>,
 }
 
 impl StoreBackend {
@@ -647,6 +780,8 @@ impl StoreBackend {
             prefix: prefix.trim_matches('/').to_string(),
             props: layout.writer_properties(),
             rt: runtime()?,
+            lease_secs: layout.compaction.lease_secs,
+            lease: None,
         })
     }
 
@@ -736,7 +871,164 @@ impl StoreBackend {
     }
 }
 
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl StoreBackend {
+    fn lease_body(&self, owner: &str) -> Result<PutPayload, CompactError> {
+        let lease = Lease {
+            owner: owner.to_string(),
+            expires_unix_secs: unix_secs(SystemTime::now()) + self.lease_secs,
+        };
+        serde_json::to_vec(&lease)
+            .map(PutPayload::from)
+            .map_err(|e| {
+                CompactError::Storage(SinkError {
+                    context: "encoding the compactor lease".into(),
+                    hint: RetryHint::Fatal,
+                    kind: "encode",
+                    source: Box::new(e),
+                })
+            })
+    }
+
+    /// Creates the lease object if absent (a conditional put), or takes
+    /// over an expired one (a put conditional on its ETag). `Busy` when
+    /// another compactor holds it.
+    fn take_lease(&mut self) -> Result<(), CompactError> {
+        use object_store::{PutMode, UpdateVersion};
+        let owner = format!(
+            "pid {} at {}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339()
+        );
+        let body = self.lease_body(&owner)?;
+        let path = self.path(LEASE_REL)?;
+        let store = self.store.clone();
+        let taken = self.rt.block_on(async move {
+            match store
+                .put_opts(&path, body.clone(), PutMode::Create.into())
+                .await
+            {
+                Ok(r) => return Ok(Some(r)),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let current = match store.get(&path).await {
+                Ok(r) => r,
+                // Released meanwhile: the next run takes it.
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let version = UpdateVersion {
+                e_tag: current.meta.e_tag.clone(),
+                version: current.meta.version.clone(),
+            };
+            let held = current.bytes().await?;
+            // An unreadable lease protects nothing.
+            let expired = serde_json::from_slice::<Lease>(&held)
+                .ok()
+                .is_none_or(|l| l.expires_unix_secs <= unix_secs(SystemTime::now()));
+            if !expired {
+                return Ok(None);
+            }
+            match store
+                .put_opts(&path, body, PutMode::Update(version).into())
+                .await
+            {
+                Ok(r) => {
+                    tracing::info!("expired compactor lease taken over");
+                    Ok(Some(r))
+                }
+                Err(object_store::Error::Precondition { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        match taken {
+            Ok(Some(r)) => {
+                self.lease = Some(HeldLease {
+                    owner,
+                    version: UpdateVersion {
+                        e_tag: r.e_tag,
+                        version: r.version,
+                    },
+                    renewed: Instant::now(),
+                });
+                Ok(())
+            }
+            Ok(None) => Err(CompactError::Busy),
+            Err(e) => Err(store_error("taking the compactor lease", e).into()),
+        }
+    }
+
+    /// Renews the lease once a third of it has passed. False when it is
+    /// lost (taken over, or the store refused): the run must stop.
+    fn renew_lease(&mut self) -> bool {
+        use object_store::{PutMode, UpdateVersion};
+        let Some(held) = &self.lease else {
+            return false;
+        };
+        if held.renewed.elapsed() < Duration::from_secs(self.lease_secs) / 3 {
+            return true;
+        }
+        let (Ok(body), Ok(path)) = (self.lease_body(&held.owner), self.path(LEASE_REL)) else {
+            return false;
+        };
+        let mode = PutMode::Update(held.version.clone());
+        let store = self.store.clone();
+        match self
+            .rt
+            .block_on(async move { store.put_opts(&path, body, mode.into()).await })
+        {
+            Ok(r) => {
+                if let Some(held) = &mut self.lease {
+                    held.version = UpdateVersion {
+                        e_tag: r.e_tag,
+                        version: r.version,
+                    };
+                    held.renewed = Instant::now();
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "compactor lease lost; this run stops");
+                self.lease = None;
+                false
+            }
+        }
+    }
+}
+
 impl Backend for StoreBackend {
+    fn acquire(&mut self) -> Result<(), CompactError> {
+        self.take_lease()
+    }
+
+    fn keep_going(&mut self) -> bool {
+        self.renew_lease()
+    }
+
+    fn release(&mut self) {
+        let Some(held) = self.lease.take() else {
+            return;
+        };
+        // Deleted only while it is still ours (renewed within a third of
+        // its time, so nobody can have taken it over since).
+        let ours = self
+            .get(LEASE_REL)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Lease>(&b).ok())
+            .is_some_and(|l| l.owner == held.owner);
+        if ours {
+            if let Err(e) = self.delete(&[LEASE_REL.to_string()]) {
+                tracing::warn!(error = %e, "releasing the compactor lease failed; it expires by itself");
+            }
+        }
+    }
+
     fn recover(&mut self) -> Result<usize, CompactError> {
         let metas = self.list_prefix(&format!("{META_DIR}/compaction"))?;
         let mut n = 0;

@@ -93,6 +93,61 @@ pub fn file_name(topic: &str, partition: i32, first_offset: i64) -> String {
     )
 }
 
+/// Whether `name` is the name [`file_name`] gives a segment of (topic,
+/// partition), whatever its first offset.
+pub fn is_source_file(name: &str, topic: &str, partition: i32) -> bool {
+    let prefix = format!("{}-{partition:05}-", encode_value(topic.as_bytes()));
+    name.strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|offset| offset.len() == 20 && offset.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The name of a file merged from the files of one source partition only
+/// (a backfill compacted at its end): the source's prefix, then
+/// `compacted-<16 hex digits>.parquet`.
+pub fn source_merged_name(topic: &str, partition: i32, hash: u64) -> String {
+    format!(
+        "{}-{partition:05}-compacted-{hash:016x}.parquet",
+        encode_value(topic.as_bytes())
+    )
+}
+
+/// Whether `name` is a [`source_merged_name`] of (topic, partition).
+pub fn is_source_merged(name: &str, topic: &str, partition: i32) -> bool {
+    let prefix = format!("{}-{partition:05}-", encode_value(topic.as_bytes()));
+    name.strip_prefix(&prefix)
+        .is_some_and(|rest| merged_suffix(rest).is_some_and(str::is_empty))
+}
+
+/// Whether `name` is a [`source_merged_name`] of any source.
+pub fn is_any_source_merged(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".parquet") else {
+        return false;
+    };
+    // <topic>-<partition:05>-compacted-<hash:016x>
+    let Some((head, hash)) = stem.rsplit_once("-compacted-") else {
+        return false;
+    };
+    let Some((topic, partition)) = head.rsplit_once('-') else {
+        return false;
+    };
+    !topic.is_empty()
+        && partition.len() == 5
+        && partition.bytes().all(|b| b.is_ascii_digit())
+        && hash.len() == 16
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What follows `compacted-<hash>.parquet` at the start of `rest`.
+fn merged_suffix(rest: &str) -> Option<&str> {
+    let hash = rest.strip_prefix("compacted-")?;
+    let (hex, tail) = hash.split_at_checked(16)?;
+    hex.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then_some(tail)
+        .and_then(|t| t.strip_prefix(".parquet"))
+}
+
 /// The relative directory `dt=.../hour=.../service=...` for one group of rows.
 pub fn partition_dir(keys: &[PartitionKey], event_time_us: i64, service: Option<&str>) -> String {
     let mut dir = String::new();
@@ -188,5 +243,33 @@ mod tests {
             "app.logs-00003-00000000000000000042.parquet"
         );
         assert!(file_name("t", 0, 9) < file_name("t", 0, 10));
+    }
+
+    #[test]
+    fn source_files_are_recognised_by_their_whole_name() {
+        assert!(is_source_file(&file_name("app.logs", 3, 42), "app.logs", 3));
+        assert!(!is_source_file(
+            &file_name("app.logs", 3, 42),
+            "app.logs",
+            0
+        ));
+        assert!(!is_source_file(
+            &file_name("app.logs-00003-x", 3, 42),
+            "app.logs",
+            3
+        ));
+        assert!(!is_source_file(
+            "compacted-0123456789abcdef.parquet",
+            "app.logs",
+            3
+        ));
+        let m = source_merged_name("app.logs", 3, 0xabc);
+        assert_eq!(m, "app.logs-00003-compacted-0000000000000abc.parquet");
+        assert!(is_source_merged(&m, "app.logs", 3));
+        assert!(!is_source_merged(&m, "app.logs", 0));
+        assert!(!is_source_file(&m, "app.logs", 3));
+        assert!(is_any_source_merged(&m));
+        assert!(!is_any_source_merged("compacted-0123456789abcdef.parquet"));
+        assert!(!is_any_source_merged(&file_name("app.logs", 3, 42)));
     }
 }

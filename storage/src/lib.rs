@@ -3,9 +3,10 @@
 //! (service, event time), and publishes each file atomically and durably, to
 //! a local directory ([`LocalArchive`]) or to S3-compatible object storage
 //! ([`ObjectStoreArchive`]). [`compact`] merges the small files of closed
-//! partitions.
+//! partitions; [`compactor`] runs it inside ingest.
 
 pub mod compact;
+pub mod compactor;
 pub mod hot;
 pub mod inflight;
 pub mod layout;

@@ -29,7 +29,7 @@ use logwarden_ingest::schema::log_schema;
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
-use crate::layout::file_name;
+use crate::layout::{file_name, is_source_merged};
 use crate::split::{split_segment, ArchiveLayout};
 
 /// Name of the directory under the archive root that holds logwarden's own
@@ -262,8 +262,14 @@ impl Sink for LocalArchive {
             );
             return Ok(());
         };
-        let (delete, straddling) = record.take_uncommitted(replay_from);
+        let rerun = record.settled && replay_from == 0;
+        let (mut delete, straddling) = record.take_uncommitted(replay_from);
         record.warn_straddling(replay_from, &straddling);
+        if rerun {
+            // A finished backfill run again: the files its end-of-run
+            // compaction merged hold its rows too.
+            delete.extend(source_merged_files(&self.root, topic, partition)?);
+        }
         self.lock
             .lock_shared()
             .map_err(|e| io_error("locking the archive".into(), e))?;
@@ -280,6 +286,35 @@ impl Sink for LocalArchive {
         self.inflight.insert((topic.to_string(), partition), record);
         Ok(())
     }
+}
+
+/// Every file merged from the files of (topic, partition) alone (see
+/// [`crate::layout::source_merged_name`]), relative to the root: a walk of
+/// the whole archive, done only when a finished backfill is run again.
+fn source_merged_files(root: &Path, topic: &str, partition: i32) -> Result<Vec<String>, SinkError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let rd =
+            fs::read_dir(&dir).map_err(|e| io_error(format!("listing {}", dir.display()), e))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                if !(rel.is_empty() && name == META_DIR) {
+                    stack.push((e.path(), child));
+                }
+            } else if is_source_merged(&name, topic, partition) {
+                out.push(child);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Removes a published file and its temporary sibling, fsyncing the directory.

@@ -31,7 +31,7 @@ use logwarden_ingest::schema::log_schema;
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
-use crate::layout::file_name;
+use crate::layout::{file_name, is_source_merged};
 use crate::split::{split_segment, ArchiveLayout};
 use crate::store::{object_path, s3_store, S3Config};
 
@@ -127,6 +127,31 @@ impl ObjectStoreArchive {
             self.inflight.insert((topic.to_string(), partition), r);
         }
         Ok(())
+    }
+
+    /// Every object merged from the objects of (topic, partition) alone
+    /// (see [`crate::layout::source_merged_name`]), relative to the prefix:
+    /// a listing of the whole archive, done only when a finished backfill
+    /// is run again.
+    fn source_merged_objects(&self, topic: &str, partition: i32) -> Result<Vec<String>, SinkError> {
+        use futures::TryStreamExt;
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let store = self.store.clone();
+        let metas = self
+            .rt
+            .block_on(async move { store.list(prefix.as_ref()).try_collect::<Vec<_>>().await })
+            .map_err(|e| store_error("listing the archive", e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref();
+                let rel = key
+                    .strip_prefix(self.prefix.as_str())
+                    .map_or(key, |k| k.trim_start_matches('/'));
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                is_source_merged(name, topic, partition).then(|| rel.to_string())
+            })
+            .collect())
     }
 
     fn record(&mut self, topic: &str, partition: i32) -> Result<InFlight, SinkError> {
@@ -262,8 +287,14 @@ impl Sink for ObjectStoreArchive {
             );
             return Ok(());
         };
-        let (delete, straddling) = record.take_uncommitted(replay_from);
+        let rerun = record.settled && replay_from == 0;
+        let (mut delete, straddling) = record.take_uncommitted(replay_from);
         record.warn_straddling(replay_from, &straddling);
+        if rerun {
+            // A finished backfill run again: the objects its end-of-run
+            // compaction merged hold its rows too.
+            delete.extend(self.source_merged_objects(topic, partition)?);
+        }
         let paths = delete
             .iter()
             .map(|rel| self.path(rel))

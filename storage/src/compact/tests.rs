@@ -252,6 +252,8 @@ fn store_digest(rt: &tokio::runtime::Runtime, store: &Arc<InMemory>) -> (usize, 
         prefix: "a".into(),
         props: WriterPropertiesForTest::props(),
         rt: runtime().unwrap(),
+        lease_secs: DEFAULT_LEASE_SECS,
+        lease: None,
     };
     let _ = rt;
     let files = b.list().unwrap();
@@ -336,11 +338,208 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
     assert_eq!(after.3, 12 - inputs.len() + 1);
 
     // A full run merges the rest.
-    let r = compact_store(mem.clone(), "a", &cfg(), SystemTime::now()).unwrap();
+    let r = compact_store(
+        mem.clone(),
+        "a",
+        &cfg(),
+        SystemTime::now(),
+        RunScope::default(),
+    )
+    .unwrap();
     assert_eq!(r.files_out, 1, "{r:?}");
     let after = store_digest(&rt, &mem);
     assert_eq!(
         (after.0, after.1, after.2, after.3),
         (before.0, before.1, before.2, 2)
     );
+}
+
+/// Like [`segment`], with messages of 64 hex digits that do not compress
+/// away: file sizes grow with the rows, as real logs do.
+fn wide_segment(p: i32, first: i64, n: i64, hours: i64) -> Segment {
+    let mut b = LogBatchBuilder::new();
+    for off in first..first + n {
+        let h = |k: u64| fnv1a64(format!("{p}:{off}:{k}").as_bytes());
+        let rec = LogRecord {
+            event_time_us: T0 + (off % hours) * 3_600_000_000 + off * 1000,
+            service: Some(format!("svc{}", off % 3)),
+            message: format!("{:016x}{:016x}{:016x}{:016x}", h(0), h(1), h(2), h(3)),
+            ..Default::default()
+        };
+        let prov = Provenance {
+            topic: "t".into(),
+            partition: p,
+            offset: off,
+        };
+        b.append(&rec, &prov, 0);
+    }
+    Segment {
+        topic: "t".into(),
+        partition: p,
+        first_offset: first,
+        next_offset: first + n,
+        batch: b.finish().unwrap(),
+    }
+}
+
+/// A backfill that ran to its end (its record settled) is compacted at
+/// once, whatever its partitions' time ranges and its files' ages: every
+/// partition keeps at most one file under `min_file_bytes` (its last,
+/// small remainder), no row is lost or doubled, and the files of another
+/// source in the same open partitions follow the usual rules.
+#[test]
+fn a_settled_backfill_leaves_at_most_one_small_file_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let mut layout = ArchiveLayout::default();
+    let mut a = LocalArchive::open(&root, layout.clone()).unwrap();
+    for i in 0..60 {
+        a.write(&wide_segment(0, i * 40, 40, 3)).unwrap();
+    }
+    // Another source, still in flight, in the same partitions.
+    a.write(&wide_segment(1, 0, 30, 3)).unwrap();
+    let before = digest(&read_local(&root).unwrap());
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    assert_eq!(files.len(), 61 * 3);
+    // Every segment file is small: the minimum is twice the largest, and a
+    // merged file takes about twenty of them.
+    let largest = files
+        .iter()
+        .map(|f| fs::metadata(root.join(f)).unwrap().len())
+        .max()
+        .unwrap();
+    layout.compaction.min_file_bytes = 2 * largest;
+    layout.compaction.target_file_bytes = 20 * largest;
+    let min = layout.compaction.min_file_bytes;
+
+    // Source "t", partition 0 ran to its end.
+    a.mark_settled("t", 0).unwrap();
+    // An hour into the data: the partitions are open and the files younger
+    // than the settle time; only the backfill's own files are taken.
+    let at1 = SystemTime::UNIX_EPOCH + Duration::from_micros((T0 + 3_600_000_000) as u64);
+    let loc = Location::Local(root.clone());
+    let r = compact(&loc, &layout, at1).unwrap();
+    assert_eq!(
+        r.files_in, 0,
+        "without the scope nothing is eligible: {r:?}"
+    );
+    let scope = RunScope {
+        final_source: Some(("t", 0)),
+        stop: &[],
+    };
+    let r = compact_scoped(&loc, &layout, at1, scope).unwrap();
+    assert_eq!(r.files_in, 180, "{r:?}");
+    assert!(!r.stopped);
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    let (other, backfill): (Vec<_>, Vec<_>) = files
+        .iter()
+        .partition(|f| f.ends_with("/t-00001-00000000000000000000.parquet"));
+    assert_eq!(other.len(), 3, "the other source's files stay: {files:?}");
+    let mut small_per_dir: BTreeMap<&str, usize> = BTreeMap::new();
+    for rel in &backfill {
+        assert!(rel.contains(MERGED_PREFIX), "{rel} was not merged");
+        let n = small_per_dir
+            .entry(rel.rsplit_once('/').unwrap().0)
+            .or_default();
+        if fs::metadata(root.join(rel)).unwrap().len() < min {
+            *n += 1;
+        }
+    }
+    assert_eq!(small_per_dir.len(), 3);
+    for (d, n) in &small_per_dir {
+        assert!(*n <= 1, "{d}: {n} files under the minimum");
+    }
+    assert!(
+        backfill.len() >= 6,
+        "several merged files per partition: {files:?}"
+    );
+
+    // A stop flag already set: the run stops before its first merge.
+    for i in 0..5 {
+        a.write(&wide_segment(2, i * 10, 10, 1)).unwrap();
+    }
+    a.mark_settled("t", 2).unwrap();
+    let stop = AtomicBool::new(true);
+    let scope = RunScope {
+        final_source: Some(("t", 2)),
+        stop: &[&stop],
+    };
+    let r = compact_scoped(&loc, &layout, at1, scope).unwrap();
+    assert!(r.stopped && r.files_in == 0, "{r:?}");
+}
+
+/// One compactor at a time on an object store: a second run finds the
+/// lease taken; a released lease is free again; an expired one is taken
+/// over.
+#[test]
+fn store_compactors_take_turns_through_the_lease() {
+    let mem = Arc::new(InMemory::new());
+    let mut first = StoreBackend::new(mem.clone(), "a", &cfg()).unwrap();
+    let mut second = StoreBackend::new(mem.clone(), "a", &cfg()).unwrap();
+    first.acquire().unwrap();
+    assert!(first.keep_going());
+    assert!(matches!(second.acquire(), Err(CompactError::Busy)));
+    let r = compact_store(
+        mem.clone(),
+        "a",
+        &cfg(),
+        SystemTime::now(),
+        RunScope::default(),
+    );
+    assert!(matches!(r, Err(CompactError::Busy)), "{r:?}");
+    first.release();
+    assert!(!first.keep_going());
+    second.acquire().unwrap();
+    // The holder died: its lease expired.
+    second.lease = None;
+    second
+        .put_json(
+            LEASE_REL,
+            &Lease {
+                owner: "gone".into(),
+                expires_unix_secs: 1,
+            },
+        )
+        .unwrap();
+    first.acquire().unwrap();
+    // Renewed once a third of it has passed; lost when taken over.
+    let due = |b: &mut StoreBackend| {
+        let held = b.lease.as_mut().unwrap();
+        held.renewed = Instant::now()
+            .checked_sub(Duration::from_secs(DEFAULT_LEASE_SECS))
+            .unwrap();
+    };
+    due(&mut first);
+    assert!(first.keep_going(), "renewed");
+    due(&mut first);
+    second
+        .put_json(
+            LEASE_REL,
+            &Lease {
+                owner: "thief".into(),
+                expires_unix_secs: u64::MAX,
+            },
+        )
+        .unwrap();
+    assert!(!first.keep_going(), "lost");
+    first.release();
+    assert!(
+        first.get(LEASE_REL).unwrap().is_some(),
+        "not ours to delete"
+    );
+    second
+        .put_json(
+            LEASE_REL,
+            &Lease {
+                owner: "gone".into(),
+                expires_unix_secs: 1,
+            },
+        )
+        .unwrap();
+    first.acquire().unwrap();
+    first.release();
+    assert!(first.get(LEASE_REL).unwrap().is_none());
+    assert!(LEASE_REL.starts_with(&format!("{META_DIR}/")));
 }
