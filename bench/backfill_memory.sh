@@ -10,6 +10,8 @@
 # `logwarden compact`.
 # Usage: [LW=path/to/logwarden] [MIN_FILE_BYTES=65536] bench/backfill_memory.sh [LINES]
 set -euo pipefail
+# Any free port for /metrics, so a logwarden already running here does not clash.
+export LOGWARDEN_METRICS_LISTEN="${LOGWARDEN_METRICS_LISTEN:-127.0.0.1:0}"
 cd "$(dirname "$0")/.."
 N=${1:-2400000}
 work=$(mktemp -d)

@@ -363,7 +363,7 @@ fn run_held(
             for f in &group {
                 batches.extend(backend.read(&f.rel)?);
             }
-            let merged = match merge_sorted(&batches) {
+            let merged = match merge_sorted(batches) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(dir, error = %e, "files of different schemas left as they are");
@@ -420,14 +420,16 @@ fn merged_name(inputs: &[FileInfo], source: Option<(&str, i32)>) -> String {
     }
 }
 
-/// Concatenates and sorts by (service, event time).
-fn merge_sorted(batches: &[RecordBatch]) -> Result<RecordBatch, arrow::error::ArrowError> {
+/// Concatenates and sorts by (service, event time). The inputs are
+/// dropped once concatenated, so at most two copies of the rows are held.
+fn merge_sorted(batches: Vec<RecordBatch>) -> Result<RecordBatch, arrow::error::ArrowError> {
     let Some(first) = batches.first() else {
         return Err(arrow::error::ArrowError::InvalidArgumentError(
             "nothing to merge".into(),
         ));
     };
-    let all = concat_batches(&first.schema(), batches)?;
+    let all = concat_batches(&first.schema(), &batches)?;
+    drop(batches);
     let schema = all.schema();
     let asc = Some(SortOptions {
         descending: false,

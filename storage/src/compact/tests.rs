@@ -157,7 +157,7 @@ fn local_compaction_merges_small_files_and_keeps_every_row_once() {
         r.map(|b| b.unwrap()).collect::<Vec<_>>()
     };
     let all = concat_batches(&rows[0].schema(), &rows).unwrap();
-    assert_eq!(merge_sorted(std::slice::from_ref(&all)).unwrap(), all);
+    assert_eq!(merge_sorted(vec![all.clone()]).unwrap(), all);
     // Nothing left in the staging area, and a second run has nothing to do.
     let r = compact(&Location::Local(root.clone()), &cfg(), SystemTime::now()).unwrap();
     assert_eq!(r.files_in, 0);
@@ -304,7 +304,7 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
     for f in &inputs {
         batches.extend(b.read(&f.rel).unwrap());
     }
-    let merged = merge_sorted(&batches).unwrap();
+    let merged = merge_sorted(batches).unwrap();
     rt.block_on(put_parquet(
         mem.clone(),
         b.path(&format!("{dir}/compacted-0.parquet")).unwrap(),
