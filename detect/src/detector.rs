@@ -1760,10 +1760,8 @@ fn judge_counter(
     }
 }
 
-/// Gives the firing alerts of one window their context: top templates (the
-/// new ones for `new_template`), a few lines, and the other series of the
-/// service that fired with them.
-fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
+/// Lists in each firing alert the other series that fired with it.
+fn link_related(alerts: &mut [Alert]) {
     let keys: Vec<String> = alerts
         .iter()
         .filter(|a| a.status == AlertStatus::Firing)
@@ -1775,6 +1773,18 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
     {
         let key = a.key();
         a.related = keys.iter().filter(|k| **k != key).cloned().collect();
+    }
+}
+
+/// Gives the firing alerts of one window their context: top templates (the
+/// new ones for `new_template`), a few lines, and the other series of the
+/// service that fired with them.
+fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
+    link_related(alerts);
+    for a in alerts
+        .iter_mut()
+        .filter(|a| a.status == AlertStatus::Firing)
+    {
         if a.series.signal == Signal::NewTemplate {
             let mut v = new.to_vec();
             v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
@@ -1829,17 +1839,11 @@ fn decorate(alerts: &mut [Alert], counts: &Counts, new: &[(u64, u64)]) {
 /// Gives the firing alerts of one metric-like record its context: the
 /// record's line and template, and the other series it fired with.
 fn decorate_sample(alerts: &mut [Alert], ev: &Event<'_>) {
-    let keys: Vec<String> = alerts
-        .iter()
-        .filter(|a| a.status == AlertStatus::Firing)
-        .map(Alert::key)
-        .collect();
+    link_related(alerts);
     for a in alerts
         .iter_mut()
         .filter(|a| a.status == AlertStatus::Firing)
     {
-        let key = a.key();
-        a.related = keys.iter().filter(|k| **k != key).cloned().collect();
         a.samples = ev
             .message
             .filter(|m| !m.is_empty())

@@ -18,13 +18,29 @@ const T0: i64 = 1_772_359_200_000_000;
 /// A segment of `n` records of source partition `p` from offset `first`,
 /// spread over `hours` hourly partitions and three services.
 fn segment(p: i32, first: i64, n: i64, hours: i64) -> Segment {
+    segment_of(p, first, n, hours, |off| {
+        (format!("m{off}"), vec![("k".into(), format!("v{off}"))])
+    })
+}
+
+/// A segment of partition `p`, offsets `first..first + n` spread over
+/// `hours` hours and three services, each record's message and attributes
+/// from `body(offset)`.
+fn segment_of(
+    p: i32,
+    first: i64,
+    n: i64,
+    hours: i64,
+    body: impl Fn(i64) -> (String, Vec<(String, String)>),
+) -> Segment {
     let mut b = LogBatchBuilder::new();
     for off in first..first + n {
+        let (message, attributes) = body(off);
         let rec = LogRecord {
             event_time_us: T0 + (off % hours) * 3_600_000_000 + off * 1000,
             service: Some(format!("svc{}", off % 3)),
-            message: format!("m{off}"),
-            attributes: vec![("k".into(), format!("v{off}"))],
+            message,
+            attributes,
             ..Default::default()
         };
         let prov = Provenance {
@@ -357,29 +373,11 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
 /// Like [`segment`], with messages of 64 hex digits that do not compress
 /// away: file sizes grow with the rows, as real logs do.
 fn wide_segment(p: i32, first: i64, n: i64, hours: i64) -> Segment {
-    let mut b = LogBatchBuilder::new();
-    for off in first..first + n {
+    segment_of(p, first, n, hours, |off| {
         let h = |k: u64| fnv1a64(format!("{p}:{off}:{k}").as_bytes());
-        let rec = LogRecord {
-            event_time_us: T0 + (off % hours) * 3_600_000_000 + off * 1000,
-            service: Some(format!("svc{}", off % 3)),
-            message: format!("{:016x}{:016x}{:016x}{:016x}", h(0), h(1), h(2), h(3)),
-            ..Default::default()
-        };
-        let prov = Provenance {
-            topic: "t".into(),
-            partition: p,
-            offset: off,
-        };
-        b.append(&rec, &prov, 0);
-    }
-    Segment {
-        topic: "t".into(),
-        partition: p,
-        first_offset: first,
-        next_offset: first + n,
-        batch: b.finish().unwrap(),
-    }
+        let message = format!("{:016x}{:016x}{:016x}{:016x}", h(0), h(1), h(2), h(3));
+        (message, Vec::new())
+    })
 }
 
 /// A backfill that ran to its end (its record settled) is compacted at
