@@ -41,10 +41,12 @@ use std::time::{Duration, Instant, SystemTime};
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 use serde::{Deserialize, Serialize};
 
 use logwarden_ingest::schema::col;
@@ -56,6 +58,7 @@ use crate::layout::{
 };
 use crate::local::{ensure_dir, io_error, open_lock, sync_dir, write_parquet_file, META_DIR};
 use crate::object::{delete_all, put_parquet, runtime, store_error};
+use crate::parquet::sorting_columns;
 use crate::split::ArchiveLayout;
 use crate::store::{object_path, s3_store, Location};
 
@@ -78,6 +81,8 @@ pub const MERGED_PREFIX: &str = "compacted-";
 pub const LEASE_REL: &str = "_logwarden/compactor-lease.json";
 /// Default for [`CompactionConfig::lease_secs`]: five minutes.
 pub const DEFAULT_LEASE_SECS: u64 = 300;
+/// Default for [`CompactionConfig::max_merge_inputs`].
+pub const DEFAULT_MAX_MERGE_INPUTS: usize = 32;
 
 /// Compaction settings (the `[archive.compaction]` table).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -110,6 +115,12 @@ pub struct CompactionConfig {
     /// a lease object renewed before each merge; a lease not renewed for
     /// this many seconds (its holder died) is taken over.
     pub lease_secs: u64,
+    /// At most this many files are merged into one at a time: a merge holds
+    /// a few pages and one batch per input, so this bounds its memory. A
+    /// partition with more small files is merged in passes, each pass
+    /// merging the previous one's outputs, until one file of them is left
+    /// (or files of about `target_file_bytes`).
+    pub max_merge_inputs: usize,
 }
 
 impl Default for CompactionConfig {
@@ -123,6 +134,7 @@ impl Default for CompactionConfig {
             in_ingest: DEFAULT_IN_INGEST,
             interval_secs: DEFAULT_INTERVAL_SECS,
             lease_secs: DEFAULT_LEASE_SECS,
+            max_merge_inputs: DEFAULT_MAX_MERGE_INPUTS,
         }
     }
 }
@@ -134,6 +146,9 @@ impl CompactionConfig {
                 "archive.compaction: min_file_bytes must be positive and at most target_file_bytes"
                     .into(),
             );
+        }
+        if self.max_merge_inputs < 2 {
+            return Err("archive.compaction.max_merge_inputs must be at least 2".into());
         }
         if self.lease_secs == 0 {
             return Err("archive.compaction.lease_secs must be at least 1".into());
@@ -231,17 +246,75 @@ trait Backend {
     fn list(&mut self) -> Result<Vec<FileInfo>, CompactError>;
     /// Every in-flight record.
     fn inflight(&mut self) -> Result<Vec<InFlight>, CompactError>;
-    fn read(&mut self, rel: &str) -> Result<Vec<RecordBatch>, CompactError>;
-    /// Replaces `inputs` (all in `dir`) by `outputs` (name, rows) for
-    /// readers at once (or as nearly as the storage allows). Returns the
-    /// bytes written, or `None` when the partition changed meanwhile and was
-    /// left untouched.
+    /// Opens a published file for reading.
+    fn open(&mut self, rel: &str) -> Result<InputData, CompactError>;
+    /// Replaces `inputs` (all in `dir`) by one file `name` holding the
+    /// batches of `merge`, written as they come, for readers at once (or as
+    /// nearly as the storage allows). Returns the new file, or `None` when
+    /// the partition changed meanwhile and was left untouched. When the
+    /// merge fails, nothing is published and the error is returned.
     fn replace(
         &mut self,
         dir: &str,
         inputs: &[FileInfo],
-        outputs: &[(String, RecordBatch)],
-    ) -> Result<Option<u64>, CompactError>;
+        name: &str,
+        merge: &mut SortedMerge,
+    ) -> Result<Option<FileInfo>, CompactError>;
+}
+
+/// A file's bytes, as the backend gives them: local files are read page by
+/// page, objects are fetched whole (they are small files).
+enum InputData {
+    File(File),
+    Bytes(bytes::Bytes),
+}
+
+/// Opens an input for the merge, in batches of [`merge::READ_BATCH_ROWS`].
+/// A file that does not declare the archive's sort order in every row
+/// group (not written by logwarden) is sorted in memory first; it is a
+/// small file.
+fn open_sorted(rel: &str, data: InputData) -> Result<(SchemaRef, BatchIter), CompactError> {
+    fn open<R: ChunkReader + 'static>(
+        rel: &str,
+        r: R,
+    ) -> Result<(SchemaRef, BatchIter), CompactError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(r)
+            .map_err(|e| parquet_read_error(rel, e))?
+            .with_batch_size(merge::READ_BATCH_ROWS);
+        let schema = builder.schema().clone();
+        let order = sorting_columns(&schema);
+        let declared = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .all(|rg| rg.sorting_columns().is_some_and(|s| s.starts_with(&order)))
+            && order.len() == 2;
+        let reader = builder.build().map_err(|e| parquet_read_error(rel, e))?;
+        if declared {
+            return Ok((schema, Box::new(reader)));
+        }
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| parquet_read_error(rel, e.into()))?;
+        if batches.is_empty() {
+            return Ok((schema, Box::new(std::iter::empty())));
+        }
+        let sorted = merge_sorted(batches).map_err(|e| parquet_read_error(rel, e.into()))?;
+        Ok((schema, Box::new(std::iter::once(Ok(sorted)))))
+    }
+    match data {
+        InputData::File(f) => open(rel, f),
+        InputData::Bytes(b) => open(rel, b),
+    }
+}
+
+/// Every row of a published file, in the file's order.
+#[cfg(test)]
+fn read_all(backend: &mut dyn Backend, rel: &str) -> Result<Vec<RecordBatch>, CompactError> {
+    let (_, batches) = open_sorted(rel, backend.open(rel)?)?;
+    batches
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| parquet_read_error(rel, e.into()))
 }
 
 /// Compacts the archive at `location`.
@@ -346,58 +419,135 @@ fn run_held(
                     && !is_any_source_merged(f.name())
             })
         };
-        let small: Vec<FileInfo> = files
+        let mut pending: Vec<FileInfo> = files
             .into_iter()
             .filter(|f| f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(f))
             .collect();
-        let groups = group_inputs(small, cfg.target_file_bytes);
-        if groups.is_empty() {
-            continue;
-        }
-        for group in groups {
-            if stop_asked() || !backend.keep_going() {
-                report.stopped = true;
-                break 'dirs;
+        let mut merged_any = false;
+        // Passes: each merges groups of at most `max_merge_inputs` files;
+        // its outputs still under `min_file_bytes` go on to the next pass
+        // with the files no group took.
+        loop {
+            let (groups, mut next) =
+                group_inputs(pending, cfg.target_file_bytes, cfg.max_merge_inputs);
+            if groups.is_empty() {
+                break;
             }
-            let mut batches = Vec::new();
-            for f in &group {
-                batches.extend(backend.read(&f.rel)?);
-            }
-            let merged = match merge_sorted(batches) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(dir, error = %e, "files of different schemas left as they are");
-                    report.skipped += 1;
+            for group in groups {
+                if stop_asked() || !backend.keep_going() {
+                    report.stopped = true;
+                    break 'dirs;
+                }
+                let name = merged_name(&group, scope.final_source);
+                let Some(out) = merge_group(backend, &dir, &group, &name, &mut report)? else {
                     continue;
+                };
+                merged_any = true;
+                if out.size < cfg.min_file_bytes {
+                    next.push(out);
                 }
-            };
-            let rows = merged.num_rows();
-            let name = merged_name(&group, scope.final_source);
-            match backend.replace(&dir, &group, &[(name, merged)])? {
-                Some(bytes) => {
-                    report.files_in += group.len();
-                    report.files_out += 1;
-                    report.rows += rows;
-                    report.bytes_in += group.iter().map(|f| f.size).sum::<u64>();
-                    report.bytes_out += bytes;
-                    tracing::info!(dir, files = group.len(), rows, bytes, "partition compacted");
-                }
-                None => report.skipped += 1,
             }
+            next.sort_by(|a, b| a.rel.cmp(&b.rel));
+            pending = next;
         }
-        report.partitions += 1;
+        if merged_any {
+            report.partitions += 1;
+        }
     }
     Ok(report)
 }
 
-/// Greedy groups of consecutive small files of at most `target` bytes; a
-/// group of one file is not worth rewriting.
-fn group_inputs(small: Vec<FileInfo>, target: u64) -> Vec<Vec<FileInfo>> {
+/// Merges one group of files of `dir` into the file `name`, streaming;
+/// counts it in `report`. Returns the new file, or `None` when the group
+/// was left as it is (different schemas, an input out of order, or the
+/// partition changed meanwhile).
+fn merge_group(
+    backend: &mut dyn Backend,
+    dir: &str,
+    group: &[FileInfo],
+    name: &str,
+    report: &mut CompactReport,
+) -> Result<Option<FileInfo>, CompactError> {
+    let mut schema: Option<SchemaRef> = None;
+    let mut inputs = Vec::with_capacity(group.len());
+    for f in group {
+        let (s, batches) = open_sorted(&f.rel, backend.open(&f.rel)?)?;
+        match &schema {
+            Some(first) if first.fields() != s.fields() => {
+                tracing::warn!(dir, file = %f.rel, "files of different schemas left as they are");
+                report.skipped += 1;
+                return Ok(None);
+            }
+            Some(_) => {}
+            None => schema = Some(s),
+        }
+        inputs.push(batches);
+    }
+    let Some(schema) = schema else {
+        return Ok(None);
+    };
+    let mut merge = SortedMerge::new(schema, inputs).map_err(|e| {
+        CompactError::Config(format!(
+            "the archive's files in {dir} have no (service, event_time) to sort on: {e}"
+        ))
+    })?;
+    let result = backend.replace(dir, group, name, &mut merge);
+    match (merge.failure(), result) {
+        (Some(MergeFailure::Unsorted(i)), _) => {
+            tracing::warn!(
+                dir,
+                file = %group[*i].rel,
+                "a file out of (service, event_time) order; its group left as it is"
+            );
+            report.skipped += 1;
+            Ok(None)
+        }
+        (Some(MergeFailure::Read(i, e)), _) => {
+            let file = group.get(*i).map_or(dir, |f| f.rel.as_str());
+            Err(CompactError::Storage(SinkError {
+                context: format!("reading {file}"),
+                hint: RetryHint::Retry,
+                kind: "io",
+                source: e.clone().into(),
+            }))
+        }
+        (None, Err(e)) => Err(e),
+        (None, Ok(None)) => {
+            report.skipped += 1;
+            Ok(None)
+        }
+        (None, Ok(Some(out))) => {
+            let rows = merge.rows();
+            report.files_in += group.len();
+            report.files_out += 1;
+            report.rows += rows;
+            report.bytes_in += group.iter().map(|f| f.size).sum::<u64>();
+            report.bytes_out += out.size;
+            tracing::info!(
+                dir,
+                files = group.len(),
+                rows,
+                bytes = out.size,
+                "files merged"
+            );
+            Ok(Some(out))
+        }
+    }
+}
+
+/// Greedy groups of consecutive small files of at most `target` bytes and
+/// `max_files` files; a group of one file is not worth rewriting. Returns
+/// the groups and the files left out of them.
+fn group_inputs(
+    small: Vec<FileInfo>,
+    target: u64,
+    max_files: usize,
+) -> (Vec<Vec<FileInfo>>, Vec<FileInfo>) {
     let mut groups: Vec<Vec<FileInfo>> = Vec::new();
     let mut cur: Vec<FileInfo> = Vec::new();
     let mut cur_bytes = 0;
     for f in small {
-        if !cur.is_empty() && cur_bytes + f.size > target {
+        if !cur.is_empty() && (cur_bytes + f.size > target || cur.len() >= max_files) {
             groups.push(std::mem::take(&mut cur));
             cur_bytes = 0;
         }
@@ -405,8 +555,8 @@ fn group_inputs(small: Vec<FileInfo>, target: u64) -> Vec<Vec<FileInfo>> {
         cur.push(f);
     }
     groups.push(cur);
-    groups.retain(|g| g.len() >= 2);
-    groups
+    let (groups, single): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.len() >= 2);
+    (groups, single.into_iter().flatten().collect())
 }
 
 /// The merged file's name: deterministic from its inputs, and prefixed
@@ -633,41 +783,48 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn read(&mut self, rel: &str) -> Result<Vec<RecordBatch>, CompactError> {
-        let path = self.root.join(rel);
-        let f = File::open(&path).map_err(|e| io_error(format!("opening {rel}"), e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(|e| parquet_read_error(rel, e))?;
-        reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| parquet_read_error(rel, e.into()))
+    fn open(&mut self, rel: &str) -> Result<InputData, CompactError> {
+        let f =
+            File::open(self.root.join(rel)).map_err(|e| io_error(format!("opening {rel}"), e))?;
+        Ok(InputData::File(f))
     }
 
     fn replace(
         &mut self,
         dir: &str,
         inputs: &[FileInfo],
-        outputs: &[(String, RecordBatch)],
-    ) -> Result<Option<u64>, CompactError> {
+        name: &str,
+        merge: &mut SortedMerge,
+    ) -> Result<Option<FileInfo>, CompactError> {
         let live = self.root.join(dir);
         let stage = self.stage_dir(dir);
         remove_tree(&stage).map_err(|e| io_error(format!("removing {}", stage.display()), e))?;
         ensure_dir(&stage).map_err(|e| io_error(format!("creating {}", stage.display()), e))?;
-        let mut bytes = 0;
-        for (name, batch) in outputs {
-            bytes += write_parquet_file(&stage, name, std::slice::from_ref(batch), &self.props)?;
-        }
-        self.lock
-            .lock()
-            .map_err(|e| io_error("locking the archive".into(), e))?;
-        let swapped = self.swap_locked(&live, &stage, inputs);
-        let _ = self.lock.unlock();
-        let swapped = swapped?;
+        let schema = merge.schema();
+        let swapped = write_parquet_file(&stage, name, schema, merge, &self.props)
+            .map_err(CompactError::from)
+            .and_then(|_| {
+                self.lock
+                    .lock()
+                    .map_err(|e| io_error("locking the archive".into(), e))?;
+                let swapped = self.swap_locked(&live, &stage, inputs);
+                let _ = self.lock.unlock();
+                swapped
+            });
         // After the swap the stage holds the old directory; before (or
         // without) it, the unpublished new one. Either way it goes.
         remove_tree(&stage).map_err(|e| io_error(format!("removing {}", stage.display()), e))?;
-        Ok(swapped.then_some(bytes))
+        if !swapped? {
+            return Ok(None);
+        }
+        let rel = format!("{dir}/{name}");
+        let meta = fs::metadata(self.root.join(&rel))
+            .map_err(|e| io_error(format!("reading the size of {rel}"), e))?;
+        Ok(Some(FileInfo {
+            rel,
+            size: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        }))
     }
 }
 
@@ -1095,8 +1252,8 @@ impl Backend for StoreBackend {
         Ok(out)
     }
 
-    fn read(&mut self, rel: &str) -> Result<Vec<RecordBatch>, CompactError> {
-        // Inputs are small files (under min_file_bytes): fetch whole.
+    fn open(&mut self, rel: &str) -> Result<InputData, CompactError> {
+        // Inputs are small files (under min_file_bytes): fetched whole.
         let Some(bytes) = self.get(rel)? else {
             return Err(CompactError::Storage(SinkError {
                 context: format!("reading {rel}"),
@@ -1105,42 +1262,56 @@ impl Backend for StoreBackend {
                 source: "object vanished".into(),
             }));
         };
-        ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
-            .map_err(|e| parquet_read_error(rel, e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| parquet_read_error(rel, e.into()))
+        Ok(InputData::Bytes(bytes))
     }
 
     fn replace(
         &mut self,
         dir: &str,
         inputs: &[FileInfo],
-        outputs: &[(String, RecordBatch)],
-    ) -> Result<Option<u64>, CompactError> {
+        name: &str,
+        merge: &mut SortedMerge,
+    ) -> Result<Option<FileInfo>, CompactError> {
         let journal_rel = Self::journal_rel(dir);
+        let rel = format!("{dir}/{name}");
         let mut j = Journal {
             state: "writing".into(),
             inputs: inputs.iter().map(|f| f.rel.clone()).collect(),
-            outputs: outputs.iter().map(|(n, _)| format!("{dir}/{n}")).collect(),
+            outputs: vec![rel.clone()],
         };
         self.put_json(&journal_rel, &j)?;
-        let mut bytes = 0;
-        for ((_, batch), rel) in outputs.iter().zip(&j.outputs) {
-            let p = self.path(rel)?;
-            bytes += self.rt.block_on(put_parquet(
-                self.store.clone(),
-                p,
-                std::slice::from_ref(batch),
-                &self.props,
-            ))?;
+        let p = self.path(&rel)?;
+        let schema = merge.schema();
+        let written = self.rt.block_on(put_parquet(
+            self.store.clone(),
+            p.clone(),
+            schema,
+            merge,
+            &self.props,
+        ));
+        if let Err(e) = written {
+            // The upload was aborted: the output is not there; the journal
+            // goes too (the next run would undo it otherwise).
+            let _ = self.delete(std::slice::from_ref(&journal_rel));
+            return Err(e.into());
         }
         j.state = "published".into();
         self.put_json(&journal_rel, &j)?;
         self.finish(&journal_rel, &j)?;
-        Ok(Some(bytes))
+        let meta = self
+            .rt
+            .block_on(self.store.head(&p))
+            .map_err(|e| store_error(&format!("reading the size of {rel}"), e))?;
+        Ok(Some(FileInfo {
+            rel,
+            size: meta.size,
+            modified: meta.last_modified.into(),
+        }))
     }
 }
+
+mod merge;
+use merge::{BatchIter, MergeFailure, SortedMerge};
 
 #[cfg(test)]
 mod tests;

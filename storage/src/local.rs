@@ -19,13 +19,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
-use logwarden_ingest::schema::log_schema;
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
@@ -77,7 +78,8 @@ impl LocalArchive {
         write_parquet_file(
             &self.root.join(rel_dir),
             name,
-            std::slice::from_ref(batch),
+            batch.schema(),
+            [Ok(batch.clone())],
             &self.props,
         )
     }
@@ -146,27 +148,28 @@ pub fn read_inflight(path: &Path) -> Result<Option<InFlight>, SinkError> {
 
 /// Writes `batches` as one Parquet file `dir/name`: a hidden temporary file,
 /// fsynced, renamed into place, the directory fsynced. Returns its size.
-pub fn write_parquet_file(
+pub fn write_parquet_file<I>(
     dir: &Path,
     name: &str,
-    batches: &[RecordBatch],
+    schema: SchemaRef,
+    batches: I,
     props: &WriterProperties,
-) -> Result<u64, SinkError> {
+) -> Result<u64, SinkError>
+where
+    I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+{
     ensure_dir(dir).map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
     let tmp = dir.join(format!(".{name}.tmp"));
     let dst = dir.join(name);
     let result = (|| -> Result<u64, SinkError> {
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => log_schema(),
-        };
         let file =
             File::create(&tmp).map_err(|e| io_error(format!("creating {}", tmp.display()), e))?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         let mut writer = ArrowWriter::try_new(buffered, schema, Some(props.clone()))
             .map_err(|e| parquet_error(&tmp, e))?;
         for batch in batches {
-            writer.write(batch).map_err(|e| parquet_error(&tmp, e))?;
+            let batch = batch.map_err(|e| parquet_error(&tmp, e.into()))?;
+            writer.write(&batch).map_err(|e| parquet_error(&tmp, e))?;
         }
         let buffered = writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
         let file = buffered

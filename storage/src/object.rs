@@ -20,6 +20,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
@@ -27,7 +29,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use logwarden_ingest::schema::log_schema;
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
@@ -179,18 +180,19 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, SinkError> {
         })
 }
 
-/// Writes `batches` as one Parquet object at `path` (multipart upload,
-/// visible only once complete). Returns its size.
-pub(crate) async fn put_parquet(
+/// Writes `batches` (of `schema`) as one Parquet object at `path`, as they
+/// come (multipart upload, visible only once complete). Returns its size.
+/// A batch that is an error aborts the upload.
+pub(crate) async fn put_parquet<I>(
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
-    batches: &[RecordBatch],
+    schema: SchemaRef,
+    batches: I,
     props: &WriterProperties,
-) -> Result<u64, SinkError> {
-    let schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => log_schema(),
-    };
+) -> Result<u64, SinkError>
+where
+    I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+{
     let perr = |e: parquet::errors::ParquetError| {
         let hint = match e {
             parquet::errors::ParquetError::ArrowError(_) => RetryHint::Fatal,
@@ -211,7 +213,7 @@ pub(crate) async fn put_parquet(
     let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props.clone())).map_err(perr)?;
     let result = async {
         for b in batches {
-            writer.write(b).await?;
+            writer.write(&b?).await?;
         }
         writer.finish().await
     }
@@ -270,7 +272,8 @@ impl Sink for ObjectStoreArchive {
             stats.bytes += self.rt.block_on(put_parquet(
                 self.store.clone(),
                 path,
-                std::slice::from_ref(batch),
+                batch.schema(),
+                [Ok(batch.clone())],
                 &self.props,
             ))?;
             stats.files += 1;

@@ -59,16 +59,7 @@ impl ParquetConfig {
         blooms: &[String],
     ) -> WriterProperties {
         let level = ZstdLevel::try_new(self.zstd_level).unwrap_or_default();
-        let idx = |name: &str| schema.index_of(name).ok().map(|i| i as i32);
-        let sorting: Vec<SortingColumn> = [col::SERVICE, col::EVENT_TIME]
-            .iter()
-            .filter_map(|c| idx(c))
-            .map(|column_idx| SortingColumn {
-                column_idx,
-                descending: false,
-                nulls_first: true,
-            })
-            .collect();
+        let sorting = sorting_columns(schema);
         let mut b = WriterProperties::builder();
         // Columns of (nearly) unique values: a dictionary only costs here.
         // The writer would build one until its page limit and then fall back
@@ -105,6 +96,21 @@ impl ParquetConfig {
             ]))
             .build()
     }
+}
+
+/// The order of every file's rows, recorded in each row group's
+/// `sorting_columns`: (service, event time), ascending, nulls first.
+/// Compaction merges files that declare it without sorting them again.
+pub fn sorting_columns(schema: &SchemaRef) -> Vec<SortingColumn> {
+    [col::SERVICE, col::EVENT_TIME]
+        .iter()
+        .filter_map(|c| schema.index_of(c).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: true,
+        })
+        .collect()
 }
 
 /// Top-level columns written without a dictionary: event and ingest

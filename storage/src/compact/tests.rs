@@ -275,7 +275,7 @@ fn store_digest(rt: &tokio::runtime::Runtime, store: &Arc<InMemory>) -> (usize, 
     let files = b.list().unwrap();
     let mut batches = Vec::new();
     for f in &files {
-        batches.extend(b.read(&f.rel).unwrap());
+        batches.extend(read_all(&mut b, &f.rel).unwrap());
     }
     let (n, s, m) = digest(&batches);
     (n, s, m, files.len())
@@ -318,13 +318,14 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
     .unwrap();
     let mut batches = Vec::new();
     for f in &inputs {
-        batches.extend(b.read(&f.rel).unwrap());
+        batches.extend(read_all(&mut b, &f.rel).unwrap());
     }
     let merged = merge_sorted(batches).unwrap();
     rt.block_on(put_parquet(
         mem.clone(),
         b.path(&format!("{dir}/compacted-0.parquet")).unwrap(),
-        std::slice::from_ref(&merged),
+        merged.schema(),
+        [Ok(merged.clone())],
         &b.props,
     ))
     .unwrap();
@@ -344,7 +345,8 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
     rt.block_on(put_parquet(
         mem.clone(),
         b.path(&format!("{dir}/compacted-1.parquet")).unwrap(),
-        &[merged],
+        merged.schema(),
+        [Ok(merged)],
         &b.props,
     ))
     .unwrap();
@@ -540,4 +542,118 @@ fn store_compactors_take_turns_through_the_lease() {
     first.release();
     assert!(first.get(LEASE_REL).unwrap().is_none());
     assert!(LEASE_REL.starts_with(&format!("{META_DIR}/")));
+}
+
+/// The rows of a file, and whether its row groups declare the archive's
+/// sort order.
+fn read_file(path: &Path) -> (Vec<RecordBatch>, bool) {
+    let b = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let order = sorting_columns(b.schema());
+    let declared = b
+        .metadata()
+        .row_groups()
+        .iter()
+        .all(|rg| rg.sorting_columns() == Some(&order));
+    (b.build().unwrap().map(|r| r.unwrap()).collect(), declared)
+}
+
+fn assert_sorted(batches: &[RecordBatch]) {
+    let all = concat_batches(&batches[0].schema(), batches).unwrap();
+    assert_eq!(merge_sorted(vec![all.clone()]).unwrap(), all);
+}
+
+/// A partition of more small files than one merge takes is merged in
+/// passes within one run, down to one file, locally and on an object store.
+#[test]
+fn many_small_files_are_merged_in_passes_of_bounded_fan_in() {
+    let mut layout = cfg();
+    layout.compaction.max_merge_inputs = 3;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let mut a = LocalArchive::open(&root, cfg()).unwrap();
+    for i in 0..20 {
+        a.write(&segment(0, i * 30, 30, 2)).unwrap();
+    }
+    a.recover("t", 0, 600).unwrap();
+    let before = digest(&read_local(&root).unwrap());
+    let r = compact(&Location::Local(root.clone()), &layout, SystemTime::now()).unwrap();
+    // Per hour: 20 files, then 7 (6 merges of 3, one of 2), then 3 (2
+    // merges and one left), then 1.
+    assert_eq!((r.partitions, r.files_out), (2, 2 * (7 + 2 + 1)), "{r:?}");
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+    for f in &files {
+        let (batches, declared) = read_file(&root.join(f));
+        assert!(declared, "{f} declares its sort order");
+        assert_sorted(&batches);
+    }
+
+    let mem = Arc::new(InMemory::new());
+    let rt = runtime().unwrap();
+    let mut a = ObjectStoreArchive::new(mem.clone(), "a", cfg()).unwrap();
+    for i in 0..9 {
+        a.write(&segment(0, i * 30, 30, 1)).unwrap();
+    }
+    a.recover("t", 0, 270).unwrap();
+    let before = store_digest(&rt, &mem);
+    layout.compaction.max_merge_inputs = 2;
+    let r = compact_store(
+        mem.clone(),
+        "a",
+        &layout,
+        SystemTime::now(),
+        RunScope::default(),
+    )
+    .unwrap();
+    // 9 files, then 5 (4 merges, one left), 3, 2, 1.
+    assert_eq!(r.files_out, 4 + 2 + 1 + 1, "{r:?}");
+    let after = store_digest(&rt, &mem);
+    assert_eq!(
+        (after.0, after.1, after.2, after.3),
+        (before.0, before.1, before.2, 1)
+    );
+}
+
+/// A file that does not declare the sort order (written by another tool,
+/// rows in any order) is sorted before it is merged; the merged file is
+/// sorted.
+#[test]
+fn files_without_a_declared_order_are_sorted_before_merging() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let mut a = LocalArchive::open(&root, cfg()).unwrap();
+    for i in 0..3 {
+        a.write(&segment(0, i * 40, 40, 1)).unwrap();
+    }
+    a.recover("t", 0, 120).unwrap();
+    let part = LocalBackend::list_for_test(&root).unwrap()[0]
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_string();
+    // Offsets 1000.. in reverse order, without sorting metadata.
+    let foreign = segment(0, 1000, 40, 1).batch;
+    let rev = arrow::array::UInt32Array::from_iter_values((0..40u32).rev());
+    let foreign = take_record_batch(&foreign, &rev).unwrap();
+    {
+        let f = File::create(root.join(&part).join("foreign.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, foreign.schema(), None).unwrap();
+        w.write(&foreign).unwrap();
+        w.close().unwrap();
+    }
+    let (_, declared) = read_file(&root.join(&part).join("foreign.parquet"));
+    assert!(!declared);
+    let before = digest(&read_local(&root).unwrap());
+    let r = compact(&Location::Local(root.clone()), &cfg(), SystemTime::now()).unwrap();
+    assert_eq!(
+        (r.files_in, r.files_out, r.rows, r.skipped),
+        (4, 1, 160, 0),
+        "{r:?}"
+    );
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+    assert_sorted(&read_file(&root.join(&files[0])).0);
 }
