@@ -294,6 +294,7 @@ impl Iterator for SortedMerge {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
 
