@@ -205,6 +205,7 @@ impl Config {
         {
             bail!("detect.idle_partition_secs must be a non-negative number of seconds");
         }
+        self.detect.metric.validate().map_err(anyhow::Error::msg)?;
         self.telemetry.validate()?;
         Ok(())
     }

@@ -92,6 +92,67 @@ pub struct NumericConfig {
     pub seasonal_gain: f64,
 }
 
+/// Largest accepted `history`, `long` and `season_memory`: each is a
+/// per-series buffer, so a typo must not allocate gigabytes per series.
+pub const MAX_MEMORY_ROWS: usize = 1_000_000;
+
+impl NumericConfig {
+    /// Checks every field; the error names the first offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        let field = |name: &str, ok: bool, range: &str, value: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "detect.metric.{name} must be in {range}, not {value}"
+                ))
+            }
+        };
+        let rows = |name: &str, v: usize, min: usize| {
+            field(
+                name,
+                (min..=MAX_MEMORY_ROWS).contains(&v),
+                &format!("{min}..={MAX_MEMORY_ROWS}"),
+                v.to_string(),
+            )
+        };
+        rows("history", self.history, 3)?;
+        rows("short", self.short, 1)?;
+        field(
+            "short",
+            self.short <= self.history,
+            "1..=history",
+            self.short.to_string(),
+        )?;
+        rows("long", self.long, self.short + 2)?;
+        field(
+            "warmup",
+            self.warmup < self.history,
+            "0..history (a series must be able to warm up)",
+            self.warmup.to_string(),
+        )?;
+        let unit = |name: &str, v: f64| field(name, v > 0.0 && v < 1.0, "(0, 1)", v.to_string());
+        unit("p_threshold", self.p_threshold)?;
+        unit("resolve_p_threshold", self.resolve_p_threshold)?;
+        field(
+            "resolve_p_threshold",
+            self.resolve_p_threshold >= self.p_threshold,
+            "[p_threshold, 1)",
+            self.resolve_p_threshold.to_string(),
+        )?;
+        rows("resolve_rows", self.resolve_rows, 1)?;
+        rows("max_incident_rows", self.max_incident_rows, 1)?;
+        rows("season_memory", self.season_memory, 0)?;
+        field(
+            "seasonal_gain",
+            (0.0..=1.0).contains(&self.seasonal_gain),
+            "[0, 1]",
+            self.seasonal_gain.to_string(),
+        )?;
+        Ok(())
+    }
+}
+
 impl Default for NumericConfig {
     fn default() -> Self {
         Self {
@@ -519,6 +580,29 @@ fn median(v: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_checked_by_name() {
+        assert_eq!(NumericConfig::default().validate(), Ok(()));
+        let bad: [(&str, fn(&mut NumericConfig)); 8] = [
+            ("history", |c| c.history = 2),
+            ("history", |c| c.history = usize::MAX),
+            ("long", |c| c.long = c.short + 1),
+            ("warmup", |c| c.warmup = c.history),
+            ("p_threshold", |c| c.p_threshold = f64::NAN),
+            ("resolve_p_threshold", |c| {
+                c.resolve_p_threshold = c.p_threshold / 2.0
+            }),
+            ("resolve_rows", |c| c.resolve_rows = 0),
+            ("seasonal_gain", |c| c.seasonal_gain = 1.5),
+        ];
+        for (name, spoil) in bad {
+            let mut c = NumericConfig::default();
+            spoil(&mut c);
+            let err = c.validate().expect_err(name);
+            assert!(err.starts_with(&format!("detect.metric.{name} ")), "{err}");
+        }
+    }
 
     #[test]
     fn flat_then_spike_scores_high_once() {

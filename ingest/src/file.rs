@@ -97,7 +97,7 @@ impl FileSource {
             let Some(payload) = lines.next_line()? else {
                 break;
             };
-            let now_us = chrono::Utc::now().timestamp_micros();
+            let now_us = crate::record::ingest_now_us();
             let ctx = ParseContext {
                 transport_time_us: None,
                 ingest_time_us: now_us,

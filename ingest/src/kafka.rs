@@ -730,8 +730,10 @@ pub fn transport_time_us(ts: Timestamp) -> Option<i64> {
     }
 }
 
+/// The ingest time of a record: now, to the millisecond. Finer digits
+/// would only be noise that compresses badly in the archive.
 fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
+    crate::record::ingest_now_us()
 }
 
 /// The consumer context: routes rebalance callbacks to the shared core.

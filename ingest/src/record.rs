@@ -245,3 +245,11 @@ pub fn template_id_hex_into(id: u64, buf: &mut [u8; 16]) -> &str {
     // Only ASCII hex digits were written.
     std::str::from_utf8(buf).unwrap_or_default()
 }
+
+/// The ingest time of a record parsed now, in microseconds since the epoch,
+/// truncated to the millisecond: finer digits are only noise, and as noise
+/// they took 4% of the archive's bytes.
+pub fn ingest_now_us() -> i64 {
+    let us = chrono::Utc::now().timestamp_micros();
+    us - us.rem_euclid(1000)
+}
