@@ -584,7 +584,8 @@ mod tests {
     #[test]
     fn settings_are_checked_by_name() {
         assert_eq!(NumericConfig::default().validate(), Ok(()));
-        let bad: [(&str, fn(&mut NumericConfig)); 8] = [
+        type Spoil = fn(&mut NumericConfig);
+        let bad: [(&str, Spoil); 8] = [
             ("history", |c| c.history = 2),
             ("history", |c| c.history = usize::MAX),
             ("long", |c| c.long = c.short + 1),
