@@ -13,6 +13,7 @@ set -euo pipefail
 # Any free port for /metrics, so a logwarden already running here does not clash.
 export LOGWARDEN_METRICS_LISTEN="${LOGWARDEN_METRICS_LISTEN:-127.0.0.1:0}"
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-2400000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -43,14 +44,6 @@ for i in range(n):
 PY
 bytes=$(stat -c %s "$work/lines.jsonl")
 
-measure() {
-  python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.monotonic()
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-print(f"{time.monotonic() - t:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}")
-PY
-}
 sizes() {
   python3 - "$1" "$2" <<'PY'
 import os, statistics, sys

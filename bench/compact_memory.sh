@@ -12,6 +12,7 @@
 set -euo pipefail
 export LOGWARDEN_METRICS_LISTEN="${LOGWARDEN_METRICS_LISTEN:-127.0.0.1:0}"
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000000 2000000 4000000)
 SEGMENT=${SEGMENT:-20000}
@@ -24,14 +25,6 @@ if [ -z "${LW:-}" ]; then
   LW=target/release/logwarden
 fi
 
-measure() {
-  python3 - "$@" <<'PY'
-import resource, subprocess, sys, time
-t = time.monotonic()
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-print(f"{time.monotonic() - t:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}")
-PY
-}
 # Parquet files under $1 and their total bytes.
 files() {
   find "$1" -name '*.parquet' -not -path '*/_logwarden/*' -not -name '.*' -printf '%s\n' |

@@ -56,8 +56,10 @@ use crate::inflight::InFlight;
 use crate::layout::{
     fnv1a64, is_any_source_merged, is_source_file, is_source_merged, source_merged_name,
 };
-use crate::local::{ensure_dir, io_error, open_lock, sync_dir, write_parquet_file, META_DIR};
-use crate::object::{delete_all, put_parquet, runtime, store_error};
+use crate::local::{
+    ensure_dir, io_error, open_lock, sync_dir, walk_archive, write_parquet_file, META_DIR,
+};
+use crate::object::{delete_all, key_rel, put_parquet, runtime, store_error};
 use crate::parquet::sorting_columns;
 use crate::split::ArchiveLayout;
 use crate::store::{object_path, s3_store, Location};
@@ -737,31 +739,16 @@ impl Backend for LocalBackend {
 
     fn list(&mut self) -> Result<Vec<FileInfo>, CompactError> {
         let mut out = Vec::new();
-        let mut stack = vec![(self.root.clone(), String::new())];
-        while let Some((dir, rel)) = stack.pop() {
-            let rd = fs::read_dir(&dir)
-                .map_err(|e| io_error(format!("listing {}", dir.display()), e))?;
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let child_rel = if rel.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{rel}/{name}")
-                };
-                let Ok(meta) = e.metadata() else { continue };
-                if meta.is_dir() {
-                    if !(rel.is_empty() && name == META_DIR) {
-                        stack.push((e.path(), child_rel));
-                    }
-                } else if name.ends_with(".parquet") && !name.starts_with('.') {
-                    out.push(FileInfo {
-                        rel: child_rel,
-                        size: meta.len(),
-                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    });
-                }
+        walk_archive(&self.root, |rel, name, e| {
+            let Ok(meta) = e.metadata() else { return };
+            if name.ends_with(".parquet") && !name.starts_with('.') {
+                out.push(FileInfo {
+                    rel,
+                    size: meta.len(),
+                    modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                });
             }
-        }
+        })?;
         Ok(out)
     }
 
@@ -956,12 +943,7 @@ impl StoreBackend {
     }
 
     fn rel<'a>(&self, key: &'a str) -> &'a str {
-        if self.prefix.is_empty() {
-            key
-        } else {
-            key.strip_prefix(&self.prefix)
-                .map_or(key, |k| k.trim_start_matches('/'))
-        }
+        key_rel(&self.prefix, key)
     }
 
     fn list_prefix(&self, rel: &str) -> Result<Vec<object_store::ObjectMeta>, CompactError> {

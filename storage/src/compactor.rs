@@ -76,9 +76,10 @@ pub fn run_counted(
 }
 
 /// Compacts what a backfill of source `name` (partition 0) wrote, now that
-/// the whole input is durable and its in-flight record settled; with the
-/// other closed partitions' small files as any run would. `stop` (the
-/// shutdown flag) ends it early.
+/// the whole input is durable and its in-flight record settled: its own
+/// files only, which a re-run of the backfill can then replace (other small
+/// files are left to ordinary runs). `stop` (the shutdown flag) ends it
+/// early.
 pub fn compact_backfill(
     location: &Location,
     layout: &ArchiveLayout,

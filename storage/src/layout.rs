@@ -84,20 +84,25 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// What every file name of a source partition starts with: the encoded
+/// topic and the partition number.
+fn source_prefix(topic: &str, partition: i32) -> String {
+    format!("{}-{partition:05}-", encode_value(topic.as_bytes()))
+}
+
 /// The file name of a segment's file: deterministic from (topic, partition,
 /// first offset), so a replay replaces rather than duplicates.
 pub fn file_name(topic: &str, partition: i32, first_offset: i64) -> String {
     format!(
-        "{}-{partition:05}-{first_offset:020}.parquet",
-        encode_value(topic.as_bytes())
+        "{}{first_offset:020}.parquet",
+        source_prefix(topic, partition)
     )
 }
 
 /// Whether `name` is the name [`file_name`] gives a segment of (topic,
 /// partition), whatever its first offset.
 pub fn is_source_file(name: &str, topic: &str, partition: i32) -> bool {
-    let prefix = format!("{}-{partition:05}-", encode_value(topic.as_bytes()));
-    name.strip_prefix(&prefix)
+    name.strip_prefix(&source_prefix(topic, partition))
         .and_then(|rest| rest.strip_suffix(".parquet"))
         .is_some_and(|offset| offset.len() == 20 && offset.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -107,15 +112,14 @@ pub fn is_source_file(name: &str, topic: &str, partition: i32) -> bool {
 /// `compacted-<16 hex digits>.parquet`.
 pub fn source_merged_name(topic: &str, partition: i32, hash: u64) -> String {
     format!(
-        "{}-{partition:05}-compacted-{hash:016x}.parquet",
-        encode_value(topic.as_bytes())
+        "{}compacted-{hash:016x}.parquet",
+        source_prefix(topic, partition)
     )
 }
 
 /// Whether `name` is a [`source_merged_name`] of (topic, partition).
 pub fn is_source_merged(name: &str, topic: &str, partition: i32) -> bool {
-    let prefix = format!("{}-{partition:05}-", encode_value(topic.as_bytes()));
-    name.strip_prefix(&prefix)
+    name.strip_prefix(&source_prefix(topic, partition))
         .is_some_and(|rest| merged_suffix(rest).is_some_and(str::is_empty))
 }
 

@@ -296,6 +296,21 @@ impl Sink for LocalArchive {
 /// the whole archive, done only when a finished backfill is run again.
 fn source_merged_files(root: &Path, topic: &str, partition: i32) -> Result<Vec<String>, SinkError> {
     let mut out = Vec::new();
+    walk_archive(root, |rel, name, _| {
+        if is_source_merged(name, topic, partition) {
+            out.push(rel);
+        }
+    })?;
+    Ok(out)
+}
+
+/// Walks the archive below `root`, its bookkeeping directory left out:
+/// `visit` gets each entry that is not a directory, with its path relative
+/// to the root and its name.
+pub(crate) fn walk_archive(
+    root: &Path,
+    mut visit: impl FnMut(String, &str, &fs::DirEntry),
+) -> Result<(), SinkError> {
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
         let rd =
@@ -308,16 +323,14 @@ fn source_merged_files(root: &Path, topic: &str, partition: i32) -> Result<Vec<S
                 format!("{rel}/{name}")
             };
             let Ok(kind) = e.file_type() else { continue };
-            if kind.is_dir() {
-                if !(rel.is_empty() && name == META_DIR) {
-                    stack.push((e.path(), child));
-                }
-            } else if is_source_merged(&name, topic, partition) {
-                out.push(child);
+            if !kind.is_dir() {
+                visit(child, &name, &e);
+            } else if !(rel.is_empty() && name == META_DIR) {
+                stack.push((e.path(), child));
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Removes a published file and its temporary sibling, fsyncing the directory.

@@ -145,10 +145,7 @@ impl ObjectStoreArchive {
         Ok(metas
             .into_iter()
             .filter_map(|m| {
-                let key = m.location.as_ref();
-                let rel = key
-                    .strip_prefix(self.prefix.as_str())
-                    .map_or(key, |k| k.trim_start_matches('/'));
+                let rel = key_rel(&self.prefix, m.location.as_ref());
                 let name = rel.rsplit('/').next().unwrap_or(rel);
                 is_source_merged(name, topic, partition).then(|| rel.to_string())
             })
@@ -227,6 +224,16 @@ where
             let _ = writer.into_inner().abort().await;
             Err(perr(e))
         }
+    }
+}
+
+/// An object's key relative to the archive's `prefix`.
+pub(crate) fn key_rel<'a>(prefix: &str, key: &'a str) -> &'a str {
+    if prefix.is_empty() {
+        key
+    } else {
+        key.strip_prefix(prefix)
+            .map_or(key, |k| k.trim_start_matches('/'))
     }
 }
 

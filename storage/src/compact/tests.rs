@@ -164,16 +164,7 @@ fn local_compaction_merges_small_files_and_keeps_every_row_once() {
     assert_eq!(digest(&read_local(&root).unwrap()), before);
     // Sorted by (service, event time) inside a merged file.
     let merged = files.iter().find(|f| f.contains(MERGED_PREFIX)).unwrap();
-    let rows = {
-        let f = File::open(root.join(merged)).unwrap();
-        let r = ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap();
-        r.map(|b| b.unwrap()).collect::<Vec<_>>()
-    };
-    let all = concat_batches(&rows[0].schema(), &rows).unwrap();
-    assert_eq!(merge_sorted(vec![all.clone()]).unwrap(), all);
+    assert_sorted(&read_file(&root.join(merged)).0);
     // Nothing left in the staging area, and a second run has nothing to do.
     let r = compact(&Location::Local(root.clone()), &cfg(), SystemTime::now()).unwrap();
     assert_eq!(r.files_in, 0);
@@ -473,6 +464,18 @@ fn a_settled_backfill_leaves_at_most_one_small_file_per_partition() {
 /// One compactor at a time on an object store: a second run finds the
 /// lease taken; a released lease is free again; an expired one is taken
 /// over.
+/// Writes the lease object as another compactor would.
+fn put_lease(b: &StoreBackend, owner: &str, expires_unix_secs: u64) {
+    b.put_json(
+        LEASE_REL,
+        &Lease {
+            owner: owner.into(),
+            expires_unix_secs,
+        },
+    )
+    .unwrap();
+}
+
 #[test]
 fn store_compactors_take_turns_through_the_lease() {
     let mem = Arc::new(InMemory::new());
@@ -494,15 +497,7 @@ fn store_compactors_take_turns_through_the_lease() {
     second.acquire().unwrap();
     // The holder died: its lease expired.
     second.lease = None;
-    second
-        .put_json(
-            LEASE_REL,
-            &Lease {
-                owner: "gone".into(),
-                expires_unix_secs: 1,
-            },
-        )
-        .unwrap();
+    put_lease(&second, "gone", 1);
     first.acquire().unwrap();
     // Renewed once a third of it has passed; lost when taken over.
     let due = |b: &mut StoreBackend| {
@@ -514,30 +509,14 @@ fn store_compactors_take_turns_through_the_lease() {
     due(&mut first);
     assert!(first.keep_going(), "renewed");
     due(&mut first);
-    second
-        .put_json(
-            LEASE_REL,
-            &Lease {
-                owner: "thief".into(),
-                expires_unix_secs: u64::MAX,
-            },
-        )
-        .unwrap();
+    put_lease(&second, "thief", u64::MAX);
     assert!(!first.keep_going(), "lost");
     first.release();
     assert!(
         first.get(LEASE_REL).unwrap().is_some(),
         "not ours to delete"
     );
-    second
-        .put_json(
-            LEASE_REL,
-            &Lease {
-                owner: "gone".into(),
-                expires_unix_secs: 1,
-            },
-        )
-        .unwrap();
+    put_lease(&second, "gone", 1);
     first.acquire().unwrap();
     first.release();
     assert!(first.get(LEASE_REL).unwrap().is_none());
