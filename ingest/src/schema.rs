@@ -3,9 +3,12 @@
 
 use std::sync::{Arc, LazyLock};
 
+use std::collections::HashMap;
+
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder,
-    StringDictionaryBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, DictionaryArray, Int32Array, Int32Builder, Int64Builder, MapBuilder,
+    MapFieldNames, StringArray, StringBuilder, StringDictionaryBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -90,18 +93,18 @@ pub fn log_schema() -> SchemaRef {
 pub struct LogBatchBuilder {
     event_time: TimestampMicrosecondBuilder,
     ingest_time: TimestampMicrosecondBuilder,
-    time_source: StringDictionaryBuilder<Int32Type>,
-    level: StringDictionaryBuilder<Int32Type>,
+    time_source: SmallDictBuilder,
+    level: SmallDictBuilder,
     service: StringDictionaryBuilder<Int32Type>,
     host: StringDictionaryBuilder<Int32Type>,
     message: StringBuilder,
     template_id: StringDictionaryBuilder<Int32Type>,
     template: StringDictionaryBuilder<Int32Type>,
     attributes: MapBuilder<StringBuilder, StringBuilder>,
-    format: StringDictionaryBuilder<Int32Type>,
-    parse_error: StringDictionaryBuilder<Int32Type>,
+    format: SmallDictBuilder,
+    parse_error: SmallDictBuilder,
     raw: BinaryBuilder,
-    topic: StringDictionaryBuilder<Int32Type>,
+    topic: SmallDictBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
     rows: usize,
@@ -146,8 +149,8 @@ impl LogBatchBuilder {
         Self {
             event_time: TimestampMicrosecondBuilder::with_capacity(c.rows).with_timezone("UTC"),
             ingest_time: TimestampMicrosecondBuilder::with_capacity(c.rows).with_timezone("UTC"),
-            time_source: dict(),
-            level: dict(),
+            time_source: SmallDictBuilder::with_capacity(c.rows),
+            level: SmallDictBuilder::with_capacity(c.rows),
             service: dict(),
             host: dict(),
             message: StringBuilder::with_capacity(c.rows, c.message_bytes),
@@ -161,10 +164,10 @@ impl LogBatchBuilder {
             )
             .with_keys_field(Arc::new(Field::new("key", DataType::Utf8, false)))
             .with_values_field(Arc::new(Field::new("value", DataType::Utf8, true))),
-            format: dict(),
-            parse_error: dict(),
+            format: SmallDictBuilder::with_capacity(c.rows),
+            parse_error: SmallDictBuilder::with_capacity(c.rows),
             raw: BinaryBuilder::new(),
-            topic: dict(),
+            topic: SmallDictBuilder::with_capacity(c.rows),
             partition: Int32Builder::with_capacity(c.rows),
             offset: Int64Builder::with_capacity(c.rows),
             rows: 0,
@@ -222,8 +225,10 @@ impl LogBatchBuilder {
             .append(true)
             .expect("keys and values are appended in pairs");
         self.format.append_value(rec.format.as_str());
-        self.parse_error
-            .append_option(rec.parse_issue.map(|i| i.as_str()));
+        match rec.parse_issue {
+            Some(issue) => self.parse_error.append_value(issue.as_str()),
+            None => self.parse_error.append_null(),
+        }
         self.raw.append_option(rec.raw.as_deref());
         self.topic.append_value(&*prov.topic);
         self.partition.append_value(prov.partition);
@@ -258,10 +263,83 @@ impl LogBatchBuilder {
     }
 }
 
+/// A dictionary column of a few distinct values (time sources, levels,
+/// formats, parse errors, topics). Each row is looked up with one string
+/// comparison against the previous row's value, else a scan of the few
+/// values; past [`SmallDictBuilder::SCAN`] values a map takes over. A
+/// hashing dictionary builder hashes every row instead.
+struct SmallDictBuilder {
+    keys: Vec<Option<i32>>,
+    values: Vec<Box<str>>,
+    index: HashMap<Box<str>, i32>,
+    last: i32,
+}
+
+impl SmallDictBuilder {
+    /// Values looked up by a linear scan before the map is used.
+    const SCAN: usize = 16;
+
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(rows),
+            values: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
+        }
+    }
+
+    fn append_value(&mut self, v: &str) {
+        let key = self.key_of(v);
+        self.last = key;
+        self.keys.push(Some(key));
+    }
+
+    fn append_null(&mut self) {
+        self.keys.push(None);
+    }
+
+    fn key_of(&mut self, v: &str) -> i32 {
+        if self.values.get(self.last as usize).is_some_and(|l| **l == *v) {
+            return self.last;
+        }
+        if self.values.len() <= Self::SCAN {
+            if let Some(i) = self.values.iter().position(|x| **x == *v) {
+                return i as i32;
+            }
+        } else if let Some(&k) = self.index.get(v) {
+            return k;
+        }
+        let key = self.values.len() as i32;
+        self.values.push(v.into());
+        if self.values.len() > Self::SCAN {
+            if self.index.is_empty() {
+                for (i, x) in self.values.iter().enumerate() {
+                    self.index.insert(x.clone(), i as i32);
+                }
+            } else {
+                self.index.insert(v.into(), key);
+            }
+        }
+        key
+    }
+
+    /// The column of the rows appended so far; the builder is reset.
+    fn finish(&mut self) -> DictionaryArray<Int32Type> {
+        let keys = Int32Array::from(std::mem::take(&mut self.keys));
+        let values = StringArray::from_iter_values(self.values.iter().map(|v| &**v));
+        self.values.clear();
+        self.index.clear();
+        self.last = 0;
+        // Every key indexes `values`.
+        DictionaryArray::try_new(keys, Arc::new(values)).expect("keys index the values")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::record::{Level, ParseIssue};
+    use arrow::array::{Array, AsArray};
 
     #[test]
     fn builder_output_matches_schema() {
@@ -292,5 +370,40 @@ mod tests {
         assert_eq!(batch.schema(), log_schema());
         assert_eq!(b.rows(), 0);
         assert_eq!(b.finish().expect("empty batch").num_rows(), 0);
+    }
+
+    /// Rows read back as appended, nulls included, whether the values are
+    /// found by the scan or, past it, by the map; each value is stored once.
+    #[test]
+    fn small_dictionary_keeps_every_row() {
+        for distinct in [1usize, 3, SmallDictBuilder::SCAN, 3 * SmallDictBuilder::SCAN] {
+            let mut b = SmallDictBuilder::with_capacity(0);
+            let mut expected = Vec::new();
+            for round in 0..3 {
+                for i in 0..500usize {
+                    let v = (i * 7 + round) % (distinct + 1);
+                    if v == distinct {
+                        b.append_null();
+                        expected.push(None);
+                    } else {
+                        let s = format!("value-{v}");
+                        b.append_value(&s);
+                        expected.push(Some(s));
+                    }
+                }
+                let col = b.finish();
+                let values = col.values().as_string::<i32>();
+                let got: Vec<Option<String>> = col
+                    .keys()
+                    .iter()
+                    .map(|k| k.map(|k| values.value(k as usize).to_string()))
+                    .collect();
+                assert_eq!(got, expected, "{distinct} values, round {round}");
+                let unique: std::collections::HashSet<&str> = values.iter().flatten().collect();
+                assert_eq!(unique.len(), values.len(), "a value stored twice");
+                assert!(values.len() <= distinct);
+                expected.clear();
+            }
+        }
     }
 }

@@ -70,6 +70,15 @@ impl ParquetConfig {
             b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
         }
         b = b.set_column_dictionary_enabled(attribute_values_path(), false);
+        // Min/max of free text and of the attribute map's keys and values
+        // (all keys of a file mixed in one column) prune nothing, and
+        // computing them compares every string of every page.
+        for c in UNPRUNABLE {
+            b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::None);
+        }
+        b = b
+            .set_column_statistics_enabled(attribute_keys_path(), EnabledStatistics::None)
+            .set_column_statistics_enabled(attribute_values_path(), EnabledStatistics::None);
         for c in blooms {
             b = b.set_column_bloom_filter_enabled(ColumnPath::from(c.as_str()), true);
         }
@@ -81,7 +90,6 @@ impl ParquetConfig {
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_column_bloom_filter_enabled(ColumnPath::from(col::TEMPLATE_ID), true)
-            .set_column_statistics_enabled(ColumnPath::from(col::RAW), EnabledStatistics::None)
             .set_sorting_columns(Some(sorting))
             .set_created_by(format!("logwarden {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(vec![
@@ -124,12 +132,24 @@ const HIGH_CARDINALITY: &[&str] = &[
     col::RAW,
 ];
 
+/// Top-level columns written without statistics.
+const UNPRUNABLE: &[&str] = &[col::MESSAGE, col::RAW];
+
+/// The Parquet path of the attribute map's keys.
+fn attribute_keys_path() -> ColumnPath {
+    attribute_path("key")
+}
+
 /// The Parquet path of the attribute map's values.
 fn attribute_values_path() -> ColumnPath {
+    attribute_path("value")
+}
+
+fn attribute_path(leaf: &str) -> ColumnPath {
     ColumnPath::new(vec![
         col::ATTRIBUTES.to_string(),
         "key_value".to_string(),
-        "value".to_string(),
+        leaf.to_string(),
     ])
 }
 
@@ -220,11 +240,24 @@ mod tests {
         }
         assert!(column(col::TEMPLATE_ID).bloom_filter_offset().is_some());
         assert!(column(col::MESSAGE).bloom_filter_offset().is_none());
-        for path in [col::EVENT_TIME, col::SERVICE, col::MESSAGE] {
+        for path in [col::EVENT_TIME, col::SERVICE, col::TEMPLATE_ID] {
             assert!(
                 column(path).column_index_offset().is_some(),
                 "{path}: column index"
             );
+            assert!(
+                column(path).offset_index_offset().is_some(),
+                "{path}: offset index"
+            );
+            assert!(column(path).statistics().is_some(), "{path}: statistics");
+        }
+        // Free text and the attribute map have no min/max to prune with.
+        for path in [
+            col::MESSAGE,
+            "attributes.key_value.key",
+            "attributes.key_value.value",
+        ] {
+            assert!(column(path).statistics().is_none(), "{path}: statistics");
             assert!(
                 column(path).offset_index_offset().is_some(),
                 "{path}: offset index"

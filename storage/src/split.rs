@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, MapArray, StringArray, StructArray, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -127,7 +130,7 @@ pub fn split_segment(
         .collect();
     keys.sort_unstable();
     let indices = UInt32Array::from_iter_values(keys.iter().map(|k| k.3));
-    let sorted = take_record_batch(batch, &indices)?;
+    let sorted = take_rows(batch, &indices)?;
     let sorted_buckets = arrow::compute::take(&buckets, &indices, None)?;
     let sorted_buckets = sorted_buckets.as_primitive::<arrow::datatypes::Int64Type>();
     let sorted_times = sorted
@@ -167,6 +170,58 @@ pub fn split_segment(
         }
     }
     Ok(out)
+}
+
+/// `batch`'s rows at `indices`, in that order. Like Arrow's
+/// `take_record_batch`, except that a map column is taken by gathering its
+/// entries' indices and taking the key and value arrays once each, where
+/// Arrow's generic path extends the entries row by row.
+fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Map(_, _) => take_map(c.as_map(), indices),
+            _ => take(c, indices, None),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(batch.schema(), columns)
+}
+
+fn take_map(map: &MapArray, indices: &UInt32Array) -> Result<ArrayRef, ArrowError> {
+    let offsets = map.value_offsets();
+    let mut new_offsets = Vec::with_capacity(indices.len() + 1);
+    let mut entries = Vec::with_capacity(map.entries().len());
+    new_offsets.push(0i32);
+    for &row in indices.values() {
+        let row = row as usize;
+        entries.extend(offsets[row] as u32..offsets[row + 1] as u32);
+        let end = i32::try_from(entries.len())
+            .map_err(|_| ArrowError::ComputeError("map entries overflow i32".into()))?;
+        new_offsets.push(end);
+    }
+    let entry_indices = UInt32Array::from(entries);
+    let old = map.entries();
+    let columns = old
+        .columns()
+        .iter()
+        .map(|c| take(c, &entry_indices, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let new_entries = StructArray::try_new(old.fields().clone(), columns, None)?;
+    let nulls = match map.nulls() {
+        Some(_) => take(map, indices, None)?.nulls().cloned(),
+        None => None,
+    };
+    let DataType::Map(field, ordered) = map.data_type() else {
+        unreachable!("a map array has a map type");
+    };
+    Ok(Arc::new(MapArray::try_new(
+        field.clone(),
+        OffsetBuffer::new(new_offsets.into()),
+        new_entries,
+        nulls,
+        *ordered,
+    )?))
 }
 
 /// For each row, the rank of its service name in byte order (nulls first,
@@ -269,6 +324,36 @@ mod tests {
         assert_eq!(parts.len(), hours.len(), "one batch per hour");
         assert!(hours.len() >= 2);
         assert_eq!(got, expected);
+    }
+
+    /// The map column is taken entry by entry like Arrow's own `take`:
+    /// rows with no attributes, several, and null values, in any order,
+    /// rows repeated.
+    #[test]
+    fn taking_rows_matches_arrow_take() {
+        let mut b = LogBatchBuilder::new();
+        for i in 0..200usize {
+            let rec = LogRecord {
+                message: format!("m{i}"),
+                attributes: (0..i % 4)
+                    .map(|k| (format!("k{k}"), format!("v{i}.{k}")))
+                    .collect(),
+                ..Default::default()
+            };
+            let prov = Provenance {
+                topic: "t".into(),
+                partition: 0,
+                offset: i as i64,
+            };
+            b.append(&rec, &prov, 0);
+        }
+        let batch = b.finish().expect("batch");
+        let indices = UInt32Array::from_iter_values((0..300u32).map(|i| (i * 37) % 200));
+        let ours = take_rows(&batch, &indices).expect("take");
+        let arrows = arrow::compute::take_record_batch(&batch, &indices).expect("take");
+        assert_eq!(ours, arrows);
+        let empty = take_rows(&batch, &UInt32Array::from(Vec::<u32>::new())).expect("take");
+        assert_eq!(empty.num_rows(), 0);
     }
 
     fn layout_keys() -> Vec<PartitionKey> {

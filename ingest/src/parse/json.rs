@@ -1,6 +1,7 @@
 //! JSON lines, flattened into attributes without building a `Value` tree.
 //!
-//! The object is walked with a serde visitor; each value is first taken as a
+//! A flat object of plain values, the common line, is scanned in one pass
+//! ([`flat`]). Any other object is walked with a serde visitor; each value is first taken as a
 //! borrowed [`RawValue`] so that numbers, booleans and arrays keep their exact
 //! JSON text, and strings without escapes are copied straight from the input.
 //! Nested objects are flattened with dotted keys down to
@@ -27,6 +28,22 @@ pub fn flatten(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
     if !s.starts_with('{') {
         return false;
     }
+    let (attrs, kinds) = (rec.attributes.len(), scratch.kinds.len());
+    if flat(s, scratch, rec) {
+        return true;
+    }
+    // Not a flat object of plain values: undo and take the general path,
+    // which also decides whether the text is JSON at all.
+    for (k, v) in rec.attributes.drain(attrs..) {
+        scratch.give_back(k);
+        scratch.give_back(v);
+    }
+    scratch.kinds.truncate(kinds);
+    general(s, scratch, rec)
+}
+
+/// [`flatten`] by the serde visitor, for any object.
+fn general(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
     scratch.key.clear();
     let before = rec.parse_issue;
     let mut de = serde_json::Deserializer::from_str(s);
@@ -42,6 +59,111 @@ pub fn flatten(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
         rec.parse_issue = before;
     }
     ok
+}
+
+/// The fast path for the common line, a flat object of scalar values
+/// whose keys and strings have no escapes: one pass over the bytes, values
+/// pushed as the general path would push them. False, with some members
+/// possibly pushed already, on anything else (nesting, arrays, escapes,
+/// control characters, any syntax error): the caller then undoes them and
+/// takes the general path.
+fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
+    let b = s.as_bytes();
+    let mut i = skip_ws(b, 1);
+    if b.get(i) == Some(&b'}') {
+        return skip_ws(b, i + 1) == b.len();
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return false;
+        }
+        let Some(key_end) = plain_string_end(b, i + 1) else {
+            return false;
+        };
+        let key = &s[i + 1..key_end];
+        i = skip_ws(b, key_end + 1);
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        i = skip_ws(b, i + 1);
+        let (value, kind, end) = match b.get(i) {
+            Some(b'"') => {
+                let Some(end) = plain_string_end(b, i + 1) else {
+                    return false;
+                };
+                (&s[i + 1..end], Kind::Str, end + 1)
+            }
+            Some(b't') if b[i..].starts_with(b"true") => (&s[i..i + 4], Kind::Bool, i + 4),
+            Some(b'f') if b[i..].starts_with(b"false") => (&s[i..i + 5], Kind::Bool, i + 5),
+            Some(b'n') if b[i..].starts_with(b"null") => (&s[i..i + 4], Kind::Null, i + 4),
+            Some(b'-' | b'0'..=b'9') => {
+                let Some(end) = number_end(b, i) else {
+                    return false;
+                };
+                (&s[i..end], Kind::Num, end)
+            }
+            _ => return false,
+        };
+        scratch.key.clear();
+        scratch.key.push_str(key);
+        push(scratch, rec, value, kind);
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return skip_ws(b, i + 1) == b.len(),
+            _ => return false,
+        }
+    }
+}
+
+/// The index of the first byte from `i` that is not JSON whitespace.
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the quote closing a string whose text starts at `i`, if
+/// the string has no escape and no control character (which JSON forbids).
+fn plain_string_end(b: &[u8], i: usize) -> Option<usize> {
+    let rest = b.get(i..)?;
+    let at = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[at] != b'"' || rest[..at].iter().fold(false, |c, &x| c | (x < 0x20)) {
+        return None;
+    }
+    Some(i + at)
+}
+
+/// The end of the JSON number starting at `i`, if it is one:
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(b, i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1)?;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i = digits(b, i)?;
+    }
+    Some(i)
 }
 
 /// Visits one object whose dotted key prefix is in `scratch.key`.
@@ -174,5 +296,96 @@ impl<'de> Visitor<'de> for KeySeed {
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
         Ok(Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::ParserConfig;
+    use proptest::prelude::*;
+
+    /// What flattening made of a text: accepted or not, the attributes
+    /// with their kinds, the issue marked.
+    fn outcome(
+        s: &str,
+        f: fn(&str, &mut Scratch, &mut LogRecord) -> bool,
+    ) -> (bool, Vec<(String, String)>, Vec<Kind>, Option<ParseIssue>) {
+        let mut scratch = Scratch::new(&ParserConfig::default());
+        let mut rec = LogRecord::default();
+        // A member already there (a container's metadata) must survive.
+        scratch.push_attr(&mut rec, "stream", "stdout", Kind::Str);
+        let ok = f(s, &mut scratch, &mut rec);
+        (ok, rec.attributes, scratch.kinds, rec.parse_issue)
+    }
+
+    /// A JSON-ish value: mostly valid scalars (so that whole lines often
+    /// take the fast path), with escapes, nesting, arrays and broken pieces
+    /// mixed in.
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            6 => "[a-z0-9 .:/_-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            2 => any::<i64>().prop_map(|n| n.to_string()),
+            2 => any::<f64>().prop_map(|x| x.to_string()),
+            2 => prop::sample::select(vec!["true", "false", "null", "-0", "1e5", "2.5E-3"])
+                .prop_map(str::to_string),
+            1 => "\\PC{0,6}".prop_map(|s| serde_json::to_string(&s).expect("a string")),
+            1 => prop::sample::select(vec![
+                "01", "1.", "-", ".5", "tru", "nul", "1e", "+1", "\"a\\q\"", "\"tab\there\"",
+                "\"\\u00e9\"", "\"open", "[1, \"x\"]", "[]", "{}",
+            ])
+            .prop_map(str::to_string),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop::collection::vec(("[a-z.]{1,6}", inner), 0..3).prop_map(|members| {
+                let body: Vec<String> =
+                    members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            })
+        })
+    }
+
+    proptest! {
+        /// The fast path and the serde visitor agree on every object:
+        /// same verdict, same attributes and kinds, same issue.
+        #[test]
+        fn fast_path_agrees_with_the_visitor(
+            members in prop::collection::vec(("[a-z_.@]{1,8}|\\PC{0,4}", value()), 0..5),
+            ws in prop::sample::select(vec!["", " ", "\t", "\r\n "]),
+            tail in prop::sample::select(vec!["", "", "", " ", "\n", "x", ",", "}"]),
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{ws}{}{ws}:{ws}{v}{ws}", serde_json::to_string(k).expect("key")))
+                .collect();
+            let text = format!("{{{}}}{tail}", body.join(","));
+            prop_assert_eq!(outcome(&text, flatten), outcome(&text, general), "{}", text);
+        }
+    }
+
+    #[test]
+    fn fast_path_cases() {
+        for text in [
+            "{}",
+            "{ }",
+            r#"{"a":1,"b":"x","c":true,"d":null,"e":-2.5e+3}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":01}"#,
+            r#"{"a":"x\"y"}"#,
+            "{\"a\":\"x\u{1}y\"}",
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[1,2]}"#,
+            r#"{"a":1}}"#,
+            r#"{"a":1} "#,
+            r#"{"a""#,
+            r#"{"a":"#,
+            r#"{"a":1"#,
+            r#"{"a":"é ü"}"#,
+        ] {
+            assert_eq!(outcome(text, flatten), outcome(text, general), "{text}");
+        }
+        assert!(outcome(r#"{"a":1,"b":"x"}"#, flatten).0);
+        assert!(!outcome(r#"{"a":1,}"#, flatten).0);
     }
 }

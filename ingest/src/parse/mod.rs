@@ -263,6 +263,11 @@ impl Scratch {
         }
     }
 
+    /// Returns a string to the pool.
+    pub(crate) fn give_back(&mut self, s: String) {
+        Self::give(&mut self.pool, s);
+    }
+
     fn give(pool: &mut Vec<String>, s: String) {
         if pool.len() < MAX_POOLED_STRINGS && s.capacity() <= MAX_POOLED_CAPACITY {
             pool.push(s);
