@@ -62,10 +62,10 @@ fn general(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
 }
 
 /// The fast path for the common line, a flat object of scalar values
-/// whose keys and strings have no escapes: one pass over the bytes, values
+/// whose keys have no escapes: one pass over the bytes, values
 /// pushed as the general path would push them. False, with some members
-/// possibly pushed already, on anything else (nesting, arrays, escapes,
-/// control characters, any syntax error): the caller then undoes them and
+/// possibly pushed already, on anything else (nesting, arrays, escaped
+/// keys, control characters, any syntax error): the caller then undoes them and
 /// takes the general path.
 fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
     let b = s.as_bytes();
@@ -86,27 +86,36 @@ fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
             return false;
         }
         i = skip_ws(b, i + 1);
-        let (value, kind, end) = match b.get(i) {
+        let (value, kind, end): (Cow<'_, str>, Kind, usize) = match b.get(i) {
             Some(b'"') => {
-                let Some(end) = plain_string_end(b, i + 1) else {
+                let Some((end, escaped)) = string_end(b, i + 1) else {
                     return false;
                 };
-                (&s[i + 1..end], Kind::Str, end + 1)
+                let value = if escaped {
+                    // Decoded (and checked) by serde_json, as the visitor does.
+                    match serde_json::from_str::<String>(&s[i..=end]) {
+                        Ok(decoded) => Cow::Owned(decoded),
+                        Err(_) => return false,
+                    }
+                } else {
+                    Cow::Borrowed(&s[i + 1..end])
+                };
+                (value, Kind::Str, end + 1)
             }
-            Some(b't') if b[i..].starts_with(b"true") => (&s[i..i + 4], Kind::Bool, i + 4),
-            Some(b'f') if b[i..].starts_with(b"false") => (&s[i..i + 5], Kind::Bool, i + 5),
-            Some(b'n') if b[i..].starts_with(b"null") => (&s[i..i + 4], Kind::Null, i + 4),
+            Some(b't') if b[i..].starts_with(b"true") => (s[i..i + 4].into(), Kind::Bool, i + 4),
+            Some(b'f') if b[i..].starts_with(b"false") => (s[i..i + 5].into(), Kind::Bool, i + 5),
+            Some(b'n') if b[i..].starts_with(b"null") => (s[i..i + 4].into(), Kind::Null, i + 4),
             Some(b'-' | b'0'..=b'9') => {
                 let Some(end) = number_end(b, i) else {
                     return false;
                 };
-                (&s[i..end], Kind::Num, end)
+                (s[i..end].into(), Kind::Num, end)
             }
             _ => return false,
         };
         scratch.key.clear();
         scratch.key.push_str(key);
-        push(scratch, rec, value, kind);
+        push(scratch, rec, &value, kind);
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -127,12 +136,30 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// The index of the quote closing a string whose text starts at `i`, if
 /// the string has no escape and no control character (which JSON forbids).
 fn plain_string_end(b: &[u8], i: usize) -> Option<usize> {
-    let rest = b.get(i..)?;
-    let at = memchr::memchr2(b'"', b'\\', rest)?;
-    if rest[at] != b'"' || rest[..at].iter().fold(false, |c, &x| c | (x < 0x20)) {
+    match string_end(b, i)? {
+        (end, false) => Some(end),
+        (_, true) => None,
+    }
+}
+
+/// The index of the quote closing a string whose text starts at `i`, and
+/// whether the string has escapes (not checked here), if it has no control
+/// character (which JSON forbids).
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut at = i;
+    let mut escaped = false;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
+        if b[at] == b'"' {
+            break;
+        }
+        escaped = true;
+        at += 2;
+    }
+    if b[i..at].iter().fold(false, |c, &x| c | (x < 0x20)) {
         return None;
     }
-    Some(i + at)
+    Some((at, escaped))
 }
 
 /// The end of the JSON number starting at `i`, if it is one:
@@ -329,9 +356,11 @@ mod tests {
             2 => any::<f64>().prop_map(|x| x.to_string()),
             2 => prop::sample::select(vec!["true", "false", "null", "-0", "1e5", "2.5E-3"])
                 .prop_map(str::to_string),
-            1 => "\\PC{0,6}".prop_map(|s| serde_json::to_string(&s).expect("a string")),
+            2 => "[a-z\"\\\\/\n\t\u{1}é😀]{0,8}|\\PC{0,6}"
+                .prop_map(|s| serde_json::to_string(&s).expect("a string")),
             1 => prop::sample::select(vec![
                 "01", "1.", "-", ".5", "tru", "nul", "1e", "+1", "\"a\\q\"", "\"tab\there\"",
+                "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"x\\\"",
                 "\"\\u00e9\"", "\"open", "[1, \"x\"]", "[]", "{}",
             ])
             .prop_map(str::to_string),
