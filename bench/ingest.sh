@@ -19,7 +19,8 @@ cargo build --release --quiet --bin logwarden --example raw_consume
 LW=target/release/logwarden
 RAW=target/release/examples/raw_consume
 
-# Runs a command; prints "seconds peak_rss_bytes" of it (children included).
+# Runs a command; prints "seconds peak_rss_bytes cpu_seconds" of it
+# (children included; CPU is user plus system time).
 measure() {
   python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
@@ -27,8 +28,14 @@ t = time.monotonic()
 out = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
 open("/dev/fd/3", "wb").write(out)
 dt = time.monotonic() - t
-print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}")
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{dt:.3f} {r.ru_maxrss * 1024} {r.ru_utime + r.ru_stime:.2f}")
 PY
+}
+
+# CPU seconds the broker has used so far.
+broker_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' /proc/$broker_pid/stat
 }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -42,33 +49,54 @@ $LW generate --count "$N" --seed 5 --json-share 1 --start 2026-03-01T00:00:00Z >
 bytes=$(stat -c %s "$work/lines.jsonl")
 $LW generate --brokers 127.0.0.1:$port --topic logs --count "$N" --seed 5 --json-share 1 --start 2026-03-01T00:00:00Z 2>/dev/null
 
-read -r raw_n raw_bytes raw_secs < <($RAW 127.0.0.1:$port logs "$N")
-read -r k_wall k_rss < <(measure $LW ingest --brokers 127.0.0.1:$port --topic logs --group bench --session-timeout-ms 6000 --stop-when-caught-up --output "$work/a1" 3>"$work/k.out")
+b0=$(broker_cpu)
+read -r _ _ raw_cpu < <(measure $RAW 127.0.0.1:$port logs "$N" 3>"$work/raw.out")
+b1=$(broker_cpu)
+read -r raw_n raw_bytes raw_secs < "$work/raw.out"
+read -r k_wall k_rss k_cpu < <(measure $LW ingest --brokers 127.0.0.1:$port --topic logs --group bench --session-timeout-ms 6000 --stop-when-caught-up --output "$work/a1" 3>"$work/k.out")
+b2=$(broker_cpu)
 # Both Kafka runs are timed from their first message (group joins excluded).
 k_secs=$(grep -o '[0-9.]*s from the first record' "$work/k.out" | grep -o '^[0-9.]*')
-read -r f_secs f_rss < <(measure $LW ingest --input "$work/lines.jsonl" --output "$work/a2" 3>/dev/null)
-read -r d_secs d_rss < <(measure python3 -c "
+read -r f_secs f_rss f_cpu < <(measure $LW ingest --input "$work/lines.jsonl" --output "$work/a2" 3>/dev/null)
+read -r d_secs d_rss d_cpu < <(measure python3 -c "
 import duckdb, sys
 duckdb.sql(\"COPY (SELECT * FROM read_json('$work/lines.jsonl')) TO '$work/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")" 3>/dev/null)
 a1=$(du -sb "$work/a1" | cut -f1); a2=$(du -sb "$work/a2" | cut -f1); d1=$(stat -c %s "$work/duck.parquet")
 rows=$(python3 -c "import duckdb; print(duckdb.connect().execute(\"SELECT count(*) FROM read_parquet('$work/a1/**/*.parquet')\").fetchone()[0])")
 
-python3 - "$N" "$bytes" "$raw_secs" "$k_secs" "$k_rss" "$f_secs" "$f_rss" "$d_secs" "$d_rss" "$a1" "$a2" "$d1" "$rows" <<'PY'
+# Broker CPU of each Kafka run: the broker shares the machine's cores.
+raw_bcpu=$(python3 -c "print(f'{$b1 - $b0:.2f}')")
+k_bcpu=$(python3 -c "print(f'{$b2 - $b1:.2f}')")
+
+python3 - "$N" "$bytes" "$raw_secs" "$k_secs" "$k_rss" "$f_secs" "$f_rss" "$d_secs" "$d_rss" "$a1" "$a2" "$d1" "$rows" \
+  "$raw_cpu" "$raw_bcpu" "$k_cpu" "$k_bcpu" "$f_cpu" "$d_cpu" "$(nproc)" <<'PY'
 import sys
 n, b = int(sys.argv[1]), int(sys.argv[2])
 raw, ks, krss, fs, frss, ds, drss = map(float, sys.argv[3:10])
 a1, a2, d1, rows = map(int, sys.argv[10:14])
+raw_cpu, raw_bcpu, k_cpu, k_bcpu, f_cpu, d_cpu = map(float, sys.argv[14:20])
+cores = int(sys.argv[20])
 mb = b / 1e6
-def row(name, secs, rss, out):
+def row(name, secs, rss, out, cpu, bcpu):
     rss_s = f"{rss / 2**20:.0f} MiB" if rss else "-"
     out_s = f"{out / 1e6:.1f} MB" if out else "-"
-    print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {mb / secs:.1f} | {rss_s} | {out_s} |")
-print(f"\n{n:,} JSON lines, {b / n:.0f} bytes on average ({mb:.0f} MB); archive rows read back: {rows:,}\n")
-print("| run | seconds | lines/s | MB/s | peak RSS | output |")
-print("|---|---|---|---|---|---|")
-row("1. raw rdkafka consume (ceiling)", raw, 0, 0)
-row("2. logwarden ingest from Kafka", ks, krss, a1)
-row("3. logwarden ingest --input file", fs, frss, a2)
-row("4. DuckDB read_json -> zstd Parquet", ds, drss, d1)
+    b_s = f"{bcpu:.2f}" if bcpu is not None else "-"
+    print(f"| {name} | {secs:.2f} | {n / secs:,.0f} | {mb / secs:.1f} | {rss_s} | {out_s} "
+          f"| {cpu:.2f} | {b_s} | {(cpu + (bcpu or 0)) / n * 1e6:.2f} |")
+print(f"\n{n:,} JSON lines, {b / n:.0f} bytes on average ({mb:.0f} MB); archive rows read back: {rows:,}; {cores} cores\n")
+print("| run | seconds | lines/s | MB/s | peak RSS | output | CPU s | broker CPU s | CPU µs/line |")
+print("|---|---|---|---|---|---|---|---|---|")
+row("1. raw rdkafka consume (ceiling)", raw, 0, 0, raw_cpu, raw_bcpu)
+row("2. logwarden ingest from Kafka", ks, krss, a1, k_cpu, k_bcpu)
+row("3. logwarden ingest --input file", fs, frss, a2, f_cpu, None)
+row("4. DuckDB read_json -> zstd Parquet", ds, drss, d1, d_cpu, None)
 print(f"\n(2) / (1) = {raw / ks:.0%} of the ceiling; (3) vs (4): {ds / fs:.2f}x DuckDB's speed")
+# What 70% of the ceiling leaves for parsing and writing, when the broker,
+# the consumer and the pipeline share the machine's cores.
+budget = cores / (0.7 * n / raw) * 1e6
+left = budget - (raw_cpu + raw_bcpu) / n * 1e6
+print(f"CPU per line at 70% of the ceiling on {cores} cores: {budget:.2f} µs, of which the broker and "
+      f"consumer (run 1) take {(raw_cpu + raw_bcpu) / n * 1e6:.2f} µs, leaving {left:.2f} µs to parse "
+      f"and write; DuckDB's conversion alone (run 4) takes {d_cpu / n * 1e6:.2f} µs, logwarden's "
+      f"(run 3) {f_cpu / n * 1e6:.2f} µs.")
 PY

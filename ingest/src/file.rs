@@ -28,11 +28,16 @@ pub enum FileSourceError {
     Interrupted,
 }
 
-/// Reads newline-separated payloads, reusing one buffer: `\n` and `\r\n`
-/// endings are stripped, a last line without an ending is kept.
+/// Reads newline-separated payloads: `\n` and `\r\n` endings are
+/// stripped, a last line without an ending is kept. A line that lies
+/// whole in the read buffer is lent from it; one that straddles two reads
+/// is gathered in a second buffer.
 pub struct LineReader<R> {
     reader: BufReader<R>,
     line: Vec<u8>,
+    /// Bytes of the read buffer lent by the previous call, consumed at the
+    /// next one.
+    lent: usize,
 }
 
 impl<R: Read> LineReader<R> {
@@ -40,20 +45,32 @@ impl<R: Read> LineReader<R> {
         Self {
             reader: BufReader::with_capacity(READ_BUFFER_BYTES, input),
             line: Vec::new(),
+            lent: 0,
         }
     }
 
     /// The next payload, or `None` at the end of the input.
     pub fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
-        self.line.clear();
-        if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+        self.reader.consume(std::mem::take(&mut self.lent));
+        let buf = self.reader.fill_buf()?;
+        if buf.is_empty() {
             return Ok(None);
         }
-        let mut payload = self.line.as_slice();
-        if let Some(p) = payload.strip_suffix(b"\n") {
-            payload = p.strip_suffix(b"\r").unwrap_or(p);
+        if let Some(at) = memchr::memchr(b'\n', buf) {
+            self.lent = at + 1;
+            return Ok(Some(strip_ending(&self.reader.buffer()[..=at])));
         }
-        Ok(Some(payload))
+        self.line.clear();
+        self.reader.read_until(b'\n', &mut self.line)?;
+        Ok(Some(strip_ending(&self.line)))
+    }
+}
+
+/// `line` without its `\n` or `\r\n`.
+fn strip_ending(line: &[u8]) -> &[u8] {
+    match line.strip_suffix(b"\n") {
+        Some(p) => p.strip_suffix(b"\r").unwrap_or(p),
+        None => line,
     }
 }
 
@@ -163,5 +180,57 @@ fn send(writer: &mut Writer, mut job: Job, failure: &mut Option<String>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `chunk` bytes per read, so lines
+    /// straddle reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.chunk.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn lines(r: impl Read) -> Vec<Vec<u8>> {
+        let mut reader = LineReader::new(r);
+        let mut out = Vec::new();
+        while let Some(line) = reader.next_line().expect("read") {
+            out.push(line.to_vec());
+        }
+        out
+    }
+
+    /// Endings are stripped the same way whether a line is lent from the
+    /// buffer or gathered across reads.
+    #[test]
+    fn lines_are_split_whether_lent_or_gathered() {
+        let long = "x".repeat(3 * READ_BUFFER_BYTES / 2);
+        let text = format!("a\nb\r\n\n\r\nlast {long}\nc\r\nno ending");
+        let expected: Vec<Vec<u8>> = ["a", "b", "", "", &format!("last {long}"), "c", "no ending"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        assert_eq!(lines(text.as_bytes()), expected);
+        for chunk in [1, 2, 7, 4096] {
+            let trickle = Trickle {
+                data: text.as_bytes(),
+                chunk,
+            };
+            assert_eq!(lines(trickle), expected, "reads of {chunk} bytes");
+        }
+        assert!(lines(&b""[..]).is_empty());
+        assert_eq!(lines(&b"\n"[..]), vec![Vec::<u8>::new()]);
     }
 }

@@ -230,7 +230,7 @@ impl LogBatchBuilder {
             None => self.parse_error.append_null(),
         }
         self.raw.append_option(rec.raw.as_deref());
-        self.topic.append_value(&*prov.topic);
+        self.topic.append_value(&prov.topic);
         self.partition.append_value(prov.partition);
         self.offset.append_value(prov.offset);
         self.rows += 1;
@@ -299,7 +299,11 @@ impl SmallDictBuilder {
     }
 
     fn key_of(&mut self, v: &str) -> i32 {
-        if self.values.get(self.last as usize).is_some_and(|l| **l == *v) {
+        if self
+            .values
+            .get(self.last as usize)
+            .is_some_and(|l| **l == *v)
+        {
             return self.last;
         }
         if self.values.len() <= Self::SCAN {
@@ -376,7 +380,12 @@ mod tests {
     /// found by the scan or, past it, by the map; each value is stored once.
     #[test]
     fn small_dictionary_keeps_every_row() {
-        for distinct in [1usize, 3, SmallDictBuilder::SCAN, 3 * SmallDictBuilder::SCAN] {
+        for distinct in [
+            1usize,
+            3,
+            SmallDictBuilder::SCAN,
+            3 * SmallDictBuilder::SCAN,
+        ] {
             let mut b = SmallDictBuilder::with_capacity(0);
             let mut expected = Vec::new();
             for round in 0..3 {

@@ -334,10 +334,9 @@ mod tests {
 
     /// What flattening made of a text: accepted or not, the attributes
     /// with their kinds, the issue marked.
-    fn outcome(
-        s: &str,
-        f: fn(&str, &mut Scratch, &mut LogRecord) -> bool,
-    ) -> (bool, Vec<(String, String)>, Vec<Kind>, Option<ParseIssue>) {
+    type Outcome = (bool, Vec<(String, String)>, Vec<Kind>, Option<ParseIssue>);
+
+    fn outcome(s: &str, f: fn(&str, &mut Scratch, &mut LogRecord) -> bool) -> Outcome {
         let mut scratch = Scratch::new(&ParserConfig::default());
         let mut rec = LogRecord::default();
         // A member already there (a container's metadata) must survive.
@@ -367,8 +366,10 @@ mod tests {
         ];
         leaf.prop_recursive(2, 8, 3, |inner| {
             prop::collection::vec(("[a-z.]{1,6}", inner), 0..3).prop_map(|members| {
-                let body: Vec<String> =
-                    members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                let body: Vec<String> = members
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
                 format!("{{{}}}", body.join(","))
             })
         })

@@ -108,7 +108,9 @@ impl TemplateColumns {
         self.text_keys.push(Some(text_key));
     }
 
-    fn finish(mut self) -> Result<(DictionaryArray<Int32Type>, DictionaryArray<Int32Type>), ArrowError> {
+    fn finish(
+        mut self,
+    ) -> Result<(DictionaryArray<Int32Type>, DictionaryArray<Int32Type>), ArrowError> {
         let ids = DictionaryArray::try_new(
             Int32Array::from(self.id_keys),
             Arc::new(self.id_values.finish()),
@@ -211,9 +213,11 @@ mod tests {
         let text_values = texts.values().as_string::<i32>();
         let got_text: Vec<Option<String>> = (0..mined.num_rows())
             .map(|r| {
-                texts
-                    .is_valid(r)
-                    .then(|| text_values.value(texts.keys().value(r) as usize).to_string())
+                texts.is_valid(r).then(|| {
+                    text_values
+                        .value(texts.keys().value(r) as usize)
+                        .to_string()
+                })
             })
             .collect();
         assert_eq!(got_text, expected_text);
