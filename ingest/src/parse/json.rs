@@ -1,9 +1,10 @@
 //! JSON lines, flattened into attributes without building a `Value` tree.
 //!
-//! A flat object of plain values, the common line, is scanned in one pass
-//! ([`flat`]). Any other object is walked with a serde visitor; each value is first taken as a
-//! borrowed [`RawValue`] so that numbers, booleans and arrays keep their exact
-//! JSON text, and strings without escapes are copied straight from the input.
+//! A flat object of scalar values, the common line, is scanned in one
+//! pass. Any other object is walked with a serde visitor; each value is
+//! first taken as a borrowed [`RawValue`] so that numbers, booleans and
+//! arrays keep their exact JSON text, and strings without escapes are
+//! copied straight from the input.
 //! Nested objects are flattened with dotted keys down to
 //! [`ParserConfig::max_json_depth`](super::ParserConfig::max_json_depth);
 //! deeper ones stay JSON text and the record is marked `json_too_deep`.
@@ -62,10 +63,10 @@ fn general(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
 }
 
 /// The fast path for the common line, a flat object of scalar values
-/// whose keys have no escapes: one pass over the bytes, values
-/// pushed as the general path would push them. False, with some members
-/// possibly pushed already, on anything else (nesting, arrays, escaped
-/// keys, control characters, any syntax error): the caller then undoes them and
+/// whose keys have no escapes: one pass over the bytes, values pushed as
+/// the general path would push them. False, with some members possibly
+/// pushed already, on anything else (nesting, arrays, escaped keys,
+/// control characters, any syntax error): the caller then undoes them and
 /// takes the general path.
 fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
     let b = s.as_bytes();
