@@ -287,12 +287,7 @@ mod tests {
                 message: format!("m{i}"),
                 ..Default::default()
             };
-            let prov = Provenance {
-                topic: "t".into(),
-                partition: 0,
-                offset: i,
-            };
-            b.append(&rec, &prov, 0);
+            b.append(&rec, &prov(i), 0);
             expected.push((
                 t.div_euclid(3_600_000_000),
                 service.map(str::to_string),
@@ -340,12 +335,7 @@ mod tests {
                     .collect(),
                 ..Default::default()
             };
-            let prov = Provenance {
-                topic: "t".into(),
-                partition: 0,
-                offset: i as i64,
-            };
-            b.append(&rec, &prov, 0);
+            b.append(&rec, &prov(i as i64), 0);
         }
         let batch = b.finish().expect("batch");
         let indices = UInt32Array::from_iter_values((0..300u32).map(|i| (i * 37) % 200));
@@ -358,5 +348,13 @@ mod tests {
 
     fn layout_keys() -> Vec<PartitionKey> {
         ArchiveLayout::default().partition_by
+    }
+
+    fn prov(offset: i64) -> Provenance {
+        Provenance {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        }
     }
 }

@@ -196,33 +196,27 @@ mod tests {
         let batch = builder.finish().expect("batch");
         let mut miner = TemplateMiner::new(&ParserConfig::default().templates).expect("miner");
         let mined = mine_batch(&mut miner, &batch).expect("mined");
-        let ids = mined
-            .column(mined.schema().index_of(col::TEMPLATE_ID).expect("column"))
-            .as_dictionary::<Int32Type>();
-        let values = ids.values().as_string::<i32>();
-        let got: Vec<Option<String>> = (0..mined.num_rows())
-            .map(|r| {
-                ids.is_valid(r)
-                    .then(|| values.value(ids.keys().value(r) as usize).to_string())
-            })
-            .collect();
+        let got = strings(&mined, col::TEMPLATE_ID);
         assert_eq!(got, expected);
-        let texts = mined
-            .column(mined.schema().index_of(col::TEMPLATE).expect("column"))
-            .as_dictionary::<Int32Type>();
-        let text_values = texts.values().as_string::<i32>();
-        let got_text: Vec<Option<String>> = (0..mined.num_rows())
-            .map(|r| {
-                texts.is_valid(r).then(|| {
-                    text_values
-                        .value(texts.keys().value(r) as usize)
-                        .to_string()
-                })
-            })
-            .collect();
+        let got_text = strings(&mined, col::TEMPLATE);
         assert_eq!(got_text, expected_text);
         assert_eq!(got[0], got[1], "one template for both logins");
         assert_eq!(got[2], None, "an empty message has no template");
         assert_eq!(miner.len(), inline.miner().expect("miner").len());
+    }
+
+    /// The values of a string dictionary column, row by row.
+    fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let column = batch
+            .column(batch.schema().index_of(name).expect("column"))
+            .as_dictionary::<Int32Type>();
+        let values = column.values().as_string::<i32>();
+        (0..batch.num_rows())
+            .map(|r| {
+                column
+                    .is_valid(r)
+                    .then(|| values.value(column.keys().value(r) as usize).to_string())
+            })
+            .collect()
     }
 }
