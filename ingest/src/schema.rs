@@ -1,9 +1,8 @@
 //! The Arrow schema of the archive and the builder that turns records into
 //! [`RecordBatch`]es, the unit passed from ingest to storage.
 
-use std::sync::{Arc, LazyLock};
-
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, DictionaryArray, Int32Array, Int32Builder, Int64Builder, MapBuilder,

@@ -322,8 +322,8 @@ mod tests {
     }
 
     /// The map column is taken entry by entry like Arrow's own `take`:
-    /// rows with no attributes, several, and null values, in any order,
-    /// rows repeated.
+    /// rows with no attributes and with several, in any order, rows
+    /// repeated.
     #[test]
     fn taking_rows_matches_arrow_take() {
         let mut b = LogBatchBuilder::new();

@@ -7,8 +7,7 @@
 //! parsing is the longer stage of the two, so moving mining next to the
 //! Parquet encoding balances the pipeline across two cores.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -21,6 +20,7 @@ use arrow::record_batch::RecordBatch;
 use crate::record::template_id_hex_into;
 use crate::schema::col;
 
+use super::miner::KeyMap;
 use super::TemplateMiner;
 
 /// `batch` (archive schema) with its template columns mined from its
@@ -56,19 +56,18 @@ pub fn mine_batch(
 }
 
 /// Builds the `template_id` and `template` dictionary columns from what the
-/// miner returned, looking values up by id and by the template's `Arc`
-/// instead of hashing their text row after row.
+/// miner returned, looking values up by id instead of hashing their text
+/// row after row.
 struct TemplateColumns {
     id_keys: Vec<Option<i32>>,
     text_keys: Vec<Option<i32>>,
-    /// Dictionary key of each id seen, and its hex text.
-    ids: HashMap<u64, i32, BuildHasherDefault<IdHasher>>,
+    /// Dictionary key of each id seen; its hex text is in `id_values`.
+    ids: KeyMap<i32>,
     id_values: StringBuilder,
-    /// Dictionary key of each template text seen, by the address of its
-    /// `Arc`. A template generalized within the batch comes back as a new
-    /// `Arc`, so it gets a value of its own; the `Arc`s are held until the
-    /// batch is built, so no address is reused meanwhile.
-    texts: HashMap<usize, i32, BuildHasherDefault<IdHasher>>,
+    /// For each id's key: the template text last returned for it and that
+    /// text's key. A template generalized within the batch comes back as a
+    /// new `Arc`, so it gets a value of its own.
+    current: Vec<Option<(Arc<str>, i32)>>,
     text_values: Vec<Arc<str>>,
 }
 
@@ -77,9 +76,9 @@ impl TemplateColumns {
         Self {
             id_keys: Vec::with_capacity(rows),
             text_keys: Vec::with_capacity(rows),
-            ids: HashMap::default(),
+            ids: KeyMap::default(),
             id_values: StringBuilder::new(),
-            texts: HashMap::default(),
+            current: Vec::new(),
             text_values: Vec::new(),
         }
     }
@@ -90,20 +89,25 @@ impl TemplateColumns {
     }
 
     fn append(&mut self, id: u64, template: Arc<str>) {
-        let next = self.ids.len() as i32;
-        let id_key = *self.ids.entry(id).or_insert_with(|| {
-            self.id_values
-                .append_value(template_id_hex_into(id, &mut [0u8; 16]));
-            next
-        });
-        let next = self.text_values.len() as i32;
-        let text_key = *self
-            .texts
-            .entry(Arc::as_ptr(&template) as *const u8 as usize)
-            .or_insert_with(|| {
-                self.text_values.push(template);
-                next
-            });
+        let id_key = match self.ids.entry(id) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                self.id_values
+                    .append_value(template_id_hex_into(id, &mut [0u8; 16]));
+                self.current.push(None);
+                *e.insert(self.current.len() as i32 - 1)
+            }
+        };
+        let slot = &mut self.current[id_key as usize];
+        let text_key = match slot {
+            Some((text, key)) if Arc::ptr_eq(text, &template) => *key,
+            _ => {
+                let key = self.text_values.len() as i32;
+                self.text_values.push(template.clone());
+                *slot = Some((template, key));
+                key
+            }
+        };
         self.id_keys.push(Some(id_key));
         self.text_keys.push(Some(text_key));
     }
@@ -125,30 +129,6 @@ impl TemplateColumns {
     }
 }
 
-/// Hasher for the keys of [`TemplateColumns`]: template ids are already
-/// hashes, and addresses only need their low bits mixed in.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn write_usize(&mut self, n: usize) {
-        // Multiplicative mixing: addresses share their high bits and are
-        // aligned in their low ones.
-        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +147,8 @@ mod tests {
             "disk /dev/sda1 at 91% capacity",
             "{\"msg\":\"user alice logged in from 10.0.0.9\"}",
             "disk /dev/sdb2 at 97% capacity",
+            "backup of volume sda finished",
+            "backup of volume sdb finished",
         ];
         let ctx = ParseContext {
             transport_time_us: None,
@@ -200,6 +182,10 @@ mod tests {
         assert_eq!(got, expected);
         let got_text = strings(&mined, col::TEMPLATE);
         assert_eq!(got_text, expected_text);
+        // The second backup line generalizes its template: one id, and the
+        // text each row was given as it arrived.
+        assert_eq!(got[6], got[7]);
+        assert_ne!(got_text[6], got_text[7]);
         assert_eq!(got[0], got[1], "one template for both logins");
         assert_eq!(got[2], None, "an empty message has no template");
         assert_eq!(miner.len(), inline.miner().expect("miner").len());

@@ -20,9 +20,10 @@ const SECOND_TOKEN_WEIGHT: u32 = 3;
 /// no ordered-map update on most lines.
 const LRU_TOUCH_INTERVAL: u64 = 64;
 
-/// Hasher for bucket keys, which are already [`stable_hash`] outputs.
+/// Hasher for keys that are already [`stable_hash`] outputs (bucket keys,
+/// template ids).
 #[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -38,7 +39,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
+pub(super) type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Most bytes of masked lines held by the exact-repeat cache; it is cleared
 /// when full.
