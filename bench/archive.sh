@@ -70,7 +70,7 @@ print(f"\n{n:,} JSON lines, {raw / 1e6:.1f} MB; logwarden archive: {files} files
 print("| output | bytes | vs raw JSON | vs DuckDB zstd | query: errors/service/hour, one day (median of 7) |")
 print("|---|---|---|---|---|")
 print(f"| raw JSON lines | {raw / 1e6:.1f} MB | 1.00x | - | - |")
-print(f"| logwarden archive (Hive dt/hour, zstd 3, sorted) | {lw / 1e6:.1f} MB | {raw / lw:.1f}x smaller | {dk / lw:.2f}x | {t_lw * 1000:.1f} ms |")
+print(f"| logwarden archive (Hive dt/hour, zstd 1, sorted) | {lw / 1e6:.1f} MB | {raw / lw:.1f}x smaller | {dk / lw:.2f}x | {t_lw * 1000:.1f} ms |")
 print(f"| DuckDB COPY ... (COMPRESSION zstd), one file | {dk / 1e6:.1f} MB | {raw / dk:.1f}x smaller | 1.00x | {t_dk * 1000:.1f} ms |")
 print(f"\nquery results equal: {same} ({len(r_lw)} groups); DuckDB conversion took {duck_secs:.1f}s")
 PY

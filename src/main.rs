@@ -219,7 +219,8 @@ struct IngestArgs {
     /// inputs distinct names.
     #[arg(long, env = "LOGWARDEN_SOURCE_NAME", requires = "input")]
     source_name: Option<String>,
-    /// Exit once every assigned partition is consumed to its end.
+    /// Exit once every assigned partition is consumed to its end. A
+    /// partition's open segment is written as soon as it reaches its end.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
     stop_when_caught_up: bool,
     /// A segment (a set of archive files) closes at this many records.

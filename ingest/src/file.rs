@@ -127,7 +127,7 @@ impl FileSource {
                 offset,
             };
             offset += 1;
-            for segment in segmenter.append(&prov, &rec, now_us, Instant::now()) {
+            for segment in segmenter.append(&prov, &rec, now_us, Instant::now) {
                 send(&mut writer, Job::Write { segment, epoch: 0 }, &mut failure);
             }
             if let Some(f) = failure.take() {

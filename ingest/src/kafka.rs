@@ -297,25 +297,20 @@ impl Core {
         let t = self.topic_index(topic);
         let topic = self.topics[t].0.clone();
         let key = (topic.clone(), partition);
-        if !self.parts.contains_key(&key) {
+        let next_epoch = &mut self.next_epoch;
+        let part = self.parts.entry(key.clone()).or_insert_with(|| {
             // A message of a partition no callback announced: give it an
             // assignment of its own.
-            let epoch = self.next_epoch;
-            self.next_epoch += 1;
-            self.parts.insert(
-                key.clone(),
-                PartState {
-                    epoch,
-                    started: false,
-                    next: None,
-                    to_commit: None,
-                    gate: Gate::default(),
-                },
-            );
-        }
-        let Some(part) = self.parts.get_mut(&key) else {
-            return;
-        };
+            let epoch = *next_epoch;
+            *next_epoch += 1;
+            PartState {
+                epoch,
+                started: false,
+                next: None,
+                to_commit: None,
+                gate: Gate::default(),
+            }
+        });
         let part_epoch = part.epoch;
         if !part.started {
             part.started = true;
@@ -364,7 +359,7 @@ impl Core {
         };
         for segment in self
             .segmenter
-            .append(&prov, &self.rec, now_us, Instant::now())
+            .append(&prov, &self.rec, now_us, Instant::now)
         {
             self.pending.push_back((
                 key.clone(),
@@ -567,6 +562,24 @@ impl Core {
 
     /// Writes and commits the given partitions' data, waiting up to `timeout`;
     /// what is not durable by then stays uncommitted.
+    /// Hands the open segments of partitions at their end to the writer. A
+    /// run that stops when caught up ends with them: they are written while
+    /// the broker is asked for the final offsets, not after.
+    fn close_ended(&mut self) {
+        let ended: Vec<Key> = self
+            .parts
+            .keys()
+            .filter(|(_, p)| self.eof.at_end(*p))
+            .cloned()
+            .collect();
+        for key in ended {
+            if let Some(segment) = self.segmenter.close_partition(&key.0, key.1) {
+                let epoch = self.parts.get(&key).map_or(0, |p| p.epoch);
+                self.pending.push_back((key, Job::Write { segment, epoch }));
+            }
+        }
+    }
+
     fn flush_and_commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -936,6 +949,9 @@ impl KafkaSource {
                 let key = (segment.topic.clone(), segment.partition);
                 let epoch = c.parts.get(&key).map_or(0, |p| p.epoch);
                 c.pending.push_back((key, Job::Write { segment, epoch }));
+            }
+            if self.stop == StopWhen::CaughtUp && idle {
+                c.close_ended();
             }
             c.feed_writer();
             c.apply_backpressure(&consumer);

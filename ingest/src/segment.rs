@@ -120,20 +120,20 @@ impl Segmenter {
 
     /// Appends a record. Returns the segments that closed because of it: its
     /// own on rows or bytes, or the largest one when the global byte cap is
-    /// exceeded.
+    /// exceeded. `now` is read only when the record opens a segment.
     pub fn append(
         &mut self,
         prov: &Provenance,
         rec: &LogRecord,
         ingest_time_us: i64,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Vec<Segment> {
         let key = (prov.topic.clone(), prov.partition);
         let seg = self.open.entry(key.clone()).or_insert_with(|| OpenSegment {
             builder: self.spare.pop().unwrap_or_default(),
             first_offset: prov.offset,
             next_offset: prov.offset,
-            opened: now,
+            opened: now(),
         });
         let before = seg.builder.bytes();
         seg.builder.append(rec, prov, ingest_time_us);
@@ -246,7 +246,7 @@ mod tests {
         let now = Instant::now();
         let mut closed = Vec::new();
         for off in 10..17 {
-            closed.extend(s.append(&prov(0, off), &rec("x"), 0, now));
+            closed.extend(s.append(&prov(0, off), &rec("x"), 0, || now));
         }
         assert_eq!(closed.len(), 2);
         assert_eq!((closed[0].first_offset, closed[0].next_offset), (10, 13));
@@ -265,9 +265,10 @@ mod tests {
             ..Default::default()
         });
         let t0 = Instant::now();
-        assert!(s.append(&prov(0, 0), &rec("a"), 0, t0).is_empty());
+        assert!(s.append(&prov(0, 0), &rec("a"), 0, || t0).is_empty());
         assert!(s
-            .append(&prov(1, 5), &rec("b"), 0, t0 + Duration::from_millis(900))
+            .append(&prov(1, 5), &rec("b"), 0, || t0
+                + Duration::from_millis(900))
             .is_empty());
         let due = s.close_due(t0 + Duration::from_millis(1000));
         assert_eq!(due.len(), 1);
@@ -288,11 +289,11 @@ mod tests {
         });
         let now = Instant::now();
         let mut closed = Vec::new();
-        closed.extend(s.append(&prov(0, 0), &rec(&big), 0, now));
-        closed.extend(s.append(&prov(0, 1), &rec(&big), 0, now));
-        closed.extend(s.append(&prov(1, 0), &rec(&big), 0, now));
+        closed.extend(s.append(&prov(0, 0), &rec(&big), 0, || now));
+        closed.extend(s.append(&prov(0, 1), &rec(&big), 0, || now));
+        closed.extend(s.append(&prov(1, 0), &rec(&big), 0, || now));
         assert!(closed.is_empty(), "under the cap nothing closes");
-        closed.extend(s.append(&prov(1, 1), &rec(&big), 0, now));
+        closed.extend(s.append(&prov(1, 1), &rec(&big), 0, || now));
         assert_eq!(closed.len(), 1, "over the cap the largest segment closes");
         assert!(s.buffered_bytes() <= 4000);
     }

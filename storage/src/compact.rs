@@ -641,6 +641,7 @@ struct LocalBackend {
     root: PathBuf,
     staging: PathBuf,
     props: parquet::file::properties::WriterProperties,
+    threads: usize,
     lock: File,
     /// Held (exclusively) for the whole run: one compactor at a time.
     _compactor: File,
@@ -701,6 +702,7 @@ impl LocalBackend {
             root,
             staging,
             props: layout.writer_properties(),
+            threads: layout.parquet.threads(),
             lock,
             _compactor: compactor,
         })
@@ -788,7 +790,7 @@ impl Backend for LocalBackend {
         remove_tree(&stage).map_err(|e| io_error(format!("removing {}", stage.display()), e))?;
         ensure_dir(&stage).map_err(|e| io_error(format!("creating {}", stage.display()), e))?;
         let schema = merge.schema();
-        let swapped = write_parquet_file(&stage, name, schema, merge, &self.props)
+        let swapped = write_parquet_file(&stage, name, schema, merge, &self.props, self.threads)
             .map_err(CompactError::from)
             .and_then(|_| {
                 self.lock

@@ -7,6 +7,7 @@
 
 pub mod compact;
 pub mod compactor;
+pub mod encode;
 pub mod hot;
 pub mod inflight;
 pub mod layout;

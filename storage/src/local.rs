@@ -22,13 +22,13 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
+use crate::encode::write_parallel;
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
 use crate::layout::{file_name, is_source_merged};
 use crate::split::{split_segment, ArchiveLayout};
@@ -81,6 +81,7 @@ impl LocalArchive {
             batch.schema(),
             [Ok(batch.clone())],
             &self.props,
+            self.layout.parquet.threads(),
         )
     }
 
@@ -147,13 +148,15 @@ pub fn read_inflight(path: &Path) -> Result<Option<InFlight>, SinkError> {
 }
 
 /// Writes `batches` as one Parquet file `dir/name`: a hidden temporary file,
-/// fsynced, renamed into place, the directory fsynced. Returns its size.
+/// fsynced, renamed into place, the directory fsynced, its columns encoded
+/// on `threads` threads. Returns its size.
 pub fn write_parquet_file<I>(
     dir: &Path,
     name: &str,
     schema: SchemaRef,
     batches: I,
     props: &WriterProperties,
+    threads: usize,
 ) -> Result<u64, SinkError>
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
@@ -165,13 +168,8 @@ where
         let file =
             File::create(&tmp).map_err(|e| io_error(format!("creating {}", tmp.display()), e))?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-        let mut writer = ArrowWriter::try_new(buffered, schema, Some(props.clone()))
+        let buffered = write_parallel(buffered, schema, batches, props, threads)
             .map_err(|e| parquet_error(&tmp, e))?;
-        for batch in batches {
-            let batch = batch.map_err(|e| parquet_error(&tmp, e.into()))?;
-            writer.write(&batch).map_err(|e| parquet_error(&tmp, e))?;
-        }
-        let buffered = writer.into_inner().map_err(|e| parquet_error(&tmp, e))?;
         let file = buffered
             .into_inner()
             .map_err(|e| io_error(format!("writing {}", tmp.display()), e.into_error()))?;

@@ -1,5 +1,7 @@
 //! Fixtures shared by the unit tests of the archive sinks.
 
+use arrow::record_batch::RecordBatch;
+
 use logwarden_ingest::record::{LogRecord, Provenance};
 use logwarden_ingest::schema::LogBatchBuilder;
 use logwarden_ingest::sink::Segment;
@@ -30,4 +32,37 @@ pub(crate) fn segment(first: i64, n: i64) -> Segment {
         next_offset: first + n,
         batch: b.finish().expect("batch"),
     }
+}
+
+/// `n` records of one topic partition with varied columns: four services,
+/// nine hosts (some missing), distinct messages, zero to two attributes
+/// and three templates.
+pub(crate) fn varied_batch(n: i64) -> RecordBatch {
+    let mut b = LogBatchBuilder::new();
+    let t0 = 1_772_359_200_000_000i64;
+    for i in 0..n {
+        let rec = LogRecord {
+            event_time_us: t0 + i * 1_237,
+            service: Some(format!("svc-{}", i % 4)),
+            host: (i % 11 != 0).then(|| format!("host-{}", i % 9)),
+            message: format!("request {i} served in {}ms", (i * 7_919) % 1_000),
+            attributes: [
+                ("trace_id", format!("{:016x}", i * 0x9e37_79b9)),
+                ("user", format!("u{}", i % 13)),
+            ]
+            .into_iter()
+            .take((i % 3) as usize)
+            .map(|(k, v)| (k.into(), v))
+            .collect(),
+            template_id: Some((i % 3) as u64),
+            ..Default::default()
+        };
+        let prov = Provenance {
+            topic: "logs".into(),
+            partition: 0,
+            offset: i,
+        };
+        b.append(&rec, &prov, t0 + i);
+    }
+    b.finish().expect("batch")
 }
