@@ -66,6 +66,9 @@ pub struct IngestConfig {
     pub segment: SegmentConfig,
     /// The writer stage.
     pub writer: WriterConfig,
+    /// Threads parsing a backfill (`--input`); 0 means one per core, at
+    /// most four.
+    pub parse_threads: usize,
 }
 
 impl Default for IngestConfig {
@@ -76,6 +79,7 @@ impl Default for IngestConfig {
             shutdown_timeout_secs: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             segment: SegmentConfig::default(),
             writer: WriterConfig::default(),
+            parse_threads: 0,
         }
     }
 }

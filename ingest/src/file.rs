@@ -5,13 +5,19 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::metrics::IngestMetrics;
-use crate::parse::{ParseContext, Parser};
+use arrow::compute::concat_batches;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::metrics::{IngestMetrics, TopicCounters};
+use crate::parse::{ParseContext, Parser, ParserConfigError};
 use crate::record::{LogRecord, Provenance};
-use crate::segment::Segmenter;
+use crate::schema::LogBatchBuilder;
+use crate::segment::{SegmentConfig, Segmenter};
+use crate::sink::Segment;
 use crate::writer::{Job, Writer};
 
 /// Buffer size of the line reader.
@@ -26,6 +32,12 @@ pub enum FileSourceError {
     Sink(String),
     #[error("interrupted before the input was fully archived")]
     Interrupted,
+    #[error("building a segment: {0}")]
+    Batch(#[from] ArrowError),
+    #[error("starting a parser: {0}")]
+    Parser(#[from] ParserConfigError),
+    #[error("a parse thread stopped")]
+    ParseThread,
 }
 
 /// Reads newline-separated payloads: `\n` and `\r\n` endings are
@@ -78,22 +90,195 @@ fn strip_ending(line: &[u8]) -> &[u8] {
 pub struct FileSource {
     /// Name recorded as the records' topic (and in file names).
     pub name: Arc<str>,
+    /// Threads parsing the input. With more than one, the reading thread
+    /// cuts the input into chunks of lines, each parsed into Arrow on a
+    /// parse thread, and joins the chunks back in input order into
+    /// segments: the same records, offsets and segment limits as parsing
+    /// on one thread.
+    pub parse_threads: usize,
+}
+
+/// A chunk closes at this many lines…
+const CHUNK_LINES: usize = 4_096;
+/// …or at this many bytes of lines.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Consecutive lines of the input, the first at `first_offset`.
+#[derive(Default)]
+struct Chunk {
+    first_offset: i64,
+    data: Vec<u8>,
+    /// End of each line in `data`.
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    fn push(&mut self, line: &[u8]) {
+        self.data.extend_from_slice(line);
+        self.ends.push(self.data.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.ends.len() >= CHUNK_LINES || self.data.len() >= CHUNK_BYTES
+    }
+
+    fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.data[a..b])
+    }
+
+    /// Emptied for reuse from `first_offset`.
+    fn reset(&mut self, first_offset: i64) {
+        self.first_offset = first_offset;
+        self.data.clear();
+        self.ends.clear();
+    }
+}
+
+/// A parsed chunk: its records as a batch, with the chunk to reuse.
+struct Piece {
+    batch: RecordBatch,
+    /// In-memory size of the records, as the segmenter counts it.
+    bytes: usize,
+    chunk: Chunk,
+}
+
+/// One parse thread's work: parses each line of `chunk` and returns the
+/// records as a batch.
+struct ChunkParser {
+    parser: Parser,
+    name: Arc<str>,
+    counters: Arc<TopicCounters>,
+    rec: LogRecord,
+    builder: LogBatchBuilder,
+}
+
+impl ChunkParser {
+    fn parse(&mut self, chunk: Chunk) -> Result<Piece, ArrowError> {
+        for (offset, payload) in (chunk.first_offset..).zip(chunk.lines()) {
+            let now_us = crate::record::ingest_now_us();
+            let ctx = ParseContext {
+                transport_time_us: None,
+                ingest_time_us: now_us,
+            };
+            self.parser
+                .parse_topic(&self.name, Some(payload), &ctx, &mut self.rec);
+            self.counters.count_parsed(&self.rec, payload.len());
+            let prov = Provenance {
+                topic: self.name.clone(),
+                partition: 0,
+                offset,
+            };
+            self.builder.append(&self.rec, &prov, now_us);
+        }
+        let bytes = self.builder.bytes();
+        Ok(Piece {
+            batch: self.builder.finish()?,
+            bytes,
+            chunk,
+        })
+    }
+}
+
+/// Joins parsed chunks, in input order, into segments that close on the
+/// segmenter's row and byte limits (exactly on rows: a chunk is cut where
+/// a segment fills).
+struct Assembler {
+    topic: Arc<str>,
+    max_rows: usize,
+    max_bytes: usize,
+    batches: Vec<RecordBatch>,
+    first_offset: i64,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Assembler {
+    fn new(topic: Arc<str>, cfg: &SegmentConfig) -> Self {
+        Self {
+            topic,
+            max_rows: cfg.max_rows,
+            max_bytes: cfg.max_bytes,
+            batches: Vec::new(),
+            first_offset: 0,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Adds the records of a chunk starting at `first_offset`; returns the
+    /// segments that filled.
+    fn push(
+        &mut self,
+        mut batch: RecordBatch,
+        mut first_offset: i64,
+        mut bytes: usize,
+    ) -> Result<Vec<Segment>, ArrowError> {
+        let mut full = Vec::new();
+        while batch.num_rows() > 0 {
+            if self.batches.is_empty() {
+                self.first_offset = first_offset;
+            }
+            let n = batch.num_rows();
+            let take = n.min(self.max_rows - self.rows);
+            let share = bytes * take / n;
+            self.batches.push(batch.slice(0, take));
+            self.rows += take;
+            self.bytes += share;
+            batch = batch.slice(take, n - take);
+            first_offset += take as i64;
+            bytes -= share;
+            if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
+                full.extend(self.close()?);
+            }
+        }
+        Ok(full)
+    }
+
+    /// The open segment, if it has records.
+    fn close(&mut self) -> Result<Option<Segment>, ArrowError> {
+        let Some(first) = self.batches.first() else {
+            return Ok(None);
+        };
+        let batch = concat_batches(&first.schema(), &self.batches)?;
+        let segment = Segment {
+            topic: self.topic.clone(),
+            partition: 0,
+            first_offset: self.first_offset,
+            next_offset: self.first_offset + self.rows as i64,
+            batch,
+        };
+        self.batches.clear();
+        self.rows = 0;
+        self.bytes = 0;
+        Ok(Some(segment))
+    }
 }
 
 impl FileSource {
+    /// A source named `name`, parsing on one thread per core (at most four).
+    pub fn new(name: Arc<str>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            name,
+            parse_threads: cores.min(4),
+        }
+    }
+
     /// Archives every line of `input`; returns the number of lines read.
     pub fn run(
         &self,
         input: impl Read,
-        mut parser: Parser,
-        mut segmenter: Segmenter,
+        parser: Parser,
+        segmenter: Segmenter,
         mut writer: Writer,
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
     ) -> Result<u64, FileSourceError> {
-        let mut lines = LineReader::new(input);
-        let mut rec = LogRecord::default();
-        let mut offset: i64 = 0;
         let mut failure: Option<String> = None;
         let counters = metrics.topic(&self.name);
         send(
@@ -106,11 +291,57 @@ impl FileSource {
             },
             &mut failure,
         );
-        loop {
-            if shutdown.load(Ordering::Relaxed) {
+        let mut feed = Feed {
+            writer: &mut writer,
+            failure: &mut failure,
+            shutdown: &shutdown,
+        };
+        // A parser that mines templates needs every line, in order: it
+        // parses alone (ingest mines on the writer thread instead).
+        let read = if self.parse_threads <= 1 || parser.miner().is_some() {
+            self.parse_here(input, parser, segmenter, &counters, &mut feed)
+        } else {
+            self.parse_on_threads(input, &parser, segmenter.config(), &counters, &mut feed)
+        };
+        let lines = match read {
+            Ok(lines) => lines,
+            Err(e) => {
                 writer.shutdown();
-                return Err(FileSourceError::Interrupted);
+                return Err(e);
             }
+        };
+        while writer.in_flight() > 0 {
+            if let Some(ack) = writer.wait_ack(Duration::from_millis(100)) {
+                if let Err(e) = ack.result {
+                    failure.get_or_insert(e.to_string());
+                }
+            }
+            if shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        writer.shutdown();
+        match failure {
+            Some(f) => Err(FileSourceError::Sink(f)),
+            None if writer.in_flight() > 0 => Err(FileSourceError::Interrupted),
+            None => Ok(lines),
+        }
+    }
+
+    /// Parses on the calling thread; returns the number of lines.
+    fn parse_here(
+        &self,
+        input: impl Read,
+        mut parser: Parser,
+        mut segmenter: Segmenter,
+        counters: &TopicCounters,
+        feed: &mut Feed<'_>,
+    ) -> Result<u64, FileSourceError> {
+        let mut lines = LineReader::new(input);
+        let mut rec = LogRecord::default();
+        let mut offset: i64 = 0;
+        loop {
+            feed.check()?;
             let Some(payload) = lines.next_line()? else {
                 break;
             };
@@ -128,31 +359,135 @@ impl FileSource {
             };
             offset += 1;
             for segment in segmenter.append(&prov, &rec, now_us, Instant::now) {
-                send(&mut writer, Job::Write { segment, epoch: 0 }, &mut failure);
-            }
-            if let Some(f) = failure.take() {
-                writer.shutdown();
-                return Err(FileSourceError::Sink(f));
+                feed.write(segment);
             }
         }
         for segment in segmenter.close_all() {
-            send(&mut writer, Job::Write { segment, epoch: 0 }, &mut failure);
+            feed.write(segment);
         }
-        while writer.in_flight() > 0 {
-            if let Some(ack) = writer.wait_ack(Duration::from_millis(100)) {
-                if let Err(e) = ack.result {
-                    failure.get_or_insert(e.to_string());
+        feed.check()?;
+        Ok(offset as u64)
+    }
+
+    /// Parses chunks of lines on `parse_threads` threads, in turn; returns
+    /// the number of lines.
+    fn parse_on_threads(
+        &self,
+        input: impl Read,
+        parser: &Parser,
+        limits: &SegmentConfig,
+        counters: &Arc<TopicCounters>,
+        feed: &mut Feed<'_>,
+    ) -> Result<u64, FileSourceError> {
+        let threads = self.parse_threads;
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            workers.push(ChunkParser {
+                parser: parser.fork()?,
+                name: self.name.clone(),
+                counters: counters.clone(),
+                rec: LogRecord::default(),
+                builder: LogBatchBuilder::new(),
+            });
+        }
+        let mut lines = LineReader::new(input);
+        let mut segments = Assembler::new(self.name.clone(), limits);
+        std::thread::scope(|scope| {
+            // Chunk i goes to thread i % threads, and its piece comes back on
+            // that thread's channel: reading the channels in turn restores
+            // the input order. At most two chunks per thread are in flight.
+            let mut lanes = Vec::with_capacity(threads);
+            for mut worker in workers {
+                let (to_worker, chunks) = mpsc::sync_channel::<Chunk>(1);
+                let (to_reader, pieces) = mpsc::sync_channel(2);
+                scope.spawn(move || {
+                    for chunk in chunks {
+                        if to_reader.send(worker.parse(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                lanes.push((to_worker, pieces));
+            }
+            let mut spare: Vec<Chunk> = Vec::new();
+            let (mut sent, mut received) = (0usize, 0usize);
+            let mut offset: i64 = 0;
+            let mut take = |received: &mut usize,
+                            spare: &mut Vec<Chunk>,
+                            feed: &mut Feed<'_>|
+             -> Result<(), FileSourceError> {
+                let piece: Piece = lanes[*received % threads]
+                    .1
+                    .recv()
+                    .map_err(|_| FileSourceError::ParseThread)??;
+                *received += 1;
+                let first = piece.chunk.first_offset;
+                for segment in segments.push(piece.batch, first, piece.bytes)? {
+                    feed.write(segment);
                 }
+                spare.push(piece.chunk);
+                Ok(())
+            };
+            let mut end = false;
+            while !end {
+                feed.check()?;
+                let mut chunk = spare.pop().unwrap_or_default();
+                chunk.reset(offset);
+                while !chunk.is_full() {
+                    match lines.next_line()? {
+                        Some(line) => chunk.push(line),
+                        None => {
+                            end = true;
+                            break;
+                        }
+                    }
+                }
+                if chunk.len() == 0 {
+                    break;
+                }
+                offset += chunk.len() as i64;
+                if sent - received == 2 * threads {
+                    take(&mut received, &mut spare, feed)?;
+                }
+                lanes[sent % threads]
+                    .0
+                    .send(chunk)
+                    .map_err(|_| FileSourceError::ParseThread)?;
+                sent += 1;
             }
-            if shutdown.load(Ordering::Relaxed) {
-                break;
+            while received < sent {
+                feed.check()?;
+                take(&mut received, &mut spare, feed)?;
             }
+            if let Some(segment) = segments.close()? {
+                feed.write(segment);
+            }
+            feed.check()?;
+            Ok(offset as u64)
+        })
+    }
+}
+
+/// Hands segments to the writer and watches for the end of the run.
+struct Feed<'a> {
+    writer: &'a mut Writer,
+    failure: &'a mut Option<String>,
+    shutdown: &'a AtomicBool,
+}
+
+impl Feed<'_> {
+    fn write(&mut self, segment: Segment) {
+        send(self.writer, Job::Write { segment, epoch: 0 }, self.failure);
+    }
+
+    /// An error when the run must end: interrupted, or the sink failed.
+    fn check(&mut self) -> Result<(), FileSourceError> {
+        if self.shutdown.load(Ordering::Relaxed) {
+            return Err(FileSourceError::Interrupted);
         }
-        writer.shutdown();
-        match failure {
+        match self.failure.take() {
             Some(f) => Err(FileSourceError::Sink(f)),
-            None if writer.in_flight() > 0 => Err(FileSourceError::Interrupted),
-            None => Ok(offset as u64),
+            None => Ok(()),
         }
     }
 }
@@ -210,6 +545,127 @@ mod tests {
             out.push(line.to_vec());
         }
         out
+    }
+
+    /// Records what it is asked to write.
+    struct Capture(Arc<std::sync::Mutex<Vec<Segment>>>);
+
+    impl crate::sink::Sink for Capture {
+        fn write(
+            &mut self,
+            segment: &Segment,
+        ) -> Result<crate::sink::WriteStats, crate::sink::SinkError> {
+            self.0.lock().expect("capture").push(segment.clone());
+            Ok(crate::sink::WriteStats::default())
+        }
+    }
+
+    /// Backfills `input` on `threads` parse threads; returns the segments.
+    fn backfill(input: &[u8], threads: usize, cfg: SegmentConfig) -> Vec<Segment> {
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let metrics = Arc::new(IngestMetrics::default());
+        let writer = Writer::spawn(
+            Box::new(Capture(written.clone())),
+            &crate::writer::WriterConfig::default(),
+            metrics.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let source = FileSource {
+            name: "input.log".into(),
+            parse_threads: threads,
+        };
+        let mut parser = Parser::new(crate::parse::ParserConfig::default()).expect("parser");
+        // As ingest does: mining runs on the writer thread.
+        parser.take_miner();
+        let lines = source
+            .run(
+                input,
+                parser,
+                Segmenter::new(cfg),
+                writer,
+                metrics,
+                Arc::new(AtomicBool::new(false)),
+            )
+            .expect("backfill");
+        let segments = std::mem::take(&mut *written.lock().expect("capture"));
+        let rows: usize = segments.iter().map(|s| s.batch.num_rows()).sum();
+        assert_eq!(rows as u64, lines, "{threads} threads");
+        segments
+    }
+
+    /// Lines of every kind the parser meets: JSON with and without a
+    /// timestamp, logfmt, syslog, plain text, empty lines, invalid UTF-8.
+    fn mixed_input(n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let line: Vec<u8> = match i % 7 {
+                0 => format!(r#"{{"ts":"2026-03-01T10:{:02}:00Z","level":"warn","service":"api","msg":"slow {i}","ms":{i}}}"#, i % 60).into_bytes(),
+                1 => format!("time=2026-03-01T11:00:00Z level=info service=db msg=\"query {i}\"").into_bytes(),
+                2 => format!("<34>Mar  1 12:00:{:02} host{} sshd[42]: Failed password for u{i}", i % 60, i % 3).into_bytes(),
+                3 => format!("2026-03-01 13:00:00 ERROR worker {i} crashed").into_bytes(),
+                4 => Vec::new(),
+                5 => [b"bad \xff\xfe bytes ".as_slice(), i.to_string().as_bytes()].concat(),
+                _ => format!(r#"{{"message":"no time {i}","user":{{"id":{i}}}}}"#).into_bytes(),
+            };
+            out.extend_from_slice(&line);
+            out.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
+        }
+        out
+    }
+
+    /// The batches' rows in order, without the columns that hold the time
+    /// of ingest (which differs between two runs).
+    fn rows(segments: &[Segment]) -> RecordBatch {
+        let batches: Vec<RecordBatch> = segments.iter().map(|s| s.batch.clone()).collect();
+        let all = concat_batches(&batches[0].schema(), &batches).expect("concat");
+        let keep: Vec<usize> = (0..all.num_columns())
+            .filter(|&i| {
+                let name = all.schema().field(i).name().clone();
+                name != crate::schema::col::INGEST_TIME && name != crate::schema::col::EVENT_TIME
+            })
+            .collect();
+        all.project(&keep).expect("project")
+    }
+
+    /// Parsed on several threads, a backfill writes the records one thread
+    /// writes, in input order, in segments of contiguous offsets; on the
+    /// row limit the segments are the same ones.
+    #[test]
+    fn parse_threads_write_the_same_segments() {
+        let input = mixed_input(11_000);
+        let by_rows = SegmentConfig {
+            max_rows: 2_500,
+            ..SegmentConfig::default()
+        };
+        let by_bytes = SegmentConfig {
+            max_bytes: 300_000,
+            max_buffered_bytes: 300_000,
+            ..SegmentConfig::default()
+        };
+        for cfg in [by_rows, by_bytes] {
+            let one = backfill(&input, 1, cfg.clone());
+            let expected = rows(&one);
+            assert_eq!(expected.num_rows(), 11_000);
+            for threads in [2, 3] {
+                let many = backfill(&input, threads, cfg.clone());
+                let mut next = 0;
+                for s in &many {
+                    assert_eq!(s.first_offset, next, "{threads} threads: contiguous");
+                    assert_eq!(s.batch.num_rows() as i64, s.next_offset - s.first_offset);
+                    assert!(s.batch.num_rows() <= cfg.max_rows);
+                    next = s.next_offset;
+                }
+                assert_eq!(next, 11_000);
+                assert!(many.len() > 2, "the limits closed segments");
+                if cfg.max_rows == 2_500 {
+                    let ranges = |s: &[Segment]| -> Vec<(i64, i64)> {
+                        s.iter().map(|s| (s.first_offset, s.next_offset)).collect()
+                    };
+                    assert_eq!(ranges(&many), ranges(&one));
+                }
+                assert_eq!(rows(&many), expected, "{threads} threads");
+            }
+        }
     }
 
     /// Endings are stripped the same way whether a line is lent from the

@@ -427,6 +427,14 @@ impl Parser {
         })
     }
 
+    /// A parser of the same configuration that does not mine templates,
+    /// for parsing on another thread.
+    pub fn fork(&self) -> Result<Self, ParserConfigError> {
+        let mut p = Self::new(self.cfg.clone())?;
+        p.miner = None;
+        Ok(p)
+    }
+
     /// The configuration the parser runs with.
     pub fn config(&self) -> &ParserConfig {
         &self.cfg
