@@ -232,6 +232,21 @@ struct PartState {
     gate: Gate,
 }
 
+impl PartState {
+    /// A new assignment of a partition, with the next epoch.
+    fn assigned(next_epoch: &mut u64) -> Self {
+        let epoch = *next_epoch;
+        *next_epoch += 1;
+        Self {
+            epoch,
+            started: false,
+            next: None,
+            to_commit: None,
+            gate: Gate::default(),
+        }
+    }
+}
+
 type Key = (Arc<str>, i32);
 
 /// State shared by the poll loop and the rebalance callbacks.
@@ -297,20 +312,13 @@ impl Core {
         let t = self.topic_index(topic);
         let topic = self.topics[t].0.clone();
         let key = (topic.clone(), partition);
+        // A message of a partition no callback announced gets an
+        // assignment of its own.
         let next_epoch = &mut self.next_epoch;
-        let part = self.parts.entry(key.clone()).or_insert_with(|| {
-            // A message of a partition no callback announced: give it an
-            // assignment of its own.
-            let epoch = *next_epoch;
-            *next_epoch += 1;
-            PartState {
-                epoch,
-                started: false,
-                next: None,
-                to_commit: None,
-                gate: Gate::default(),
-            }
-        });
+        let part = self
+            .parts
+            .entry(key.clone())
+            .or_insert_with(|| PartState::assigned(next_epoch));
         let part_epoch = part.epoch;
         if !part.started {
             part.started = true;
@@ -702,18 +710,8 @@ impl Core {
     fn assign(&mut self, tpl: &TopicPartitionList) {
         for e in tpl.elements() {
             let key = (self.intern(e.topic()), e.partition());
-            let epoch = self.next_epoch;
-            self.next_epoch += 1;
-            self.parts.insert(
-                key,
-                PartState {
-                    epoch,
-                    started: false,
-                    next: None,
-                    to_commit: None,
-                    gate: Gate::default(),
-                },
-            );
+            let part = PartState::assigned(&mut self.next_epoch);
+            self.parts.insert(key, part);
         }
         // A fresh assignment is not paused; the next tick pauses it again if
         // the backlog is still there.
