@@ -145,10 +145,10 @@ pub fn run(
                     .unwrap_or_else(|| "input".into())
                     .into(),
             };
-            let mut source = FileSource::new(name.clone());
-            if cfg.ingest.parse_threads > 0 {
-                source.parse_threads = cfg.ingest.parse_threads;
-            }
+            let source = FileSource {
+                name: name.clone(),
+                parse_threads: logwarden_ingest::stage_threads(cfg.ingest.parse_threads),
+            };
             let lines = if path.as_os_str() == "-" {
                 source.run(
                     std::io::stdin().lock(),

@@ -157,22 +157,42 @@ struct ChunkParser {
     builder: LogBatchBuilder,
 }
 
+/// Parses line `offset` of the input `name` into `rec` and counts it;
+/// returns its provenance and ingest time.
+fn parse_line(
+    parser: &mut Parser,
+    name: &Arc<str>,
+    counters: &TopicCounters,
+    payload: &[u8],
+    offset: i64,
+    rec: &mut LogRecord,
+) -> (Provenance, i64) {
+    let now_us = crate::record::ingest_now_us();
+    let ctx = ParseContext {
+        transport_time_us: None,
+        ingest_time_us: now_us,
+    };
+    parser.parse_topic(name, Some(payload), &ctx, rec);
+    counters.count_parsed(rec, payload.len());
+    let prov = Provenance {
+        topic: name.clone(),
+        partition: 0,
+        offset,
+    };
+    (prov, now_us)
+}
+
 impl ChunkParser {
     fn parse(&mut self, chunk: Chunk) -> Result<Piece, ArrowError> {
         for (offset, payload) in (chunk.first_offset..).zip(chunk.lines()) {
-            let now_us = crate::record::ingest_now_us();
-            let ctx = ParseContext {
-                transport_time_us: None,
-                ingest_time_us: now_us,
-            };
-            self.parser
-                .parse_topic(&self.name, Some(payload), &ctx, &mut self.rec);
-            self.counters.count_parsed(&self.rec, payload.len());
-            let prov = Provenance {
-                topic: self.name.clone(),
-                partition: 0,
+            let (prov, now_us) = parse_line(
+                &mut self.parser,
+                &self.name,
+                &self.counters,
+                payload,
                 offset,
-            };
+                &mut self.rec,
+            );
             self.builder.append(&self.rec, &prov, now_us);
         }
         let bytes = self.builder.bytes();
@@ -260,15 +280,6 @@ impl Assembler {
 }
 
 impl FileSource {
-    /// A source named `name`, parsing on one thread per core (at most four).
-    pub fn new(name: Arc<str>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            name,
-            parse_threads: cores.min(4),
-        }
-    }
-
     /// Archives every line of `input`; returns the number of lines read.
     pub fn run(
         &self,
@@ -345,18 +356,8 @@ impl FileSource {
             let Some(payload) = lines.next_line()? else {
                 break;
             };
-            let now_us = crate::record::ingest_now_us();
-            let ctx = ParseContext {
-                transport_time_us: None,
-                ingest_time_us: now_us,
-            };
-            parser.parse_topic(&self.name, Some(payload), &ctx, &mut rec);
-            counters.count_parsed(&rec, payload.len());
-            let prov = Provenance {
-                topic: self.name.clone(),
-                partition: 0,
-                offset,
-            };
+            let (prov, now_us) =
+                parse_line(&mut parser, &self.name, counters, payload, offset, &mut rec);
             offset += 1;
             for segment in segmenter.append(&prov, &rec, now_us, Instant::now) {
                 feed.write(segment);

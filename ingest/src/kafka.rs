@@ -31,6 +31,7 @@ use crate::metrics::{IngestMetrics, KafkaClientMetrics, TopicCounters};
 use crate::parse::{ParseContext, ParseMode, Parser};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
+use crate::sink::Segment;
 use crate::writer::{Ack, Job, Writer};
 
 /// Longest single wait for the writer when its queue is full.
@@ -580,12 +581,24 @@ impl Core {
             .filter(|(_, p)| self.eof.at_end(*p))
             .cloned()
             .collect();
-        for key in ended {
+        self.close_partitions(&ended);
+    }
+
+    /// Closes the open segments of `keys` and queues them for the writer.
+    fn close_partitions(&mut self, keys: &[Key]) {
+        for key in keys {
             if let Some(segment) = self.segmenter.close_partition(&key.0, key.1) {
-                let epoch = self.parts.get(&key).map_or(0, |p| p.epoch);
-                self.pending.push_back((key, Job::Write { segment, epoch }));
+                self.queue_write(segment);
             }
         }
+    }
+
+    /// Queues a closed segment for the writer, under its partition's
+    /// current assignment.
+    fn queue_write(&mut self, segment: Segment) {
+        let key = (segment.topic.clone(), segment.partition);
+        let epoch = self.parts.get(&key).map_or(0, |p| p.epoch);
+        self.pending.push_back((key, Job::Write { segment, epoch }));
     }
 
     fn flush_and_commit<C: ConsumerContext>(
@@ -594,13 +607,7 @@ impl Core {
         keys: &[Key],
         timeout: Duration,
     ) -> bool {
-        for key in keys {
-            if let Some(segment) = self.segmenter.close_partition(&key.0, key.1) {
-                let epoch = self.parts.get(key).map_or(0, |p| p.epoch);
-                self.pending
-                    .push_back((key.clone(), Job::Write { segment, epoch }));
-            }
-        }
+        self.close_partitions(keys);
         let deadline = Instant::now() + timeout;
         loop {
             self.feed_writer();
@@ -942,11 +949,8 @@ impl KafkaSource {
             let acks = c.writer.try_acks();
             c.absorb(acks);
             c.absorb_dead_letters();
-            let due = c.segmenter.close_due(Instant::now());
-            for segment in due {
-                let key = (segment.topic.clone(), segment.partition);
-                let epoch = c.parts.get(&key).map_or(0, |p| p.epoch);
-                c.pending.push_back((key, Job::Write { segment, epoch }));
+            for segment in c.segmenter.close_due(Instant::now()) {
+                c.queue_write(segment);
             }
             if self.stop == StopWhen::CaughtUp && idle {
                 c.close_ended();

@@ -13,3 +13,12 @@ pub mod segment;
 pub mod sink;
 pub mod template;
 pub mod writer;
+
+/// Threads of a stage that splits its work: `configured`, or when that is
+/// 0, one per core, at most four.
+pub fn stage_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    }
+}

@@ -19,11 +19,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::WriterProperties;
 
-/// Encoding threads to use on this machine: one per core, at most four.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-}
-
 /// Writes `batches` as one Parquet file to `out` and returns `out`.
 /// With one thread (or one column) this is [`ArrowWriter`] itself.
 pub fn write_parallel<W, I>(

@@ -55,10 +55,7 @@ impl ParquetConfig {
 
     /// Threads to encode a file with.
     pub fn threads(&self) -> usize {
-        match self.encode_threads {
-            0 => crate::encode::default_threads(),
-            n => n,
-        }
+        logwarden_ingest::stage_threads(self.encode_threads)
     }
 
     /// Writer properties for files of `schema`, sorted by (service, event time).
