@@ -15,6 +15,7 @@ use logwarden_ingest::segment::Segmenter;
 use logwarden_ingest::sink::Sink;
 use logwarden_ingest::writer::Writer;
 use logwarden_storage::compactor::{compact_backfill, BackgroundCompactor};
+use logwarden_storage::layout::time_bucket_us;
 use logwarden_storage::{LocalArchive, Location, ObjectStoreArchive};
 
 use crate::config::Config;
@@ -78,7 +79,6 @@ pub fn run(
     // Templates are mined on the writer thread, beside the Parquet encoding:
     // parsing is the longer of the two stages.
     let miner = parser.take_miner();
-    let segmenter = Segmenter::new(cfg.ingest.segment.clone());
     if cfg.telemetry.enabled {
         // A local archive is checked for writability; an S3 one through the
         // sink's own failures.
@@ -125,6 +125,7 @@ pub fn run(
                 stop,
                 shutdown_timeout: Duration::from_secs_f64(cfg.ingest.shutdown_timeout_secs),
             };
+            let segmenter = Segmenter::new(cfg.ingest.segment.clone());
             let summary = source.run(parser, segmenter, writer, metrics.clone(), shutdown)?;
             if let Some(c) = compactor {
                 c.stop();
@@ -148,12 +149,13 @@ pub fn run(
             let source = FileSource {
                 name: name.clone(),
                 parse_threads: logwarden_ingest::stage_threads(cfg.ingest.parse_threads),
+                time_partition_us: time_bucket_us(&cfg.archive.partition_by),
             };
             let lines = if path.as_os_str() == "-" {
                 source.run(
                     std::io::stdin().lock(),
                     parser,
-                    segmenter,
+                    &cfg.ingest.segment,
                     writer,
                     metrics.clone(),
                     shutdown.clone(),
@@ -164,7 +166,7 @@ pub fn run(
                 source.run(
                     f,
                     parser,
-                    segmenter,
+                    &cfg.ingest.segment,
                     writer,
                     metrics.clone(),
                     shutdown.clone(),

@@ -6,8 +6,9 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use arrow::array::{Array, TimestampMicrosecondArray};
 use arrow::compute::concat_batches;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -15,8 +16,8 @@ use arrow::record_batch::RecordBatch;
 use crate::metrics::{IngestMetrics, TopicCounters};
 use crate::parse::{ParseContext, Parser, ParserConfigError};
 use crate::record::{LogRecord, Provenance};
-use crate::schema::LogBatchBuilder;
-use crate::segment::{SegmentConfig, Segmenter};
+use crate::schema::{col, LogBatchBuilder};
+use crate::segment::SegmentConfig;
 use crate::sink::Segment;
 use crate::writer::{Job, Writer};
 
@@ -38,6 +39,8 @@ pub enum FileSourceError {
     Parser(#[from] ParserConfigError),
     #[error("a parse thread stopped")]
     ParseThread,
+    #[error("starting a parse thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// Reads newline-separated payloads: `\n` and `\r\n` endings are
@@ -96,46 +99,104 @@ pub struct FileSource {
     /// segments: the same records, offsets and segment limits as parsing
     /// on one thread.
     pub parse_threads: usize,
+    /// Width of the archive's time partitions in microseconds (an hour for
+    /// `dt=/hour=` directories), if it has any. A segment that fills is cut
+    /// where the partition of its records last changes, when that is in its
+    /// second half: an input in time order then writes each partition in one
+    /// file, which compaction has no reason to rewrite.
+    pub time_partition_us: Option<i64>,
 }
 
 /// A chunk closes at this many lines…
 const CHUNK_LINES: usize = 4_096;
-/// …or at this many bytes of lines.
+/// …or once it holds this many bytes of input (whole lines).
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// Consecutive lines of the input, the first at `first_offset`.
+/// Consecutive lines of the input, the first at `first_offset`, read in
+/// one block: `data` holds them with their endings, `spans` where each one
+/// is without its ending.
 #[derive(Default)]
 struct Chunk {
     first_offset: i64,
     data: Vec<u8>,
-    /// End of each line in `data`.
-    ends: Vec<usize>,
+    spans: Vec<(usize, usize)>,
 }
 
 impl Chunk {
-    fn push(&mut self, line: &[u8]) {
-        self.data.extend_from_slice(line);
-        self.ends.push(self.data.len());
-    }
-
     fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn is_full(&self) -> bool {
-        self.ends.len() >= CHUNK_LINES || self.data.len() >= CHUNK_BYTES
+        self.spans.len()
     }
 
     fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(a, &b)| &self.data[a..b])
+        self.spans.iter().map(|&(a, b)| &self.data[a..b])
+    }
+}
+
+/// Cuts the input into chunks of whole lines, reading straight into each
+/// chunk's buffer. The lines are split as [`LineReader`] splits them.
+struct ChunkReader<R> {
+    input: R,
+    /// Bytes read past the last whole line of the previous chunk.
+    carry: Vec<u8>,
+    eof: bool,
+    /// Lines handed out so far: the next chunk's first offset.
+    offset: i64,
+}
+
+impl<R: Read> ChunkReader<R> {
+    fn new(input: R) -> Self {
+        Self {
+            input,
+            carry: Vec::new(),
+            eof: false,
+            offset: 0,
+        }
     }
 
-    /// Emptied for reuse from `first_offset`.
-    fn reset(&mut self, first_offset: i64) {
-        self.first_offset = first_offset;
-        self.data.clear();
-        self.ends.clear();
+    /// Refills `chunk` (its buffers reused) with the next lines; no lines
+    /// at the end of the input.
+    fn fill(&mut self, chunk: &mut Chunk) -> std::io::Result<()> {
+        chunk.first_offset = self.offset;
+        chunk.spans.clear();
+        chunk.data.clear();
+        std::mem::swap(&mut chunk.data, &mut self.carry);
+        // Start of the next line, and how far `data` has no newline.
+        let (mut start, mut searched) = (0, 0);
+        loop {
+            while chunk.spans.len() < CHUNK_LINES {
+                let from = start.max(searched);
+                let Some(at) = memchr::memchr(b'\n', &chunk.data[from..]) else {
+                    searched = chunk.data.len();
+                    break;
+                };
+                let end = from + at;
+                let line_end = if end > start && chunk.data[end - 1] == b'\r' {
+                    end - 1
+                } else {
+                    end
+                };
+                chunk.spans.push((start, line_end));
+                start = end + 1;
+            }
+            if chunk.spans.len() >= CHUNK_LINES || start >= CHUNK_BYTES || self.eof {
+                break;
+            }
+            // Into the buffer's spare room, which need not be zeroed first.
+            chunk.data.reserve(READ_BUFFER_BYTES);
+            let n = (&mut self.input)
+                .take(READ_BUFFER_BYTES as u64)
+                .read_to_end(&mut chunk.data)?;
+            self.eof = n == 0;
+        }
+        // A last line without an ending is kept as it is.
+        if self.eof && chunk.spans.len() < CHUNK_LINES && start < chunk.data.len() {
+            chunk.spans.push((start, chunk.data.len()));
+            start = chunk.data.len();
+        }
+        self.carry.extend_from_slice(&chunk.data[start..]);
+        chunk.data.truncate(start);
+        self.offset += chunk.spans.len() as i64;
+        Ok(())
     }
 }
 
@@ -157,43 +218,30 @@ struct ChunkParser {
     builder: LogBatchBuilder,
 }
 
-/// Parses line `offset` of the input `name` into `rec` and counts it;
-/// returns its provenance and ingest time.
-fn parse_line(
-    parser: &mut Parser,
-    name: &Arc<str>,
-    counters: &TopicCounters,
-    payload: &[u8],
-    offset: i64,
-    rec: &mut LogRecord,
-) -> (Provenance, i64) {
-    let now_us = crate::record::ingest_now_us();
-    let ctx = ParseContext {
-        transport_time_us: None,
-        ingest_time_us: now_us,
-    };
-    parser.parse_topic(name, Some(payload), &ctx, rec);
-    counters.count_parsed(rec, payload.len());
-    let prov = Provenance {
-        topic: name.clone(),
-        partition: 0,
-        offset,
-    };
-    (prov, now_us)
-}
+/// Lines parsed between two readings of the clock for their ingest time
+/// (well under a millisecond's worth, the precision ingest time keeps).
+const CLOCK_EVERY_LINES: usize = 256;
 
 impl ChunkParser {
     fn parse(&mut self, chunk: Chunk) -> Result<Piece, ArrowError> {
-        for (offset, payload) in (chunk.first_offset..).zip(chunk.lines()) {
-            let (prov, now_us) = parse_line(
-                &mut self.parser,
-                &self.name,
-                &self.counters,
-                payload,
-                offset,
-                &mut self.rec,
-            );
-            self.builder.append(&self.rec, &prov, now_us);
+        let mut prov = Provenance {
+            topic: self.name.clone(),
+            partition: 0,
+            offset: chunk.first_offset,
+        };
+        let mut ctx = ParseContext {
+            transport_time_us: None,
+            ingest_time_us: 0,
+        };
+        for (i, payload) in chunk.lines().enumerate() {
+            if i % CLOCK_EVERY_LINES == 0 {
+                ctx.ingest_time_us = crate::record::ingest_now_us();
+            }
+            self.parser
+                .parse_topic(&self.name, Some(payload), &ctx, &mut self.rec);
+            self.counters.count_parsed(&self.rec, payload.len());
+            self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
+            prov.offset += 1;
         }
         let bytes = self.builder.bytes();
         Ok(Piece {
@@ -205,12 +253,15 @@ impl ChunkParser {
 }
 
 /// Joins parsed chunks, in input order, into segments that close on the
-/// segmenter's row and byte limits (exactly on rows: a chunk is cut where
-/// a segment fills).
+/// segmenter's row and byte limits (never over `max_rows`: a chunk is cut
+/// where a segment fills). A full segment ends at the last change of time
+/// partition in its second half, if there is one; the rows after it open
+/// the next segment.
 struct Assembler {
     topic: Arc<str>,
     max_rows: usize,
     max_bytes: usize,
+    time_partition_us: Option<i64>,
     batches: Vec<RecordBatch>,
     first_offset: i64,
     rows: usize,
@@ -218,11 +269,12 @@ struct Assembler {
 }
 
 impl Assembler {
-    fn new(topic: Arc<str>, cfg: &SegmentConfig) -> Self {
+    fn new(topic: Arc<str>, cfg: &SegmentConfig, time_partition_us: Option<i64>) -> Self {
         Self {
             topic,
             max_rows: cfg.max_rows,
             max_bytes: cfg.max_bytes,
+            time_partition_us,
             batches: Vec::new(),
             first_offset: 0,
             rows: 0,
@@ -253,7 +305,8 @@ impl Assembler {
             first_offset += take as i64;
             bytes -= share;
             if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
-                full.extend(self.close()?);
+                let rows = self.partition_end().unwrap_or(self.rows);
+                full.extend(self.close_first(rows)?);
             }
         }
         Ok(full)
@@ -261,20 +314,80 @@ impl Assembler {
 
     /// The open segment, if it has records.
     fn close(&mut self) -> Result<Option<Segment>, ArrowError> {
+        self.close_first(self.rows)
+    }
+
+    /// Where the open segment's last change of time partition is (the index
+    /// of the first row of the last partition), if it lies in the second half.
+    fn partition_end(&self) -> Option<usize> {
+        let width = self.time_partition_us?;
+        let half = self.rows.div_ceil(2).max(1);
+        // Row indices from the last down to `half`, with their partitions.
+        let mut end = self.rows;
+        let mut later: Option<i64> = None;
+        for batch in self.batches.iter().rev() {
+            let start = end - batch.num_rows();
+            let times = batch
+                .column_by_name(col::EVENT_TIME)?
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()?;
+            for (i, t) in times.values().iter().enumerate().rev() {
+                let row = start + i;
+                let part = t.div_euclid(width);
+                if later.is_some_and(|p| p != part) {
+                    return Some(row + 1);
+                }
+                if row < half {
+                    return None;
+                }
+                later = Some(part);
+            }
+            end = start;
+        }
+        None
+    }
+
+    /// Closes the first `rows` rows of the open segment (all of them, or the
+    /// rows before a change of partition); the rest stay open.
+    fn close_first(&mut self, rows: usize) -> Result<Option<Segment>, ArrowError> {
         let Some(first) = self.batches.first() else {
             return Ok(None);
         };
-        let batch = concat_batches(&first.schema(), &self.batches)?;
+        let schema = first.schema();
+        let mut head = Vec::new();
+        let mut left = rows;
+        let mut rest = std::mem::take(&mut self.batches).into_iter();
+        for b in rest.by_ref() {
+            let n = b.num_rows();
+            if n <= left {
+                left -= n;
+                head.push(b);
+            } else {
+                head.push(b.slice(0, left));
+                self.batches.push(b.slice(left, n - left));
+                break;
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        self.batches.extend(rest);
         let segment = Segment {
             topic: self.topic.clone(),
             partition: 0,
             first_offset: self.first_offset,
-            next_offset: self.first_offset + self.rows as i64,
-            batch,
+            next_offset: self.first_offset + rows as i64,
+            batch: concat_batches(&schema, &head)?,
         };
-        self.batches.clear();
-        self.rows = 0;
-        self.bytes = 0;
+        // The byte count is an estimate: the rows kept take their share.
+        let kept = self.rows - rows;
+        self.bytes = if self.rows == 0 {
+            0
+        } else {
+            self.bytes * kept / self.rows
+        };
+        self.rows = kept;
+        self.first_offset += rows as i64;
         Ok(Some(segment))
     }
 }
@@ -285,7 +398,7 @@ impl FileSource {
         &self,
         input: impl Read,
         parser: Parser,
-        segmenter: Segmenter,
+        segment: &SegmentConfig,
         mut writer: Writer,
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
@@ -307,13 +420,7 @@ impl FileSource {
             failure: &mut failure,
             shutdown: &shutdown,
         };
-        // A parser that mines templates needs every line, in order: it
-        // parses alone (ingest mines on the writer thread instead).
-        let read = if self.parse_threads <= 1 || parser.miner().is_some() {
-            self.parse_here(input, parser, segmenter, &counters, &mut feed)
-        } else {
-            self.parse_on_threads(input, &parser, segmenter.config(), &counters, &mut feed)
-        };
+        let read = self.parse_on_threads(input, parser, segment, &counters, &mut feed);
         let lines = match read {
             Ok(lines) => lines,
             Err(e) => {
@@ -339,60 +446,35 @@ impl FileSource {
         }
     }
 
-    /// Parses on the calling thread; returns the number of lines.
-    fn parse_here(
-        &self,
-        input: impl Read,
-        mut parser: Parser,
-        mut segmenter: Segmenter,
-        counters: &TopicCounters,
-        feed: &mut Feed<'_>,
-    ) -> Result<u64, FileSourceError> {
-        let mut lines = LineReader::new(input);
-        let mut rec = LogRecord::default();
-        let mut offset: i64 = 0;
-        loop {
-            feed.check()?;
-            let Some(payload) = lines.next_line()? else {
-                break;
-            };
-            let (prov, now_us) =
-                parse_line(&mut parser, &self.name, counters, payload, offset, &mut rec);
-            offset += 1;
-            for segment in segmenter.append(&prov, &rec, now_us, Instant::now) {
-                feed.write(segment);
-            }
-        }
-        for segment in segmenter.close_all() {
-            feed.write(segment);
-        }
-        feed.check()?;
-        Ok(offset as u64)
-    }
-
     /// Parses chunks of lines on `parse_threads` threads, in turn; returns
     /// the number of lines.
     fn parse_on_threads(
         &self,
         input: impl Read,
-        parser: &Parser,
+        parser: Parser,
         limits: &SegmentConfig,
         counters: &Arc<TopicCounters>,
         feed: &mut Feed<'_>,
     ) -> Result<u64, FileSourceError> {
-        let threads = self.parse_threads;
-        let mut workers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            workers.push(ChunkParser {
-                parser: parser.fork()?,
-                name: self.name.clone(),
-                counters: counters.clone(),
-                rec: LogRecord::default(),
-                builder: LogBatchBuilder::new(),
-            });
-        }
-        let mut lines = LineReader::new(input);
-        let mut segments = Assembler::new(self.name.clone(), limits);
+        // A parser that mines templates needs every line, in order: it
+        // parses alone (ingest mines on the writer thread instead).
+        let parsers = if self.parse_threads <= 1 || parser.miner().is_some() {
+            vec![parser]
+        } else {
+            (0..self.parse_threads)
+                .map(|_| parser.fork())
+                .collect::<Result<_, _>>()?
+        };
+        let threads = parsers.len();
+        let workers = parsers.into_iter().map(|parser| ChunkParser {
+            parser,
+            name: self.name.clone(),
+            counters: counters.clone(),
+            rec: LogRecord::default(),
+            builder: LogBatchBuilder::new(),
+        });
+        let mut reader = ChunkReader::new(input);
+        let mut segments = Assembler::new(self.name.clone(), limits, self.time_partition_us);
         std::thread::scope(|scope| {
             // Chunk i goes to thread i % threads, and its piece comes back on
             // that thread's channel: reading the channels in turn restores
@@ -401,18 +483,20 @@ impl FileSource {
             for mut worker in workers {
                 let (to_worker, chunks) = mpsc::sync_channel::<Chunk>(1);
                 let (to_reader, pieces) = mpsc::sync_channel(2);
-                scope.spawn(move || {
-                    for chunk in chunks {
-                        if to_reader.send(worker.parse(chunk)).is_err() {
-                            return;
+                let thread = std::thread::Builder::new().name("logwarden-parse".into());
+                thread
+                    .spawn_scoped(scope, move || {
+                        for chunk in chunks {
+                            if to_reader.send(worker.parse(chunk)).is_err() {
+                                return;
+                            }
                         }
-                    }
-                });
+                    })
+                    .map_err(FileSourceError::Spawn)?;
                 lanes.push((to_worker, pieces));
             }
             let mut spare: Vec<Chunk> = Vec::new();
             let (mut sent, mut received) = (0usize, 0usize);
-            let mut offset: i64 = 0;
             let mut take = |received: &mut usize,
                             spare: &mut Vec<Chunk>,
                             feed: &mut Feed<'_>|
@@ -429,24 +513,13 @@ impl FileSource {
                 spare.push(piece.chunk);
                 Ok(())
             };
-            let mut end = false;
-            while !end {
+            loop {
                 feed.check()?;
                 let mut chunk = spare.pop().unwrap_or_default();
-                chunk.reset(offset);
-                while !chunk.is_full() {
-                    match lines.next_line()? {
-                        Some(line) => chunk.push(line),
-                        None => {
-                            end = true;
-                            break;
-                        }
-                    }
-                }
+                reader.fill(&mut chunk)?;
                 if chunk.len() == 0 {
                     break;
                 }
-                offset += chunk.len() as i64;
                 if sent - received == 2 * threads {
                     take(&mut received, &mut spare, feed)?;
                 }
@@ -464,7 +537,7 @@ impl FileSource {
                 feed.write(segment);
             }
             feed.check()?;
-            Ok(offset as u64)
+            Ok(reader.offset as u64)
         })
     }
 }
@@ -548,6 +621,22 @@ mod tests {
         out
     }
 
+    /// The lines of `r` as the backfill's chunks hold them.
+    fn chunked(r: impl Read) -> Vec<Vec<u8>> {
+        let mut reader = ChunkReader::new(r);
+        let mut chunk = Chunk::default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        loop {
+            reader.fill(&mut chunk).expect("read");
+            if chunk.len() == 0 {
+                return out;
+            }
+            assert_eq!(chunk.first_offset, out.len() as i64);
+            assert!(chunk.len() <= CHUNK_LINES);
+            out.extend(chunk.lines().map(<[u8]>::to_vec));
+        }
+    }
+
     /// Records what it is asked to write.
     struct Capture(Arc<std::sync::Mutex<Vec<Segment>>>);
 
@@ -563,6 +652,16 @@ mod tests {
 
     /// Backfills `input` on `threads` parse threads; returns the segments.
     fn backfill(input: &[u8], threads: usize, cfg: SegmentConfig) -> Vec<Segment> {
+        backfill_into(input, threads, cfg, None)
+    }
+
+    /// Like [`backfill`], into an archive of time partitions `part_us` wide.
+    fn backfill_into(
+        input: &[u8],
+        threads: usize,
+        cfg: SegmentConfig,
+        part_us: Option<i64>,
+    ) -> Vec<Segment> {
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         let metrics = Arc::new(IngestMetrics::default());
         let writer = Writer::spawn(
@@ -574,6 +673,7 @@ mod tests {
         let source = FileSource {
             name: "input.log".into(),
             parse_threads: threads,
+            time_partition_us: part_us,
         };
         let mut parser = Parser::new(crate::parse::ParserConfig::default()).expect("parser");
         // As ingest does: mining runs on the writer thread.
@@ -582,7 +682,7 @@ mod tests {
             .run(
                 input,
                 parser,
-                Segmenter::new(cfg),
+                &cfg,
                 writer,
                 metrics,
                 Arc::new(AtomicBool::new(false)),
@@ -659,9 +759,6 @@ mod tests {
                 assert_eq!(next, 11_000);
                 assert!(many.len() > 2, "the limits closed segments");
                 if cfg.max_rows == 2_500 {
-                    let ranges = |s: &[Segment]| -> Vec<(i64, i64)> {
-                        s.iter().map(|s| (s.first_offset, s.next_offset)).collect()
-                    };
                     assert_eq!(ranges(&many), ranges(&one));
                 }
                 assert_eq!(rows(&many), expected, "{threads} threads");
@@ -669,8 +766,67 @@ mod tests {
         }
     }
 
+    /// Segment ranges, as `(first, next)` offsets.
+    fn ranges(segments: &[Segment]) -> Vec<(i64, i64)> {
+        segments
+            .iter()
+            .map(|s| (s.first_offset, s.next_offset))
+            .collect()
+    }
+
+    /// A full segment ends where the hour of its records last changes, if
+    /// that is in its second half, so an input in time order writes each
+    /// hour in as few files as the row limit allows.
+    #[test]
+    fn full_segments_end_where_the_hour_changes() {
+        // Lines per hour, in time order.
+        let hours = [700, 1_300, 400, 2_000, 200, 900];
+        let mut input = Vec::new();
+        for (h, &n) in hours.iter().enumerate() {
+            for i in 0..n {
+                let (m, s) = (i * 3_600 / n / 60, i * 3_600 / n % 60);
+                input.extend_from_slice(
+                    format!(r#"{{"ts":"2026-03-01T{h:02}:{m:02}:{s:02}Z","msg":"line {i}"}}"#)
+                        .as_bytes(),
+                );
+                input.push(b'\n');
+            }
+        }
+        let cfg = SegmentConfig {
+            max_rows: 1_000,
+            ..SegmentConfig::default()
+        };
+        let hour = Some(3_600_000_000);
+        // 0..700 is hour 0; 700..1700 fills inside hour 1; 1700..2400 ends
+        // hour 1 and holds hour 2; hour 3 (2400..4400) fills two segments;
+        // at 5400 the last change (4600) is in the first half, so the
+        // segment is cut at the row limit.
+        let expected = [
+            (0, 700),
+            (700, 1_700),
+            (1_700, 2_400),
+            (2_400, 3_400),
+            (3_400, 4_400),
+            (4_400, 5_400),
+            (5_400, 5_500),
+        ];
+        let mut aligned = Vec::new();
+        for threads in [1, 2] {
+            aligned = backfill_into(&input, threads, cfg.clone(), hour);
+            assert_eq!(ranges(&aligned), expected, "{threads} threads");
+        }
+        // Without time partitions, segments close on the row limit alone;
+        // either way they hold the same rows.
+        let plain = backfill(&input, 2, cfg);
+        let every_1000: Vec<(i64, i64)> = (0..=5)
+            .map(|i| (i * 1_000, (i * 1_000 + 1_000).min(5_500)))
+            .collect();
+        assert_eq!(ranges(&plain), every_1000);
+        assert_eq!(rows(&aligned), rows(&plain));
+    }
+
     /// Endings are stripped the same way whether a line is lent from the
-    /// buffer or gathered across reads.
+    /// buffer or gathered across reads, and by the backfill's chunks.
     #[test]
     fn lines_are_split_whether_lent_or_gathered() {
         let long = "x".repeat(3 * READ_BUFFER_BYTES / 2);
@@ -680,14 +836,31 @@ mod tests {
             .map(|l| l.as_bytes().to_vec())
             .collect();
         assert_eq!(lines(text.as_bytes()), expected);
+        assert_eq!(chunked(text.as_bytes()), expected);
         for chunk in [1, 2, 7, 4096] {
-            let trickle = Trickle {
+            let trickle = || Trickle {
                 data: text.as_bytes(),
                 chunk,
             };
-            assert_eq!(lines(trickle), expected, "reads of {chunk} bytes");
+            assert_eq!(lines(trickle()), expected, "reads of {chunk} bytes");
+            assert_eq!(
+                chunked(trickle()),
+                expected,
+                "chunks, reads of {chunk} bytes"
+            );
         }
-        assert!(lines(&b""[..]).is_empty());
-        assert_eq!(lines(&b"\n"[..]), vec![Vec::<u8>::new()]);
+        for (text, expected) in [("", vec![]), ("\n", vec![""]), ("\r", vec!["\r"])] {
+            let expected: Vec<Vec<u8>> = expected.iter().map(|l| l.as_bytes().to_vec()).collect();
+            assert_eq!(lines(text.as_bytes()), expected, "{text:?}");
+            assert_eq!(chunked(text.as_bytes()), expected, "{text:?}");
+        }
+        // Many short lines: chunks close on their line count.
+        let short: String = (0..3 * CHUNK_LINES + 5)
+            .map(|i| format!("{i}\r\n"))
+            .collect();
+        let expected: Vec<Vec<u8>> = (0..3 * CHUNK_LINES + 5)
+            .map(|i| i.to_string().into_bytes())
+            .collect();
+        assert_eq!(chunked(short.as_bytes()), expected);
     }
 }

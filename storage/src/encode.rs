@@ -70,7 +70,7 @@ where
             if workers.is_empty() {
                 share = assign(&batch, threads);
                 for fields in &share {
-                    workers.push(Worker::spawn(scope, schema.clone(), fields.clone()));
+                    workers.push(Worker::spawn(scope, schema.clone(), fields.clone())?);
                 }
             }
             let g = match &mut group {
@@ -137,12 +137,13 @@ impl Worker {
         scope: &'s std::thread::Scope<'s, '_>,
         schema: SchemaRef,
         fields: Vec<usize>,
-    ) -> Self {
+    ) -> Result<Self> {
         // Two batches in flight: the producer (a merge, say) waits for the
         // encoders instead of buffering ahead of them.
         let (work, inbox) = mpsc::sync_channel(2);
         let (reply, done) = mpsc::channel();
-        scope.spawn(move || {
+        let thread = std::thread::Builder::new().name("logwarden-encode".into());
+        let spawned = thread.spawn_scoped(scope, move || {
             let mut writers: Vec<Vec<ArrowColumnWriter>> = Vec::new();
             let mut failed: Option<ParquetError> = None;
             for job in inbox {
@@ -170,7 +171,8 @@ impl Worker {
                 }
             }
         });
-        Self { work, done }
+        spawned.map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(Self { work, done })
     }
 
     fn send(&self, work: Work) -> Result<()> {
