@@ -94,8 +94,8 @@ pub struct LogBatchBuilder {
     ingest_time: TimestampMicrosecondBuilder,
     time_source: SmallDictBuilder,
     level: SmallDictBuilder,
-    service: StringDictionaryBuilder<Int32Type>,
-    host: StringDictionaryBuilder<Int32Type>,
+    service: SmallDictBuilder,
+    host: SmallDictBuilder,
     message: StringBuilder,
     template_id: StringDictionaryBuilder<Int32Type>,
     template: StringDictionaryBuilder<Int32Type>,
@@ -150,8 +150,8 @@ impl LogBatchBuilder {
             ingest_time: TimestampMicrosecondBuilder::with_capacity(c.rows).with_timezone("UTC"),
             time_source: SmallDictBuilder::with_capacity(c.rows),
             level: SmallDictBuilder::with_capacity(c.rows),
-            service: dict(),
-            host: dict(),
+            service: SmallDictBuilder::with_capacity(c.rows),
+            host: SmallDictBuilder::with_capacity(c.rows),
             message: StringBuilder::with_capacity(c.rows, c.message_bytes),
             template_id: dict(),
             template: dict(),
@@ -263,7 +263,7 @@ impl LogBatchBuilder {
 }
 
 /// A dictionary column of a few distinct values (time sources, levels,
-/// formats, parse errors, topics). Each row is looked up with one string
+/// formats, parse errors, topics; services and hosts, mostly). Each row is looked up with one string
 /// comparison against the previous row's value, else a scan of the few
 /// values; past [`SmallDictBuilder::SCAN`] values a map takes over. A
 /// hashing dictionary builder hashes every row instead.
@@ -295,6 +295,13 @@ impl SmallDictBuilder {
 
     fn append_null(&mut self) {
         self.keys.push(None);
+    }
+
+    fn append_option(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.append_value(v),
+            None => self.append_null(),
+        }
     }
 
     fn key_of(&mut self, v: &str) -> i32 {

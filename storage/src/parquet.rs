@@ -144,8 +144,9 @@ const HIGH_CARDINALITY: &[&str] = &[
     col::RAW,
 ];
 
-/// Top-level columns written without statistics.
-const UNPRUNABLE: &[&str] = &[col::MESSAGE, col::RAW];
+/// Top-level columns written without statistics: free text, and template
+/// ids (hashes, whose ranges prune nothing; their bloom filter does).
+const UNPRUNABLE: &[&str] = &[col::MESSAGE, col::RAW, col::TEMPLATE, col::TEMPLATE_ID];
 
 /// The Parquet path of the attribute map's keys.
 fn attribute_keys_path() -> ColumnPath {
@@ -232,7 +233,7 @@ mod tests {
         }
         assert!(column(col::TEMPLATE_ID).bloom_filter_offset().is_some());
         assert!(column(col::MESSAGE).bloom_filter_offset().is_none());
-        for path in [col::EVENT_TIME, col::SERVICE, col::TEMPLATE_ID] {
+        for path in [col::EVENT_TIME, col::SERVICE, col::LEVEL] {
             assert!(
                 column(path).column_index_offset().is_some(),
                 "{path}: column index"
@@ -243,9 +244,12 @@ mod tests {
             );
             assert!(column(path).statistics().is_some(), "{path}: statistics");
         }
-        // Free text and the attribute map have no min/max to prune with.
+        // Free text, template ids and the attribute map have no min/max to
+        // prune with.
         for path in [
             col::MESSAGE,
+            col::TEMPLATE,
+            col::TEMPLATE_ID,
             "attributes.key_value.key",
             "attributes.key_value.value",
         ] {
