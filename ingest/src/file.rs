@@ -379,13 +379,10 @@ impl Assembler {
             next_offset: self.first_offset + rows as i64,
             batch: concat_batches(&schema, &head)?,
         };
-        // The byte count is an estimate: the rows kept take their share.
+        // The byte count is an estimate: the rows kept take their share
+        // (`self.rows` is not 0: there were batches).
         let kept = self.rows - rows;
-        self.bytes = if self.rows == 0 {
-            0
-        } else {
-            self.bytes * kept / self.rows
-        };
+        self.bytes = self.bytes * kept / self.rows;
         self.rows = kept;
         self.first_offset += rows as i64;
         Ok(Some(segment))
