@@ -93,11 +93,10 @@ fn strip_ending(line: &[u8]) -> &[u8] {
 pub struct FileSource {
     /// Name recorded as the records' topic (and in file names).
     pub name: Arc<str>,
-    /// Threads parsing the input. With more than one, the reading thread
-    /// cuts the input into chunks of lines, each parsed into Arrow on a
-    /// parse thread, and joins the chunks back in input order into
-    /// segments: the same records, offsets and segment limits as parsing
-    /// on one thread.
+    /// Threads parsing the input. The reading thread cuts the input into
+    /// chunks of lines, each parsed into Arrow on a parse thread in turn,
+    /// and joins the chunks back in input order into segments: the same
+    /// records, offsets and segment limits whatever the number of threads.
     pub parse_threads: usize,
     /// Width of the archive's time partitions in microseconds (an hour for
     /// `dt=/hour=` directories), if it has any. A segment that fills is cut
@@ -169,14 +168,10 @@ impl<R: Read> ChunkReader<R> {
                     searched = chunk.data.len();
                     break;
                 };
-                let end = from + at;
-                let line_end = if end > start && chunk.data[end - 1] == b'\r' {
-                    end - 1
-                } else {
-                    end
-                };
-                chunk.spans.push((start, line_end));
-                start = end + 1;
+                let next = from + at + 1;
+                let line = strip_ending(&chunk.data[start..next]);
+                chunk.spans.push((start, start + line.len()));
+                start = next;
             }
             if chunk.spans.len() >= CHUNK_LINES || start >= CHUNK_BYTES || self.eof {
                 break;

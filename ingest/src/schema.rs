@@ -263,10 +263,10 @@ impl LogBatchBuilder {
 }
 
 /// A dictionary column of a few distinct values (time sources, levels,
-/// formats, parse errors, topics; services and hosts, mostly). Each row is looked up with one string
-/// comparison against the previous row's value, else a scan of the few
-/// values; past [`SmallDictBuilder::SCAN`] values a map takes over. A
-/// hashing dictionary builder hashes every row instead.
+/// formats, parse errors, topics; services and hosts, mostly). Each row is
+/// looked up with one string comparison against the previous row's value,
+/// else a scan of the few values; past [`SmallDictBuilder::SCAN`] values a
+/// map takes over. A hashing dictionary builder hashes every row instead.
 struct SmallDictBuilder {
     keys: Vec<Option<i32>>,
     values: Vec<Box<str>>,

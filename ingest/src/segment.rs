@@ -103,11 +103,6 @@ impl Segmenter {
         }
     }
 
-    /// The limits segments close on.
-    pub fn config(&self) -> &SegmentConfig {
-        &self.cfg
-    }
-
     /// Bytes buffered across all open segments.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
