@@ -76,9 +76,13 @@ pub fn run(
         ),
     };
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
-    // Templates are mined on the writer thread, beside the Parquet encoding:
-    // parsing is the longer of the two stages.
-    let miner = parser.take_miner();
+    // From Kafka, templates are mined on the writer thread, beside the
+    // Parquet encoding: parsing is the longer of the two stages. A file
+    // source mines on its reading thread, chunk by chunk, as they are parsed.
+    let miner = match input {
+        Input::Kafka { .. } => parser.take_miner(),
+        Input::File { .. } => None,
+    };
     if cfg.telemetry.enabled {
         // A local archive is checked for writability; an S3 one through the
         // sink's own failures.

@@ -14,6 +14,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::metrics::{IngestMetrics, TopicCounters};
+use crate::template::mine_batch;
 use crate::parse::{ParseContext, Parser, ParserConfigError};
 use crate::record::{LogRecord, Provenance};
 use crate::schema::{col, LogBatchBuilder};
@@ -97,6 +98,8 @@ pub struct FileSource {
     /// chunks of lines, each parsed into Arrow on a parse thread in turn,
     /// and joins the chunks back in input order into segments: the same
     /// records, offsets and segment limits whatever the number of threads.
+    /// The reading thread also mines the templates of each parsed chunk
+    /// (the parser's miner), in input order.
     pub parse_threads: usize,
     /// Width of the archive's time partitions in microseconds (an hour for
     /// `dt=/hour=` directories), if it has any. A segment that fills is cut
@@ -396,7 +399,6 @@ impl FileSource {
         shutdown: Arc<AtomicBool>,
     ) -> Result<u64, FileSourceError> {
         let mut failure: Option<String> = None;
-        let counters = metrics.topic(&self.name);
         send(
             &mut writer,
             Job::Recover {
@@ -412,7 +414,7 @@ impl FileSource {
             failure: &mut failure,
             shutdown: &shutdown,
         };
-        let read = self.parse_on_threads(input, parser, segment, &counters, &mut feed);
+        let read = self.parse_on_threads(input, parser, segment, &metrics, &mut feed);
         let lines = match read {
             Ok(lines) => lines,
             Err(e) => {
@@ -445,12 +447,15 @@ impl FileSource {
         input: impl Read,
         parser: Parser,
         limits: &SegmentConfig,
-        counters: &Arc<TopicCounters>,
+        metrics: &IngestMetrics,
         feed: &mut Feed<'_>,
     ) -> Result<u64, FileSourceError> {
-        // A parser that mines templates needs every line, in order: it
-        // parses alone (ingest mines on the writer thread instead).
-        let parsers = if self.parse_threads <= 1 || parser.miner().is_some() {
+        // Templates are mined here, on the thread that assembles the parsed
+        // chunks in input order: each chunk's messages as it comes back, so
+        // mining overlaps parsing instead of waiting for whole segments.
+        let mut parser = parser;
+        let mut miner = parser.take_miner();
+        let parsers = if self.parse_threads <= 1 {
             vec![parser]
         } else {
             (0..self.parse_threads)
@@ -458,6 +463,7 @@ impl FileSource {
                 .collect::<Result<_, _>>()?
         };
         let threads = parsers.len();
+        let counters = metrics.topic(&self.name);
         let workers = parsers.into_iter().map(|parser| ChunkParser {
             parser,
             name: self.name.clone(),
@@ -499,7 +505,15 @@ impl FileSource {
                     .map_err(|_| FileSourceError::ParseThread)??;
                 *received += 1;
                 let first = piece.chunk.first_offset;
-                for segment in segments.push(piece.batch, first, piece.bytes)? {
+                let batch = match miner.as_mut() {
+                    Some(m) => {
+                        let mined = mine_batch(m, &piece.batch)?;
+                        IngestMetrics::set(&metrics.templates, m.len());
+                        mined
+                    }
+                    None => piece.batch,
+                };
+                for segment in segments.push(batch, first, piece.bytes)? {
                     feed.write(segment);
                 }
                 spare.push(piece.chunk);
@@ -667,9 +681,8 @@ mod tests {
             parse_threads: threads,
             time_partition_us: part_us,
         };
-        let mut parser = Parser::new(crate::parse::ParserConfig::default()).expect("parser");
-        // As ingest does: mining runs on the writer thread.
-        parser.take_miner();
+        // The parser mines templates, as ingest's does.
+        let parser = Parser::new(crate::parse::ParserConfig::default()).expect("parser");
         let lines = source
             .run(
                 input,

@@ -203,8 +203,8 @@ impl LogBatchBuilder {
     pub fn append(&mut self, rec: &LogRecord, prov: &Provenance, ingest_time_us: i64) {
         self.event_time.append_value(rec.event_time_us);
         self.ingest_time.append_value(ingest_time_us);
-        self.time_source.append_value(rec.time_source.as_str());
-        self.level.append_value(rec.level.as_str());
+        self.time_source.append_static(rec.time_source.as_str());
+        self.level.append_static(rec.level.as_str());
         self.service.append_option(rec.service.as_deref());
         self.host.append_option(rec.host.as_deref());
         self.message.append_value(&rec.message);
@@ -223,9 +223,9 @@ impl LogBatchBuilder {
         self.attributes
             .append(true)
             .expect("keys and values are appended in pairs");
-        self.format.append_value(rec.format.as_str());
+        self.format.append_static(rec.format.as_str());
         match rec.parse_issue {
-            Some(issue) => self.parse_error.append_value(issue.as_str()),
+            Some(issue) => self.parse_error.append_static(issue.as_str()),
             None => self.parse_error.append_null(),
         }
         self.raw.append_option(rec.raw.as_deref());
@@ -272,6 +272,10 @@ struct SmallDictBuilder {
     values: Vec<Box<str>>,
     index: HashMap<Box<str>, i32>,
     last: i32,
+    /// The address and length of the last `'static` value appended (its
+    /// key is `last`): the same ones are the same text, found without
+    /// comparing it.
+    last_static: Option<(usize, usize)>,
 }
 
 impl SmallDictBuilder {
@@ -284,13 +288,27 @@ impl SmallDictBuilder {
             values: Vec::new(),
             index: HashMap::new(),
             last: 0,
+            last_static: None,
         }
     }
 
     fn append_value(&mut self, v: &str) {
         let key = self.key_of(v);
         self.last = key;
+        self.last_static = None;
         self.keys.push(Some(key));
+    }
+
+    /// [`append_value`](Self::append_value) for the names of enums (level,
+    /// format, ...), which repeat from one row to the next.
+    fn append_static(&mut self, v: &'static str) {
+        let at = (v.as_ptr() as usize, v.len());
+        if self.last_static == Some(at) {
+            self.keys.push(Some(self.last));
+            return;
+        }
+        self.append_value(v);
+        self.last_static = Some(at);
     }
 
     fn append_null(&mut self) {
@@ -340,6 +358,7 @@ impl SmallDictBuilder {
         self.values.clear();
         self.index.clear();
         self.last = 0;
+        self.last_static = None;
         // Every key indexes `values`.
         DictionaryArray::try_new(keys, Arc::new(values)).expect("keys index the values")
     }

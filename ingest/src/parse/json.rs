@@ -18,20 +18,58 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::record::{LogRecord, ParseIssue};
+use crate::record::{LogRecord, ParseIssue, TimeSource};
 
-use super::roles::{role_of, Kind};
+use super::roles::{judge, role_of, Kind, Role, Use, TIMESTAMP_RAW};
+use super::timestamp::TimeCtx;
 use super::Scratch;
 
-/// Flattens the JSON object `s` into `rec.attributes` (kinds in
-/// `scratch.kinds`). False when `s` is not exactly one JSON object.
-pub fn flatten(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
+/// What [`flatten`] made of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flattened {
+    /// Not exactly one JSON object: the record is as it was.
+    NotJson,
+    /// Its members are in `rec.attributes` (kinds in `scratch.kinds`), the
+    /// known fields among them still to be resolved.
+    Attributes,
+    /// Its known fields are resolved into the record already, as
+    /// [`Scratch::resolve`] would have, and the other members are in
+    /// `rec.attributes`.
+    Resolved,
+}
+
+/// Flattens the JSON object `s` into `rec.attributes`. The common line, a
+/// flat object of scalars with at most one key per known field, has its
+/// known fields resolved on the way (`tc` for its timestamp) unless
+/// `docker` asks for a Docker json-file record to stay recognizable.
+pub fn flatten(
+    s: &str,
+    scratch: &mut Scratch,
+    rec: &mut LogRecord,
+    tc: &TimeCtx,
+    docker: bool,
+) -> Flattened {
     if !s.starts_with('{') {
-        return false;
+        return Flattened::NotJson;
     }
     let (attrs, kinds) = (rec.attributes.len(), scratch.kinds.len());
-    if flat(s, scratch, rec) {
-        return true;
+    // Known fields are taken straight into a record that has none yet; the
+    // undo below then restores it exactly.
+    let inline = rec.message.is_empty() && rec.service.is_none() && rec.host.is_none();
+    let saved = (
+        rec.event_time_us,
+        rec.time_source,
+        rec.level,
+        rec.parse_issue,
+        scratch.have_time,
+    );
+    let known = inline.then_some(Known { tc, docker });
+    if flat(s, scratch, rec, known) {
+        return if inline {
+            Flattened::Resolved
+        } else {
+            Flattened::Attributes
+        };
     }
     // Not a flat object of plain values: undo and take the general path,
     // which also decides whether the text is JSON at all.
@@ -40,7 +78,33 @@ pub fn flatten(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
         scratch.give_back(v);
     }
     scratch.kinds.truncate(kinds);
-    general(s, scratch, rec)
+    if inline {
+        for s in [rec.service.take(), rec.host.take()].into_iter().flatten() {
+            scratch.give_back(s);
+        }
+        rec.message.clear();
+        (
+            rec.event_time_us,
+            rec.time_source,
+            rec.level,
+            rec.parse_issue,
+            scratch.have_time,
+        ) = saved;
+    }
+    if general(s, scratch, rec) {
+        Flattened::Attributes
+    } else {
+        Flattened::NotJson
+    }
+}
+
+/// How [`flat`] resolves known fields as it meets them.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    tc: &'a TimeCtx,
+    /// Gives up on a `stream` key, so that a Docker json-file record
+    /// (`log`, `stream`, `time`) is flattened whole and recognized.
+    docker: bool,
 }
 
 /// [`flatten`] by the serde visitor, for any object.
@@ -64,12 +128,20 @@ fn general(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
 
 /// The fast path for the common line, a flat object of scalar values
 /// whose keys have no escapes: one pass over the bytes, values pushed as
-/// the general path would push them. False, with some members possibly
-/// pushed already, on anything else (nesting, arrays, escaped keys,
-/// control characters, any syntax error): the caller then undoes them and
-/// takes the general path.
-fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
+/// the general path would push them, or with `known`, the known fields
+/// resolved as [`Scratch::resolve`] would resolve them. False, with some
+/// members possibly taken already, on anything else (nesting, arrays,
+/// escaped keys, control characters, any syntax error; with `known`, two
+/// keys of one known field, which resolving ranks, or a record reaching
+/// the attribute limit, where what is dropped depends on the known fields
+/// still among the attributes): the caller then undoes them and takes the
+/// general path.
+fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord, known: Option<Known<'_>>) -> bool {
     let b = s.as_bytes();
+    let mut seen = [false; Role::COUNT];
+    // Known fields taken out so far, which the general path would still
+    // count among the attributes.
+    let mut taken = 0;
     let mut i = skip_ws(b, 1);
     if b.get(i) == Some(&b'}') {
         return skip_ws(b, i + 1) == b.len();
@@ -114,9 +186,27 @@ fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
             }
             _ => return false,
         };
-        scratch.key.clear();
-        scratch.key.push_str(key);
-        push(scratch, rec, &value, kind);
+        match known {
+            Some(known) => {
+                if rec.attributes.len() + taken >= scratch.max_attributes
+                    || (known.docker && key == "stream")
+                {
+                    return false;
+                }
+                match role_of(key) {
+                    Some((role, _)) => {
+                        if std::mem::replace(&mut seen[role as usize], true) {
+                            return false;
+                        }
+                        if take_known(scratch, rec, key, role, &value, kind, known.tc) {
+                            taken += 1;
+                        }
+                    }
+                    None => scratch.push_attr(rec, key, &value, kind),
+                }
+            }
+            None => scratch.push_attr(rec, key, &value, kind),
+        }
         i = skip_ws(b, end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -124,6 +214,47 @@ fn flat(s: &str, scratch: &mut Scratch, rec: &mut LogRecord) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Resolves the known field `key` (naming `role`) into the record, or
+/// keeps it as an attribute, as [`Scratch::resolve`] does; true when it
+/// was taken out of the attributes.
+fn take_known(
+    scratch: &mut Scratch,
+    rec: &mut LogRecord,
+    key: &str,
+    role: Role,
+    value: &str,
+    kind: Kind,
+    tc: &TimeCtx,
+) -> bool {
+    let (used, wrong) = judge(role, kind, value, tc);
+    if wrong {
+        Scratch::issue(rec, ParseIssue::FieldType);
+    }
+    match used {
+        Use::Time(us) => {
+            rec.event_time_us = us;
+            rec.time_source = TimeSource::Parsed;
+            scratch.have_time = true;
+        }
+        Use::Level(level) => rec.level = level,
+        Use::Value => match role {
+            Role::Service => rec.service = Some(scratch.string(value)),
+            Role::Host => rec.host = Some(scratch.string(value)),
+            Role::Message | Role::Time | Role::Level => Scratch::set_message(rec, value),
+        },
+        Use::Drop => {}
+        Use::Keep => {
+            scratch.push_attr(rec, key, value, kind);
+            return false;
+        }
+        Use::KeepAsRawTime => {
+            scratch.push_attr(rec, TIMESTAMP_RAW, value, kind);
+            return false;
+        }
+    }
+    true
 }
 
 /// The index of the first byte from `i` that is not JSON whitespace.
@@ -333,17 +464,52 @@ mod tests {
     use crate::parse::ParserConfig;
     use proptest::prelude::*;
 
-    /// What flattening made of a text: accepted or not, the attributes
-    /// with their kinds, the issue marked.
-    type Outcome = (bool, Vec<(String, String)>, Vec<Kind>, Option<ParseIssue>);
+    /// What parsing a text as JSON made of a record: accepted or not; if
+    /// accepted, the record with its known fields resolved, the kinds of
+    /// its attributes and whether it has a parsed time.
+    type Outcome = (bool, Option<(LogRecord, Vec<Kind>, bool)>);
 
-    fn outcome(s: &str, f: fn(&str, &mut Scratch, &mut LogRecord) -> bool) -> Outcome {
-        let mut scratch = Scratch::new(&ParserConfig::default());
+    const TC: TimeCtx = TimeCtx {
+        default_offset_secs: 0,
+        now_us: 1_780_000_000_000_000,
+    };
+
+    fn outcome(s: &str, fast: bool) -> Outcome {
+        let mut scratch = Scratch::new(&ParserConfig {
+            max_attributes: 4,
+            ..ParserConfig::default()
+        });
         let mut rec = LogRecord::default();
         // A member already there (a container's metadata) must survive.
-        scratch.push_attr(&mut rec, "stream", "stdout", Kind::Str);
-        let ok = f(s, &mut scratch, &mut rec);
-        (ok, rec.attributes, scratch.kinds, rec.parse_issue)
+        scratch.push_attr(&mut rec, "container", "c1", Kind::Str);
+        let flattened = if fast {
+            flatten(s, &mut scratch, &mut rec, &TC, false)
+        } else if general(s, &mut scratch, &mut rec) {
+            Flattened::Attributes
+        } else {
+            Flattened::NotJson
+        };
+        match flattened {
+            Flattened::NotJson => (false, None),
+            Flattened::Attributes => {
+                scratch.resolve(&mut rec, &TC);
+                (true, Some((rec, scratch.kinds, scratch.have_time)))
+            }
+            Flattened::Resolved => (true, Some((rec, scratch.kinds, scratch.have_time))),
+        }
+    }
+
+    /// A key: often one naming a known field (in any case, some twice in
+    /// one object), else any text.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => prop::sample::select(vec![
+                "ts", "time", "Timestamp", "level", "LVL", "severity", "msg", "message",
+                "service", "app", "host", "hostname", "service.name", "stream", "log",
+            ])
+            .prop_map(str::to_string),
+            3 => "[a-z_.@]{1,8}|\\PC{0,4}",
+        ]
     }
 
     /// A JSON-ish value: mostly valid scalars (so that whole lines often
@@ -356,6 +522,12 @@ mod tests {
             2 => any::<f64>().prop_map(|x| x.to_string()),
             2 => prop::sample::select(vec!["true", "false", "null", "-0", "1e5", "2.5E-3"])
                 .prop_map(str::to_string),
+            2 => prop::sample::select(vec![
+                "\"2026-03-01T10:00:00.123Z\"", "\"2026-03-01 10:00:00\"", "1772359200",
+                "1772359200123", "\"not a time\"", "\"WARN\"", "\"e\"", "30", "\"\"",
+                "\"api\"",
+            ])
+            .prop_map(str::to_string),
             2 => "[a-z\"\\\\/\n\t\u{1}é😀]{0,8}|\\PC{0,6}"
                 .prop_map(|s| serde_json::to_string(&s).expect("a string")),
             1 => prop::sample::select(vec![
@@ -377,11 +549,12 @@ mod tests {
     }
 
     proptest! {
-        /// The fast path and the serde visitor agree on every object:
-        /// same verdict, same attributes and kinds, same issue.
+        /// The fast path, resolving known fields as it meets them, and the
+        /// serde visitor followed by [`Scratch::resolve`] agree on every
+        /// object: same verdict, same record, same attribute kinds.
         #[test]
         fn fast_path_agrees_with_the_visitor(
-            members in prop::collection::vec(("[a-z_.@]{1,8}|\\PC{0,4}", value()), 0..5),
+            members in prop::collection::vec((key(), value()), 0..6),
             ws in prop::sample::select(vec!["", " ", "\t", "\r\n "]),
             tail in prop::sample::select(vec!["", "", "", " ", "\n", "x", ",", "}"]),
         ) {
@@ -390,7 +563,7 @@ mod tests {
                 .map(|(k, v)| format!("{ws}{}{ws}:{ws}{v}{ws}", serde_json::to_string(k).expect("key")))
                 .collect();
             let text = format!("{{{}}}{tail}", body.join(","));
-            prop_assert_eq!(outcome(&text, flatten), outcome(&text, general), "{}", text);
+            prop_assert_eq!(outcome(&text, true), outcome(&text, false), "{}", text);
         }
     }
 
@@ -413,10 +586,18 @@ mod tests {
             r#"{"a":"#,
             r#"{"a":1"#,
             r#"{"a":"é ü"}"#,
+            r#"{"ts":"2026-03-01T10:00:00Z","level":"warn","msg":"x","service":"api"}"#,
+            r#"{"msg":"x","ts":"later","level":"nope","host":"","app":null}"#,
+            r#"{"time":1,"ts":"2026-03-01T10:00:00Z","msg":null,"message":"m"}"#,
+            r#"{"level":true,"a":1,"b":2,"c":3,"d":4,"msg":"over the limit"}"#,
+            r#"{"msg":"x","level":"info","service":{"name":"nested"}}"#,
         ] {
-            assert_eq!(outcome(text, flatten), outcome(text, general), "{text}");
+            assert_eq!(outcome(text, true), outcome(text, false), "{text}");
         }
-        assert!(outcome(r#"{"a":1,"b":"x"}"#, flatten).0);
-        assert!(!outcome(r#"{"a":1,}"#, flatten).0);
+        let (ok, resolved) = outcome(r#"{"ts":"2026-03-01T10:00:00Z","msg":"x","a":1}"#, true);
+        let (rec, kinds, have_time) = resolved.expect("accepted");
+        assert!(ok && have_time);
+        assert_eq!((rec.message.as_str(), kinds), ("x", vec![Kind::Str, Kind::Num]));
+        assert!(!outcome(r#"{"a":1,}"#, true).0);
     }
 }

@@ -620,20 +620,25 @@ impl Parser {
     /// JSON, with Docker json-file unwrapping. False (with `MalformedJson`
     /// recorded and `rec` reset) when the text is not a JSON object.
     fn json(&mut self, s: &str, tc: &TimeCtx, rec: &mut LogRecord, unwrap: bool) -> bool {
-        if !json::flatten(s, &mut self.scratch, rec) {
-            self.scratch.recycle(rec);
-            self.scratch.kinds.clear();
-            self.scratch.wrong_type = [false; Role::COUNT];
-            Scratch::issue(rec, ParseIssue::MalformedJson);
-            return false;
-        }
-        if unwrap {
-            if let Some(inner) = container::take_docker(&mut self.scratch, rec) {
-                self.unwrap_docker(inner, tc, rec);
-                return true;
+        match json::flatten(s, &mut self.scratch, rec, tc, unwrap) {
+            json::Flattened::NotJson => {
+                self.scratch.recycle(rec);
+                self.scratch.kinds.clear();
+                self.scratch.wrong_type = [false; Role::COUNT];
+                Scratch::issue(rec, ParseIssue::MalformedJson);
+                return false;
+            }
+            json::Flattened::Resolved => {}
+            json::Flattened::Attributes => {
+                if unwrap {
+                    if let Some(inner) = container::take_docker(&mut self.scratch, rec) {
+                        self.unwrap_docker(inner, tc, rec);
+                        return true;
+                    }
+                }
+                self.scratch.resolve(rec, tc);
             }
         }
-        self.scratch.resolve(rec, tc);
         rec.format = Format::Json;
         true
     }

@@ -6,7 +6,7 @@
 //! deliberately not a service alias: a logger names a class or module inside
 //! a service, so it stays an attribute.
 
-use crate::record::{LogRecord, ParseIssue};
+use crate::record::{Level, LogRecord, ParseIssue};
 
 use super::level::parse_level;
 use super::timestamp::{self, TimeCtx};
@@ -57,66 +57,166 @@ impl Role {
 /// The role a key names, with its priority (lower wins when several keys of
 /// one record name the same role).
 pub fn role_of(key: &str) -> Option<(Role, u8)> {
-    if key.is_empty() || key.len() > MAX_ALIAS_KEY {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > MAX_ALIAS_KEY {
         return None;
     }
-    // Cheap gate: the first letters of all aliases.
-    if !matches!(
-        key.as_bytes()[0].to_ascii_lowercase(),
-        b't' | b'@' | b'd' | b'e' | b'l' | b's' | b'a' | b'c' | b'h' | b'm'
-    ) {
-        return None;
+    // The aliases of this length and first letter: none for most keys that
+    // are not aliases, one or two otherwise.
+    let candidates = &SHAPES[b.len()][first_class(b[0])?];
+    candidates
+        .iter()
+        .take_while(|&&i| i != 0)
+        .map(|&i| ALIAS_LIST[usize::from(i) - 1])
+        .find(|(alias, _, _)| b.eq_ignore_ascii_case(alias))
+        .map(|(_, role, prio)| (role, prio))
+}
+
+/// Every alias (lowercase) with the role it names and its priority.
+const ALIAS_LIST: [(&[u8], Role, u8); ALIAS_COUNT] = [
+    (b"timestamp", Role::Time, 0),
+    (b"@timestamp", Role::Time, 1),
+    (b"time", Role::Time, 2),
+    (b"ts", Role::Time, 3),
+    (b"datetime", Role::Time, 4),
+    (b"date", Role::Time, 5),
+    (b"@t", Role::Time, 6),
+    (b"t", Role::Time, 7),
+    (b"asctime", Role::Time, 8),
+    (b"event_time", Role::Time, 9),
+    (b"eventtime", Role::Time, 9),
+    (b"time_local", Role::Time, 10),
+    (b"time_iso8601", Role::Time, 10),
+    (b"level", Role::Level, 0),
+    (b"severity", Role::Level, 1),
+    (b"log.level", Role::Level, 2),
+    (b"lvl", Role::Level, 3),
+    (b"loglevel", Role::Level, 4),
+    (b"log_level", Role::Level, 4),
+    (b"levelname", Role::Level, 5),
+    (b"level_name", Role::Level, 5),
+    (b"severity_text", Role::Level, 6),
+    (b"severitytext", Role::Level, 6),
+    (b"@l", Role::Level, 7),
+    (b"service", Role::Service, 0),
+    (b"service.name", Role::Service, 1),
+    (b"service_name", Role::Service, 2),
+    (b"servicename", Role::Service, 2),
+    (b"app", Role::Service, 3),
+    (b"app.name", Role::Service, 4),
+    (b"app_name", Role::Service, 4),
+    (b"appname", Role::Service, 4),
+    (b"application", Role::Service, 5),
+    (b"component", Role::Service, 6),
+    (b"host", Role::Host, 0),
+    (b"hostname", Role::Host, 1),
+    (b"host.name", Role::Host, 2),
+    (b"host.hostname", Role::Host, 3),
+    (b"message", Role::Message, 0),
+    (b"msg", Role::Message, 1),
+    (b"@message", Role::Message, 2),
+    (b"@m", Role::Message, 3),
+    (b"short_message", Role::Message, 4),
+    (b"log", Role::Message, 5),
+    (b"text", Role::Message, 6),
+    (b"@mt", Role::Message, 7),
+];
+const ALIAS_COUNT: usize = 46;
+
+/// Letters a-z (either case) and `@`: the first bytes aliases may have.
+const FIRST_CLASSES: usize = 27;
+/// Aliases one length and first letter have at most.
+const SHAPE_SLOTS: usize = 4;
+
+/// The class of a key's first byte, if an alias may start with it.
+const fn first_class(b: u8) -> Option<usize> {
+    match b {
+        b'a'..=b'z' => Some((b - b'a') as usize),
+        b'A'..=b'Z' => Some((b - b'A') as usize),
+        b'@' => Some(26),
+        _ => None,
     }
-    let mut buf = [0u8; MAX_ALIAS_KEY];
-    for (dst, src) in buf.iter_mut().zip(key.bytes()) {
-        *dst = src.to_ascii_lowercase();
+}
+
+/// For each key length and first letter, the aliases of that shape (their
+/// index in [`ALIAS_LIST`] plus one; 0 ends the list).
+static SHAPES: [[[u8; SHAPE_SLOTS]; FIRST_CLASSES]; MAX_ALIAS_KEY + 1] = shapes();
+
+/// Builds [`SHAPES`]; fails to compile if a shape has too many aliases.
+const fn shapes() -> [[[u8; SHAPE_SLOTS]; FIRST_CLASSES]; MAX_ALIAS_KEY + 1] {
+    let mut table = [[[0u8; SHAPE_SLOTS]; FIRST_CLASSES]; MAX_ALIAS_KEY + 1];
+    let mut i = 0;
+    while i < ALIAS_COUNT {
+        let alias = ALIAS_LIST[i].0;
+        assert!(!alias.is_empty() && alias.len() <= MAX_ALIAS_KEY);
+        let Some(class) = first_class(alias[0]) else {
+            panic!("an alias starts with a byte outside a-z and @");
+        };
+        let slots = &mut table[alias.len()][class];
+        let mut j = 0;
+        while slots[j] != 0 {
+            j += 1;
+            assert!(j < SHAPE_SLOTS, "too many aliases of one shape");
+        }
+        slots[j] = (i + 1) as u8;
+        i += 1;
     }
-    let k = &buf[..key.len()];
-    Some(match k {
-        b"timestamp" => (Role::Time, 0),
-        b"@timestamp" => (Role::Time, 1),
-        b"time" => (Role::Time, 2),
-        b"ts" => (Role::Time, 3),
-        b"datetime" => (Role::Time, 4),
-        b"date" => (Role::Time, 5),
-        b"@t" => (Role::Time, 6),
-        b"t" => (Role::Time, 7),
-        b"asctime" => (Role::Time, 8),
-        b"event_time" | b"eventtime" => (Role::Time, 9),
-        b"time_local" | b"time_iso8601" => (Role::Time, 10),
+    table
+}
 
-        b"level" => (Role::Level, 0),
-        b"severity" => (Role::Level, 1),
-        b"log.level" => (Role::Level, 2),
-        b"lvl" => (Role::Level, 3),
-        b"loglevel" | b"log_level" => (Role::Level, 4),
-        b"levelname" | b"level_name" => (Role::Level, 5),
-        b"severity_text" | b"severitytext" => (Role::Level, 6),
-        b"@l" => (Role::Level, 7),
+/// What becomes of the value of a known field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// The record's event time.
+    Time(i64),
+    /// The record's level.
+    Level(Level),
+    /// The value itself is the service, host or message.
+    Value,
+    /// Taken out of the attributes and used for nothing (a null message
+    /// or level).
+    Drop,
+    /// Stays an attribute, under its key.
+    Keep,
+    /// Stays an attribute, renamed [`TIMESTAMP_RAW`] (a timestamp that
+    /// could not be used).
+    KeepAsRawTime,
+}
 
-        b"service" => (Role::Service, 0),
-        b"service.name" => (Role::Service, 1),
-        b"service_name" | b"servicename" => (Role::Service, 2),
-        b"app" => (Role::Service, 3),
-        b"app.name" | b"app_name" | b"appname" => (Role::Service, 4),
-        b"application" => (Role::Service, 5),
-        b"component" => (Role::Service, 6),
-
-        b"host" => (Role::Host, 0),
-        b"hostname" => (Role::Host, 1),
-        b"host.name" => (Role::Host, 2),
-        b"host.hostname" => (Role::Host, 3),
-
-        b"message" => (Role::Message, 0),
-        b"msg" => (Role::Message, 1),
-        b"@message" => (Role::Message, 2),
-        b"@m" => (Role::Message, 3),
-        b"short_message" => (Role::Message, 4),
-        b"log" => (Role::Message, 5),
-        b"text" => (Role::Message, 6),
-        b"@mt" => (Role::Message, 7),
-        _ => return None,
-    })
+/// Judges the value of a field naming `role` (a scalar of JSON kind `kind`;
+/// objects and arrays never get here): how it is used, and whether its type
+/// is wrong for the role.
+pub(crate) fn judge(role: Role, kind: Kind, value: &str, tc: &TimeCtx) -> (Use, bool) {
+    match role {
+        Role::Time => {
+            let parsed = match kind {
+                Kind::Str | Kind::Num => timestamp::parse_value(value, tc),
+                _ => None,
+            };
+            let used = match parsed {
+                Some(us) if timestamp::plausible(us) => Use::Time(us),
+                _ if kind == Kind::Null => Use::Keep,
+                _ => Use::KeepAsRawTime,
+            };
+            (used, kind == Kind::Bool)
+        }
+        Role::Level => match kind {
+            Kind::Str | Kind::Num => (parse_level(value).map_or(Use::Keep, Use::Level), false),
+            Kind::Null => (Use::Drop, false),
+            _ => (Use::Keep, true),
+        },
+        Role::Service | Role::Host => {
+            let scalar = matches!(kind, Kind::Str | Kind::Num | Kind::Bool);
+            let used = if scalar && !value.is_empty() {
+                Use::Value
+            } else {
+                Use::Keep
+            };
+            (used, false)
+        }
+        Role::Message if kind == Kind::Null => (Use::Drop, false),
+        Role::Message => (Use::Value, false),
+    }
 }
 
 impl Scratch {
@@ -139,7 +239,7 @@ impl Scratch {
             }
         }
         // Indices to remove, taken from the back so earlier ones stay valid.
-        let mut remove: [Option<(usize, Role, Kind)>; Role::COUNT] = [None; Role::COUNT];
+        let mut remove: [Option<(usize, Role, Use)>; Role::COUNT] = [None; Role::COUNT];
         let mut wrong = false;
         for role in Role::ALL {
             let Some((_, i)) = best[role as usize] else {
@@ -147,81 +247,77 @@ impl Scratch {
                 continue;
             };
             let kind = self.kinds.get(i).copied().unwrap_or(Kind::Str);
-            let value = rec.attributes[i].1.as_str();
-            let used = match role {
-                Role::Time => {
-                    let parsed = match kind {
-                        Kind::Str | Kind::Num => timestamp::parse_value(value, tc),
-                        _ => {
-                            wrong |= kind == Kind::Bool;
-                            None
-                        }
-                    };
-                    match parsed {
-                        Some(us) if timestamp::plausible(us) => {
-                            rec.event_time_us = us;
-                            rec.time_source = crate::record::TimeSource::Parsed;
-                            self.have_time = true;
-                            true
-                        }
-                        _ => {
-                            if kind != Kind::Null {
-                                let key = &mut rec.attributes[i].0;
-                                key.clear();
-                                key.push_str(TIMESTAMP_RAW);
-                            }
-                            false
-                        }
-                    }
+            let (used, wrong_type) = judge(role, kind, &rec.attributes[i].1, tc);
+            wrong |= wrong_type;
+            match used {
+                Use::Time(us) => {
+                    rec.event_time_us = us;
+                    rec.time_source = crate::record::TimeSource::Parsed;
+                    self.have_time = true;
                 }
-                Role::Level => match kind {
-                    Kind::Str | Kind::Num => match parse_level(value) {
-                        Some(level) => {
-                            rec.level = level;
-                            true
-                        }
-                        None => false,
-                    },
-                    Kind::Null => true,
-                    _ => {
-                        wrong = true;
-                        false
-                    }
-                },
-                Role::Service | Role::Host => {
-                    matches!(kind, Kind::Str | Kind::Num | Kind::Bool) && !value.is_empty()
+                Use::Level(level) => rec.level = level,
+                Use::Keep => continue,
+                Use::KeepAsRawTime => {
+                    let key = &mut rec.attributes[i].0;
+                    key.clear();
+                    key.push_str(TIMESTAMP_RAW);
+                    continue;
                 }
-                Role::Message => true,
-            };
-            if used {
-                remove[role as usize] = Some((i, role, kind));
+                Use::Value | Use::Drop => {}
             }
+            remove[role as usize] = Some((i, role, used));
         }
         // Remove from the back so the earlier indices stay valid.
         remove.sort_unstable_by(|a, b| b.map(|x| x.0).cmp(&a.map(|x| x.0)));
-        for (i, role, kind) in remove.into_iter().flatten() {
+        for (i, role, used) in remove.into_iter().flatten() {
             let (k, v) = rec.attributes.remove(i);
             if i < self.kinds.len() {
                 self.kinds.remove(i);
             }
             Self::give(&mut self.pool, k);
-            let kind_null = kind == Kind::Null;
-            match role {
-                Role::Time | Role::Level => Self::give(&mut self.pool, v),
-                Role::Service => rec.service = Some(v),
-                Role::Host => rec.host = Some(v),
-                Role::Message => {
-                    if kind_null {
-                        Self::give(&mut self.pool, v);
-                    } else {
-                        let old = std::mem::replace(&mut rec.message, v);
-                        Self::give(&mut self.pool, old);
-                    }
+            match (role, used) {
+                (Role::Service, Use::Value) => rec.service = Some(v),
+                (Role::Host, Use::Value) => rec.host = Some(v),
+                (Role::Message, Use::Value) => {
+                    let old = std::mem::replace(&mut rec.message, v);
+                    Self::give(&mut self.pool, old);
                 }
+                _ => Self::give(&mut self.pool, v),
             }
         }
         if wrong {
             Self::issue(rec, ParseIssue::FieldType);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each alias names its role, whatever the case of its letters; a key
+    /// that only starts with an alias names none.
+    #[test]
+    fn aliases_are_found_by_length_and_first_letter() {
+        for (alias, role, prio) in ALIAS_LIST {
+            let key = std::str::from_utf8(alias).expect("aliases are ASCII");
+            assert_eq!(role_of(key), Some((role, prio)), "{key}");
+            assert_eq!(role_of(&key.to_ascii_uppercase()), Some((role, prio)));
+            assert_eq!(role_of(&format!("{key}\0")), None, "{key} with a NUL");
+            assert_eq!(role_of(&key[..key.len() - 1]).map(|r| r.0), {
+                let shorter = &alias[..alias.len() - 1];
+                ALIAS_LIST.iter().find(|a| a.0 == shorter).map(|a| a.1)
+            });
+        }
+        let mut distinct: Vec<&[u8]> = ALIAS_LIST.iter().map(|a| a.0).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ALIAS_COUNT, "aliases are distinct");
+        assert!(ALIAS_LIST
+            .iter()
+            .all(|a| a.0.iter().all(|b| !b.is_ascii_uppercase())));
+        for key in ["", "trace_id", "duration_ms", "x", "timestamps", "service.names"] {
+            assert_eq!(role_of(key), None, "{key}");
         }
     }
 }
