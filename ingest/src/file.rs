@@ -14,12 +14,12 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::metrics::{IngestMetrics, TopicCounters};
-use crate::template::mine_batch;
 use crate::parse::{ParseContext, Parser, ParserConfigError};
 use crate::record::{LogRecord, Provenance};
 use crate::schema::{col, LogBatchBuilder};
 use crate::segment::SegmentConfig;
 use crate::sink::Segment;
+use crate::template::mine_batch;
 use crate::writer::{Job, Writer};
 
 /// Buffer size of the line reader.

@@ -597,7 +597,10 @@ mod tests {
         let (ok, resolved) = outcome(r#"{"ts":"2026-03-01T10:00:00Z","msg":"x","a":1}"#, true);
         let (rec, kinds, have_time) = resolved.expect("accepted");
         assert!(ok && have_time);
-        assert_eq!((rec.message.as_str(), kinds), ("x", vec![Kind::Str, Kind::Num]));
+        assert_eq!(
+            (rec.message.as_str(), kinds),
+            ("x", vec![Kind::Str, Kind::Num])
+        );
         assert!(!outcome(r#"{"a":1,}"#, true).0);
     }
 }

@@ -316,7 +316,14 @@ mod tests {
         assert!(ALIAS_LIST
             .iter()
             .all(|a| a.0.iter().all(|b| !b.is_ascii_uppercase())));
-        for key in ["", "trace_id", "duration_ms", "x", "timestamps", "service.names"] {
+        for key in [
+            "",
+            "trace_id",
+            "duration_ms",
+            "x",
+            "timestamps",
+            "service.names",
+        ] {
             assert_eq!(role_of(key), None, "{key}");
         }
     }
