@@ -52,7 +52,7 @@ pub fn flatten(
     if !s.starts_with('{') {
         return Flattened::NotJson;
     }
-    let (attrs, kinds) = (rec.attributes.len(), scratch.kinds.len());
+    let (attrs, kinds, dropped) = (rec.attributes.len(), scratch.kinds.len(), scratch.dropped);
     // Known fields are taken straight into a record that has none yet; the
     // undo below then restores it exactly.
     let inline = rec.message.is_empty() && rec.service.is_none() && rec.host.is_none();
@@ -78,6 +78,7 @@ pub fn flatten(
         scratch.give_back(v);
     }
     scratch.kinds.truncate(kinds);
+    scratch.dropped = dropped;
     if inline {
         for s in [rec.service.take(), rec.host.take()].into_iter().flatten() {
             scratch.give_back(s);
@@ -466,8 +467,9 @@ mod tests {
 
     /// What parsing a text as JSON made of a record: accepted or not; if
     /// accepted, the record with its known fields resolved, the kinds of
-    /// its attributes and whether it has a parsed time.
-    type Outcome = (bool, Option<(LogRecord, Vec<Kind>, bool)>);
+    /// its attributes, whether it has a parsed time and how many attributes
+    /// the limit dropped.
+    type Outcome = (bool, Option<(LogRecord, Vec<Kind>, bool, usize)>);
 
     const TC: TimeCtx = TimeCtx {
         default_offset_secs: 0,
@@ -475,8 +477,14 @@ mod tests {
     };
 
     fn outcome(s: &str, fast: bool) -> Outcome {
+        outcome_within(s, fast, 4).0
+    }
+
+    /// [`outcome`] with at most `max_attributes` attributes, and what
+    /// [`flatten`] returned (for the fast path).
+    fn outcome_within(s: &str, fast: bool, max_attributes: usize) -> (Outcome, Flattened) {
         let mut scratch = Scratch::new(&ParserConfig {
-            max_attributes: 4,
+            max_attributes,
             ..ParserConfig::default()
         });
         let mut rec = LogRecord::default();
@@ -489,14 +497,21 @@ mod tests {
         } else {
             Flattened::NotJson
         };
-        match flattened {
+        let outcome = match flattened {
             Flattened::NotJson => (false, None),
             Flattened::Attributes => {
                 scratch.resolve(&mut rec, &TC);
-                (true, Some((rec, scratch.kinds, scratch.have_time)))
+                (
+                    true,
+                    Some((rec, scratch.kinds, scratch.have_time, scratch.dropped)),
+                )
             }
-            Flattened::Resolved => (true, Some((rec, scratch.kinds, scratch.have_time))),
-        }
+            Flattened::Resolved => (
+                true,
+                Some((rec, scratch.kinds, scratch.have_time, scratch.dropped)),
+            ),
+        };
+        (outcome, flattened)
     }
 
     /// A key: often one naming a known field (in any case, some twice in
@@ -516,7 +531,20 @@ mod tests {
     /// take the fast path), with escapes, nesting, arrays and broken pieces
     /// mixed in.
     fn value() -> impl Strategy<Value = String> {
-        let leaf = prop_oneof![
+        scalar().prop_recursive(2, 8, 3, |inner| {
+            prop::collection::vec(("[a-z.]{1,6}", inner), 0..3).prop_map(|members| {
+                let body: Vec<String> = members
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", body.join(","))
+            })
+        })
+    }
+
+    /// A JSON-ish scalar, mostly valid.
+    fn scalar() -> impl Strategy<Value = String> {
+        prop_oneof![
             6 => "[a-z0-9 .:/_-]{0,12}".prop_map(|s| format!("\"{s}\"")),
             2 => any::<i64>().prop_map(|n| n.to_string()),
             2 => any::<f64>().prop_map(|x| x.to_string()),
@@ -536,16 +564,7 @@ mod tests {
                 "\"\\u00e9\"", "\"open", "[1, \"x\"]", "[]", "{}",
             ])
             .prop_map(str::to_string),
-        ];
-        leaf.prop_recursive(2, 8, 3, |inner| {
-            prop::collection::vec(("[a-z.]{1,6}", inner), 0..3).prop_map(|members| {
-                let body: Vec<String> = members
-                    .iter()
-                    .map(|(k, v)| format!("\"{k}\":{v}"))
-                    .collect();
-                format!("{{{}}}", body.join(","))
-            })
-        })
+        ]
     }
 
     proptest! {
@@ -554,7 +573,7 @@ mod tests {
         /// object: same verdict, same record, same attribute kinds.
         #[test]
         fn fast_path_agrees_with_the_visitor(
-            members in prop::collection::vec((key(), value()), 0..6),
+            members in prop::collection::vec((key(), prop_oneof![3 => scalar(), 1 => value()]), 0..6),
             ws in prop::sample::select(vec!["", " ", "\t", "\r\n "]),
             tail in prop::sample::select(vec!["", "", "", " ", "\n", "x", ",", "}"]),
         ) {
@@ -563,7 +582,13 @@ mod tests {
                 .map(|(k, v)| format!("{ws}{}{ws}:{ws}{v}{ws}", serde_json::to_string(k).expect("key")))
                 .collect();
             let text = format!("{{{}}}{tail}", body.join(","));
-            prop_assert_eq!(outcome(&text, true), outcome(&text, false), "{}", text);
+            for limit in [4, 64] {
+                prop_assert_eq!(
+                    outcome_within(&text, true, limit).0,
+                    outcome_within(&text, false, limit).0,
+                    "{} (at most {} attributes)", text, limit
+                );
+            }
         }
     }
 
@@ -594,8 +619,20 @@ mod tests {
         ] {
             assert_eq!(outcome(text, true), outcome(text, false), "{text}");
         }
+        // Resolved by the fast path itself, each kind of use of a known
+        // field: the comparisons above hold for it too.
+        for text in [
+            r#"{"ts":"2026-03-01T10:00:00Z","level":"warn","msg":"x","service":"api"}"#,
+            r#"{"msg":"x","ts":"later","level":"nope"}"#,
+            r#"{"ts":null,"level":null,"msg":null,"host":""}"#,
+            r#"{"time":true,"lvl":false,"app":7,"hostname":"h1","text":3}"#,
+        ] {
+            let (fast, how) = outcome_within(text, true, 64);
+            assert_eq!(how, Flattened::Resolved, "{text}");
+            assert_eq!(fast, outcome_within(text, false, 64).0, "{text}");
+        }
         let (ok, resolved) = outcome(r#"{"ts":"2026-03-01T10:00:00Z","msg":"x","a":1}"#, true);
-        let (rec, kinds, have_time) = resolved.expect("accepted");
+        let (rec, kinds, have_time, _) = resolved.expect("accepted");
         assert!(ok && have_time);
         assert_eq!(
             (rec.message.as_str(), kinds),
