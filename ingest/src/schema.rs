@@ -440,4 +440,39 @@ mod tests {
             }
         }
     }
+
+    /// Enum names appended by address read back as appended, mixed with the
+    /// same texts appended by value and with nulls, across finishes.
+    #[test]
+    fn static_names_keep_every_row() {
+        let mut b = SmallDictBuilder::with_capacity(0);
+        for round in 0..2 {
+            let mut expected = Vec::new();
+            for i in 0..400usize {
+                let level = Level::ALL[(i / 3 + round) % Level::ALL.len()].as_str();
+                match i % 11 {
+                    0 => {
+                        b.append_null();
+                        expected.push(None);
+                    }
+                    1 => {
+                        b.append_value(&level.to_string());
+                        expected.push(Some(level));
+                    }
+                    _ => {
+                        b.append_static(level);
+                        expected.push(Some(level));
+                    }
+                }
+            }
+            let col = b.finish();
+            let values = col.values().as_string::<i32>();
+            let got: Vec<Option<&str>> = col
+                .keys()
+                .iter()
+                .map(|k| k.map(|k| values.value(k as usize)))
+                .collect();
+            assert_eq!(got, expected, "round {round}");
+        }
+    }
 }
