@@ -456,7 +456,9 @@ mod tests {
                         expected.push(None);
                     }
                     1 => {
-                        b.append_value(&level.to_string());
+                        // The same text at another address.
+                        let copy = String::from(level);
+                        b.append_value(&copy);
                         expected.push(Some(level));
                     }
                     _ => {
