@@ -27,7 +27,8 @@ use super::Scratch;
 /// What [`flatten`] made of a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flattened {
-    /// Not exactly one JSON object: the record is as it was.
+    /// Not exactly one JSON object. Members read before the error may be
+    /// left in `rec.attributes`, for the caller to discard.
     NotJson,
     /// Its members are in `rec.attributes` (kinds in `scratch.kinds`), the
     /// known fields among them still to be resolved.
