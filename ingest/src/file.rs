@@ -445,7 +445,7 @@ impl FileSource {
     fn parse_on_threads(
         &self,
         input: impl Read,
-        parser: Parser,
+        mut parser: Parser,
         limits: &SegmentConfig,
         metrics: &IngestMetrics,
         feed: &mut Feed<'_>,
@@ -453,7 +453,6 @@ impl FileSource {
         // Templates are mined here, on the thread that assembles the parsed
         // chunks in input order: each chunk's messages as it comes back, so
         // mining overlaps parsing instead of waiting for whole segments.
-        let mut parser = parser;
         let mut miner = parser.take_miner();
         let parsers = if self.parse_threads <= 1 {
             vec![parser]

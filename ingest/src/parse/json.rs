@@ -18,7 +18,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::record::{LogRecord, ParseIssue, TimeSource};
+use crate::record::{LogRecord, ParseIssue};
 
 use super::roles::{judge, role_of, Kind, Role, Use, TIMESTAMP_RAW};
 use super::timestamp::TimeCtx;
@@ -235,11 +235,7 @@ fn take_known(
         Scratch::issue(rec, ParseIssue::FieldType);
     }
     match used {
-        Use::Time(us) => {
-            rec.event_time_us = us;
-            rec.time_source = TimeSource::Parsed;
-            scratch.have_time = true;
-        }
+        Use::Time(us) => scratch.use_time(rec, us),
         Use::Level(level) => rec.level = level,
         Use::Value => match role {
             Role::Service => rec.service = Some(scratch.string(value)),

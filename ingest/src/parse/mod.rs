@@ -319,14 +319,20 @@ impl Scratch {
     /// `timestamp_raw`. Returns whether the time was used.
     pub(crate) fn set_time(&mut self, rec: &mut LogRecord, us: i64, raw: &str) -> bool {
         if timestamp::plausible(us) {
-            rec.event_time_us = us;
-            rec.time_source = TimeSource::Parsed;
-            self.have_time = true;
+            self.use_time(rec, us);
             true
         } else {
             self.attr(rec, roles::TIMESTAMP_RAW, raw);
             false
         }
+    }
+
+    /// Sets the event time to `us`, parsed from the record (and already
+    /// found plausible).
+    pub(crate) fn use_time(&mut self, rec: &mut LogRecord, us: i64) {
+        rec.event_time_us = us;
+        rec.time_source = TimeSource::Parsed;
+        self.have_time = true;
     }
 
     /// Records an issue unless an earlier one is already set.

@@ -73,7 +73,7 @@ pub fn role_of(key: &str) -> Option<(Role, u8)> {
 }
 
 /// Every alias (lowercase) with the role it names and its priority.
-const ALIAS_LIST: [(&[u8], Role, u8); ALIAS_COUNT] = [
+const ALIAS_LIST: &[(&[u8], Role, u8)] = &[
     (b"timestamp", Role::Time, 0),
     (b"@timestamp", Role::Time, 1),
     (b"time", Role::Time, 2),
@@ -121,7 +121,7 @@ const ALIAS_LIST: [(&[u8], Role, u8); ALIAS_COUNT] = [
     (b"text", Role::Message, 6),
     (b"@mt", Role::Message, 7),
 ];
-const ALIAS_COUNT: usize = 46;
+const ALIAS_COUNT: usize = ALIAS_LIST.len();
 
 /// Letters a-z (either case) and `@`: the first bytes aliases may have.
 const FIRST_CLASSES: usize = 27;
@@ -250,11 +250,7 @@ impl Scratch {
             let (used, wrong_type) = judge(role, kind, &rec.attributes[i].1, tc);
             wrong |= wrong_type;
             match used {
-                Use::Time(us) => {
-                    rec.event_time_us = us;
-                    rec.time_source = crate::record::TimeSource::Parsed;
-                    self.have_time = true;
-                }
+                Use::Time(us) => self.use_time(rec, us),
                 Use::Level(level) => rec.level = level,
                 Use::Keep => continue,
                 Use::KeepAsRawTime => {
@@ -299,7 +295,7 @@ mod tests {
     /// that only starts with an alias names none.
     #[test]
     fn aliases_are_found_by_length_and_first_letter() {
-        for (alias, role, prio) in ALIAS_LIST {
+        for &(alias, role, prio) in ALIAS_LIST {
             let key = std::str::from_utf8(alias).expect("aliases are ASCII");
             assert_eq!(role_of(key), Some((role, prio)), "{key}");
             assert_eq!(role_of(&key.to_ascii_uppercase()), Some((role, prio)));
