@@ -66,8 +66,8 @@ pub struct IngestConfig {
     pub segment: SegmentConfig,
     /// The writer stage.
     pub writer: WriterConfig,
-    /// Threads parsing a backfill (`--input`); 0 means one per core, at
-    /// most four.
+    /// Threads parsing the input (Kafka in lenient mode, or `--input`); 0
+    /// means one per core, at most four.
     pub parse_threads: usize,
 }
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use logwarden_ingest::file::FileSource;
 use logwarden_ingest::kafka::{KafkaSource, StopWhen};
 use logwarden_ingest::metrics::IngestMetrics;
-use logwarden_ingest::parse::Parser;
+use logwarden_ingest::parse::{ParseMode, Parser};
 use logwarden_ingest::segment::Segmenter;
 use logwarden_ingest::sink::Sink;
 use logwarden_ingest::writer::Writer;
@@ -76,12 +76,14 @@ pub fn run(
         ),
     };
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
-    // From Kafka, templates are mined on the writer thread, beside the
-    // Parquet encoding: parsing is the longer of the two stages. A file
-    // source mines on its reading thread, chunk by chunk, as they are parsed.
-    let miner = match input {
-        Input::Kafka { .. } => parser.take_miner(),
-        Input::File { .. } => None,
+    // Where templates are mined: in lenient mode (Kafka or file) parse
+    // threads parse chunks of messages, and the thread that reads them back
+    // in order mines each one. In strict mode from Kafka the poll thread
+    // parses, so mining goes to the writer thread, beside the Parquet
+    // encoding.
+    let miner = match (&input, cfg.parse.mode) {
+        (Input::Kafka { .. }, ParseMode::Strict) => parser.take_miner(),
+        _ => None,
     };
     if cfg.telemetry.enabled {
         // A local archive is checked for writability; an S3 one through the
@@ -128,6 +130,7 @@ pub fn run(
                 kafka,
                 stop,
                 shutdown_timeout: Duration::from_secs_f64(cfg.ingest.shutdown_timeout_secs),
+                parse_threads: logwarden_ingest::stage_threads(cfg.ingest.parse_threads),
             };
             let segmenter = Segmenter::new(cfg.ingest.segment.clone());
             let summary = source.run(parser, segmenter, writer, metrics.clone(), shutdown)?;

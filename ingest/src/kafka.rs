@@ -4,7 +4,10 @@
 //!
 //! Threads: the poll loop runs on the caller's (dedicated, blocking) thread
 //! with a [`BaseConsumer`]; rebalance callbacks run inside `poll()` on that
-//! same thread; the sink runs on the writer thread. Consumption pauses while
+//! same thread. In lenient mode the poll thread copies messages into chunks
+//! that a [`ParsePool`] parses on its own threads, and mines each parsed
+//! chunk as it reads it back in order; in strict mode it parses them itself.
+//! The sink runs on the writer thread. Consumption pauses while
 //! the writer queue is full and polling continues (heartbeats, rebalances),
 //! so `max.poll.interval.ms` is never exceeded because of a slow sink.
 //!
@@ -29,13 +32,18 @@ use serde::{Deserialize, Serialize};
 use crate::dlq::{DeadLetter, DeadLetters, Gate};
 use crate::metrics::{IngestMetrics, KafkaClientMetrics, TopicCounters};
 use crate::parse::{ParseContext, ParseMode, Parser};
+use crate::pool::{ParsePool, Parsed, PoolError};
 use crate::record::{LogRecord, Provenance};
 use crate::segment::Segmenter;
 use crate::sink::Segment;
+use crate::template::{mine_batch, TemplateMiner};
 use crate::writer::{Ack, Job, Writer};
 
 /// Longest single wait for the writer when its queue is full.
 const BACKLOG_WAIT: Duration = Duration::from_millis(100);
+/// Longest a message waits in the parse pool's open chunk before the chunk
+/// is sent to the workers as it is.
+const CHUNK_WAIT: Duration = Duration::from_millis(50);
 /// A backlog older than this pauses consumption.
 const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
@@ -253,6 +261,15 @@ type Key = (Arc<str>, i32);
 /// State shared by the poll loop and the rebalance callbacks.
 struct Core {
     parser: Parser,
+    /// In lenient mode, the workers that parse the messages; without it
+    /// (strict mode, whose dead letters are decided message by message)
+    /// the poll thread parses them with `parser`.
+    pool: Option<ParsePool>,
+    /// With the pool: the miner, filling the template columns of each
+    /// parsed chunk as it is read back, in offset order.
+    miner: Option<TemplateMiner>,
+    /// When the pool's open chunk took its first message.
+    chunk_opened: Option<Instant>,
     segmenter: Segmenter,
     writer: Writer,
     metrics: Arc<IngestMetrics>,
@@ -335,6 +352,10 @@ impl Core {
             ));
         }
         let prev_next = part.next.replace(offset + 1);
+        if self.pool.is_some() {
+            self.pool_message(&topic, t, partition, offset, ts, payload);
+            return;
+        }
         let now_us = now_micros();
         let ctx = ParseContext {
             transport_time_us: transport_time_us(ts),
@@ -380,6 +401,116 @@ impl Core {
         }
     }
 
+    /// Adds a message to the pool's open chunk, sending the chunk first if
+    /// the message cannot join it.
+    fn pool_message(
+        &mut self,
+        topic: &Arc<str>,
+        t: usize,
+        partition: i32,
+        offset: i64,
+        ts: Timestamp,
+        payload: Option<&[u8]>,
+    ) {
+        if self.fatal.is_some() {
+            // Nothing after a failed chunk can be archived in order.
+            return;
+        }
+        if !self.pool.as_ref().is_some_and(|p| p.fits(topic, partition)) {
+            self.send_chunk();
+        }
+        let Some(pool) = self.pool.as_mut() else {
+            return;
+        };
+        if !pool.has_open() {
+            self.chunk_opened = Some(Instant::now());
+        }
+        let counters = &self.topics[t].1;
+        pool.add(
+            topic,
+            partition,
+            counters,
+            offset,
+            transport_time_us(ts),
+            payload,
+        );
+    }
+
+    /// Sends the pool's open chunk to the workers, taking in the oldest
+    /// parsed chunk if the workers had no room.
+    fn send_chunk(&mut self) {
+        let Some(pool) = self.pool.as_mut() else {
+            return;
+        };
+        self.chunk_opened = None;
+        match pool.send() {
+            Ok(Some(parsed)) => self.take_parsed(parsed),
+            Ok(None) => {}
+            Err(e) => self.pool_failed(e),
+        }
+    }
+
+    /// Takes in the parsed chunks that are ready, in order; with `all`,
+    /// first sends the open chunk and waits for every chunk in flight, so
+    /// that each partition's segment holds every message consumed.
+    fn collect_parsed(&mut self, all: bool) {
+        if self.fatal.is_some() {
+            return;
+        }
+        if all {
+            self.send_chunk();
+        }
+        while let Some(pool) = self.pool.as_mut() {
+            match pool.receive(all) {
+                Ok(Some(parsed)) => self.take_parsed(parsed),
+                Ok(None) => break,
+                Err(e) => {
+                    self.pool_failed(e);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends the open chunk once it has waited `CHUNK_WAIT`: a slow stream
+    /// still reaches its segment promptly.
+    fn send_stale_chunk(&mut self, now: Instant) {
+        if self
+            .chunk_opened
+            .is_some_and(|t| now.duration_since(t) >= CHUNK_WAIT)
+        {
+            self.send_chunk();
+        }
+    }
+
+    /// Mines a parsed chunk's templates and appends it to its partition's
+    /// segment, queueing the segments that close.
+    fn take_parsed(&mut self, parsed: Parsed) {
+        let batch = match self.miner.as_mut() {
+            Some(m) => match mine_batch(m, &parsed.batch) {
+                Ok(b) => b,
+                Err(e) => return self.pool_failed(e.into()),
+            },
+            None => parsed.batch,
+        };
+        for segment in self.segmenter.append_batch(
+            &parsed.topic,
+            parsed.partition,
+            batch,
+            parsed.bytes,
+            Instant::now(),
+        ) {
+            self.queue_write(segment);
+        }
+    }
+
+    /// The pool cannot go on: nothing more can be archived in order, so
+    /// the run stops (what is durable stays committed).
+    fn pool_failed(&mut self, e: PoolError) {
+        tracing::error!(error = %e, "parsing stopped");
+        self.fatal.get_or_insert_with(|| e.to_string());
+    }
+
     /// Sets the queue and buffer gauges (once per poll-loop turn).
     fn update_gauges(&self) {
         let m = &self.metrics;
@@ -388,7 +519,7 @@ impl Core {
         IngestMetrics::set(&m.open_segments, self.segmenter.open_segments());
         IngestMetrics::set(&m.buffered_bytes, self.segmenter.buffered_bytes());
         IngestMetrics::set(&m.buffered_records, self.segmenter.buffered_rows());
-        if let Some(miner) = self.parser.miner() {
+        if let Some(miner) = self.miner.as_ref().or(self.parser.miner()) {
             IngestMetrics::set(&m.templates, miner.len());
         }
     }
@@ -575,6 +706,7 @@ impl Core {
     /// run that stops when caught up ends with them: they are written while
     /// the broker is asked for the final offsets, not after.
     fn close_ended(&mut self) {
+        self.collect_parsed(true);
         let ended: Vec<Key> = self
             .parts
             .keys()
@@ -607,6 +739,7 @@ impl Core {
         keys: &[Key],
         timeout: Duration,
     ) -> bool {
+        self.collect_parsed(true);
         self.close_partitions(keys);
         let deadline = Instant::now() + timeout;
         loop {
@@ -847,6 +980,9 @@ pub struct KafkaSource {
     pub stop: StopWhen,
     /// Upper bound on the time a graceful shutdown spends flushing.
     pub shutdown_timeout: Duration,
+    /// Threads parsing the messages in lenient mode (at least one); in
+    /// strict mode the poll thread parses them.
+    pub parse_threads: usize,
 }
 
 /// Errors that end an ingest run.
@@ -856,6 +992,8 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("the sink failed permanently: {0}")]
     Sink(String),
+    #[error("starting the parse threads: {0}")]
+    Pool(#[from] PoolError),
 }
 
 impl KafkaSource {
@@ -865,24 +1003,35 @@ impl KafkaSource {
     /// thread.
     pub fn run(
         &self,
-        parser: Parser,
+        mut parser: Parser,
         segmenter: Segmenter,
         writer: Writer,
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
     ) -> Result<RunSummary, IngestError> {
-        let dlq = match parser.config().mode {
-            ParseMode::Strict => Some(DeadLetters::new(
-                &self.kafka,
-                &parser.config().dead_letter_topic,
-            )?),
-            ParseMode::Lenient => None,
+        let (dlq, pool, miner) = match parser.config().mode {
+            ParseMode::Strict => (
+                Some(DeadLetters::new(
+                    &self.kafka,
+                    &parser.config().dead_letter_topic,
+                )?),
+                None,
+                None,
+            ),
+            ParseMode::Lenient => (
+                None,
+                Some(ParsePool::start(&parser, self.parse_threads)?),
+                parser.take_miner(),
+            ),
         };
         for t in &self.kafka.topics {
             metrics.topic(t);
         }
         let core = Arc::new(Mutex::new(Core {
             parser,
+            pool,
+            miner,
+            chunk_opened: None,
             segmenter,
             writer,
             metrics: metrics.clone(),
@@ -945,6 +1094,10 @@ impl KafkaSource {
                 None => idle = true,
             }
             let mut c = lock();
+            // Idle, every chunk is parsed and in its segment before the
+            // upkeep below (which may close segments at the end of input).
+            c.send_stale_chunk(Instant::now());
+            c.collect_parsed(idle);
             c.feed_writer();
             let acks = c.writer.try_acks();
             c.absorb(acks);

@@ -7,6 +7,7 @@ pub mod file;
 pub mod kafka;
 pub mod metrics;
 pub mod parse;
+pub mod pool;
 pub mod record;
 pub mod schema;
 pub mod segment;

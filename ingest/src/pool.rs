@@ -1,0 +1,379 @@
+//! Parsing Kafka messages on worker threads, in order.
+//!
+//! The poll thread copies each message into the open [`MessageChunk`] of its
+//! partition run; a chunk closes when the next message is of another
+//! partition, when it is full, or when the poll loop asks (idle, a
+//! rebalance, the end). Closed chunks go round-robin to the workers, which
+//! parse them into record batches; the batches are read back in the order
+//! the chunks were sent, so a partition's records reach its segment in
+//! offset order, as when the poll thread parsed them itself.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+
+use crate::metrics::TopicCounters;
+use crate::parse::{ParseContext, Parser, ParserConfigError};
+use crate::record::{LogRecord, Provenance};
+use crate::schema::LogBatchBuilder;
+
+/// A chunk closes at this many messages…
+const CHUNK_MESSAGES: usize = 4_096;
+/// …or once its payloads take this many bytes.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks in flight per worker: one being parsed, one waiting.
+const IN_FLIGHT_PER_WORKER: usize = 2;
+/// Messages parsed between two readings of the clock for their ingest time
+/// (well under a millisecond's worth, the precision ingest time keeps).
+const CLOCK_EVERY: usize = 256;
+
+/// One message of a chunk: where its payload is in the chunk's data.
+struct Row {
+    offset: i64,
+    transport_time_us: Option<i64>,
+    /// Payload span in `data`; `None` for a message without a payload.
+    span: Option<(usize, usize)>,
+}
+
+/// Consecutive messages of one partition, payloads copied into one buffer.
+pub struct MessageChunk {
+    topic: Arc<str>,
+    partition: i32,
+    counters: Arc<TopicCounters>,
+    data: Vec<u8>,
+    rows: Vec<Row>,
+}
+
+impl MessageChunk {
+    fn empty(topic: Arc<str>, partition: i32, counters: Arc<TopicCounters>) -> Self {
+        Self {
+            topic,
+            partition,
+            counters,
+            data: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.rows.len() >= CHUNK_MESSAGES || self.data.len() >= CHUNK_BYTES
+    }
+}
+
+/// The records of a parsed chunk.
+pub struct Parsed {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub batch: RecordBatch,
+    /// In-memory size of the records, as the segmenter counts it.
+    pub bytes: usize,
+}
+
+/// A worker thread's state.
+struct Worker {
+    parser: Parser,
+    rec: LogRecord,
+    builder: LogBatchBuilder,
+}
+
+impl Worker {
+    fn parse(&mut self, chunk: &MessageChunk) -> Result<Parsed, ArrowError> {
+        let mut prov = Provenance {
+            topic: chunk.topic.clone(),
+            partition: chunk.partition,
+            offset: 0,
+        };
+        let mut ctx = ParseContext {
+            transport_time_us: None,
+            ingest_time_us: 0,
+        };
+        for (i, row) in chunk.rows.iter().enumerate() {
+            if i % CLOCK_EVERY == 0 {
+                ctx.ingest_time_us = crate::record::ingest_now_us();
+            }
+            ctx.transport_time_us = row.transport_time_us;
+            let payload = row.span.map(|(a, b)| &chunk.data[a..b]);
+            self.parser
+                .parse_topic(&chunk.topic, payload, &ctx, &mut self.rec);
+            chunk
+                .counters
+                .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+            prov.offset = row.offset;
+            self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
+        }
+        let bytes = self.builder.bytes();
+        Ok(Parsed {
+            topic: chunk.topic.clone(),
+            partition: chunk.partition,
+            batch: self.builder.finish()?,
+            bytes,
+        })
+    }
+}
+
+/// Why the pool cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("a parse thread stopped")]
+    Stopped,
+    #[error("building a batch of parsed records: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("starting a parse thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ParserConfigError),
+}
+
+type Lane = (
+    SyncSender<MessageChunk>,
+    Receiver<(Result<Parsed, ArrowError>, MessageChunk)>,
+);
+
+/// Workers parsing chunks of messages, results read back in order.
+pub struct ParsePool {
+    lanes: Vec<Lane>,
+    threads: Vec<JoinHandle<()>>,
+    /// Chunks sent and results read so far: `sent - received` are in flight.
+    sent: usize,
+    received: usize,
+    /// The chunk being filled.
+    open: Option<MessageChunk>,
+    /// Chunks that came back, kept to reuse their buffers.
+    spare: Vec<MessageChunk>,
+}
+
+impl ParsePool {
+    /// Starts `threads` workers (at least one), each with a fork of `parser`.
+    pub fn start(parser: &Parser, threads: usize) -> Result<Self, PoolError> {
+        let mut pool = Self {
+            lanes: Vec::new(),
+            threads: Vec::new(),
+            sent: 0,
+            received: 0,
+            open: None,
+            spare: Vec::new(),
+        };
+        for _ in 0..threads.max(1) {
+            let parser = parser.fork()?;
+            let mut worker = Worker {
+                parser,
+                rec: LogRecord::default(),
+                builder: LogBatchBuilder::new(),
+            };
+            let (to_worker, chunks) = mpsc::sync_channel::<MessageChunk>(IN_FLIGHT_PER_WORKER);
+            let (to_poll, parsed) = mpsc::sync_channel(IN_FLIGHT_PER_WORKER);
+            let handle = std::thread::Builder::new()
+                .name("logwarden-parse".into())
+                .spawn(move || {
+                    for chunk in chunks {
+                        let result = worker.parse(&chunk);
+                        if to_poll.send((result, chunk)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            pool.lanes.push((to_worker, parsed));
+            pool.threads.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Whether a message of `(topic, partition)` can join the open chunk;
+    /// if not, the caller [`send`](Self::send)s it first.
+    pub fn fits(&self, topic: &str, partition: i32) -> bool {
+        self.open
+            .as_ref()
+            .is_none_or(|c| c.partition == partition && &*c.topic == topic && !c.full())
+    }
+
+    /// Adds a message to the open chunk, opening one when there is none.
+    /// Call [`fits`](Self::fits) first.
+    pub fn add(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        counters: &Arc<TopicCounters>,
+        offset: i64,
+        transport_time_us: Option<i64>,
+        payload: Option<&[u8]>,
+    ) {
+        let chunk = self.open.get_or_insert_with(|| match self.spare.pop() {
+            Some(mut c) => {
+                c.topic = topic.clone();
+                c.partition = partition;
+                c.counters = counters.clone();
+                c
+            }
+            None => MessageChunk::empty(topic.clone(), partition, counters.clone()),
+        });
+        let span = payload.map(|p| {
+            let start = chunk.data.len();
+            chunk.data.extend_from_slice(p);
+            (start, chunk.data.len())
+        });
+        chunk.rows.push(Row {
+            offset,
+            transport_time_us,
+            span,
+        });
+    }
+
+    /// Whether a chunk is open.
+    pub fn has_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Chunks sent and not read back.
+    pub fn in_flight(&self) -> usize {
+        self.sent - self.received
+    }
+
+    /// Sends the open chunk to its worker. When every worker already has
+    /// its share in flight, first waits for the oldest result and returns
+    /// it.
+    pub fn send(&mut self) -> Result<Option<Parsed>, PoolError> {
+        let Some(chunk) = self.open.take() else {
+            return Ok(None);
+        };
+        let done = if self.in_flight() == IN_FLIGHT_PER_WORKER * self.lanes.len() {
+            self.receive(true)?
+        } else {
+            None
+        };
+        let lane = &self.lanes[self.sent % self.lanes.len()];
+        lane.0.send(chunk).map_err(|_| PoolError::Stopped)?;
+        self.sent += 1;
+        Ok(done)
+    }
+
+    /// The oldest result, if it is ready (or, with `wait`, once it is).
+    pub fn receive(&mut self, wait: bool) -> Result<Option<Parsed>, PoolError> {
+        if self.in_flight() == 0 {
+            return Ok(None);
+        }
+        let lane = &self.lanes[self.received % self.lanes.len()];
+        let (result, mut chunk) = if wait {
+            lane.1.recv().map_err(|_| PoolError::Stopped)?
+        } else {
+            match lane.1.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(PoolError::Stopped),
+            }
+        };
+        self.received += 1;
+        chunk.data.clear();
+        chunk.rows.clear();
+        self.spare.push(chunk);
+        Ok(Some(result?))
+    }
+}
+
+impl Drop for ParsePool {
+    fn drop(&mut self) {
+        // Closing the chunk channels ends the workers.
+        self.lanes.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::Int32Type;
+
+    use super::*;
+    use crate::metrics::IngestMetrics;
+    use crate::parse::ParserConfig;
+    use crate::schema::col;
+
+    fn offsets(batch: &RecordBatch) -> Vec<i64> {
+        let c = batch.column_by_name(col::OFFSET).expect("offset column");
+        let a = c.as_any().downcast_ref::<Int64Array>().expect("Int64");
+        a.values().to_vec()
+    }
+
+    fn messages(batch: &RecordBatch) -> Vec<String> {
+        let c = batch.column_by_name(col::MESSAGE).expect("message column");
+        c.as_string::<i32>()
+            .iter()
+            .map(|m| m.unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Messages of two partitions in runs of varying length, chunks sent at
+    /// each change of partition and when full: every message comes back
+    /// parsed, once, in the order it was added.
+    #[test]
+    fn chunks_come_back_parsed_in_order() {
+        let parser = Parser::new(ParserConfig::default()).expect("parser");
+        let metrics = IngestMetrics::default();
+        let counters = metrics.topic("t");
+        let topic: Arc<str> = "t".into();
+        let mut pool = ParsePool::start(&parser, 3).expect("pool");
+        let mut back = Vec::new();
+        let mut sent = Vec::new();
+        let mut next = [0i64, 1000];
+        for run in 0..60usize {
+            let partition = (run % 2) as i32;
+            for _ in 0..(run * 397 % 5000 + 1) {
+                if !pool.fits(&topic, partition) {
+                    back.extend(pool.send().expect("send"));
+                }
+                let offset = next[partition as usize];
+                next[partition as usize] += 1 + offset % 3;
+                let line = format!(r#"{{"msg":"m {partition} {offset}","level":"warn"}}"#);
+                let payload = (offset % 11 != 0).then_some(line.as_bytes());
+                pool.add(&topic, partition, &counters, offset, Some(5), payload);
+                sent.push((partition, offset, payload.is_some()));
+            }
+        }
+        back.extend(pool.send().expect("send"));
+        while let Some(p) = pool.receive(true).expect("receive") {
+            back.push(p);
+        }
+        assert_eq!(pool.in_flight(), 0);
+        let mut got = Vec::new();
+        for p in &back {
+            assert_eq!(p.batch.num_rows(), offsets(&p.batch).len());
+            let partitions = p
+                .batch
+                .column_by_name(col::PARTITION)
+                .expect("partition")
+                .as_primitive::<Int32Type>()
+                .values()
+                .to_vec();
+            assert!(partitions.iter().all(|&q| q == p.partition));
+            for (o, m) in offsets(&p.batch).into_iter().zip(messages(&p.batch)) {
+                got.push((p.partition, o, !m.is_empty()));
+                if !m.is_empty() {
+                    assert_eq!(m, format!("m {} {o}", p.partition));
+                }
+            }
+        }
+        assert_eq!(got, sent);
+        assert!(back.len() > 60, "full chunks were cut: {}", back.len());
+    }
+
+    #[test]
+    fn a_full_chunk_does_not_fit() {
+        let parser = Parser::new(ParserConfig::default()).expect("parser");
+        let counters = IngestMetrics::default().topic("t");
+        let topic: Arc<str> = "t".into();
+        let mut pool = ParsePool::start(&parser, 1).expect("pool");
+        assert!(pool.fits(&topic, 0));
+        let big = vec![b'x'; CHUNK_BYTES];
+        pool.add(&topic, 0, &counters, 0, None, Some(&big));
+        assert!(!pool.fits(&topic, 0), "a chunk of CHUNK_BYTES is full");
+        assert!(pool.send().expect("send").is_none());
+        assert!(pool.fits(&topic, 1));
+        let parsed = pool.receive(true).expect("receive").expect("a result");
+        assert_eq!(parsed.batch.num_rows(), 1);
+        assert!(parsed.bytes >= CHUNK_BYTES / 2, "{}", parsed.bytes);
+    }
+}
