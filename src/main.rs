@@ -226,7 +226,8 @@ struct IngestArgs {
     /// A segment (a set of archive files) closes at this many records.
     #[arg(long, env = "LOGWARDEN_SEGMENT_MAX_ROWS")]
     segment_max_rows: Option<usize>,
-    /// A segment closes at about this many buffered bytes.
+    /// A segment closes at about this many buffered bytes (0: 32 MiB from
+    /// Kafka, 64 MiB from a file).
     #[arg(long, env = "LOGWARDEN_SEGMENT_MAX_BYTES")]
     segment_max_bytes: Option<usize>,
     /// A segment closes this many seconds after its first record.

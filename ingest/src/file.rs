@@ -17,7 +17,7 @@ use crate::metrics::{IngestMetrics, TopicCounters};
 use crate::parse::{ParseContext, Parser, ParserConfigError};
 use crate::record::{LogRecord, Provenance};
 use crate::schema::{col, LogBatchBuilder};
-use crate::segment::SegmentConfig;
+use crate::segment::{SegmentConfig, FILE_MAX_BYTES};
 use crate::sink::Segment;
 use crate::template::mine_batch;
 use crate::writer::{Job, Writer};
@@ -271,7 +271,7 @@ impl Assembler {
         Self {
             topic,
             max_rows: cfg.max_rows,
-            max_bytes: cfg.max_bytes,
+            max_bytes: cfg.with_default_max_bytes(FILE_MAX_BYTES).max_bytes,
             time_partition_us,
             batches: Vec::new(),
             first_offset: 0,

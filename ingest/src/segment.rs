@@ -22,11 +22,16 @@ use crate::sink::Segment;
 
 /// Default for [`SegmentConfig::max_rows`].
 pub const DEFAULT_MAX_ROWS: usize = 1_000_000;
-/// Default for [`SegmentConfig::max_bytes`]: 32 MiB. With the writer's queue,
-/// the segment being written and its sorted copy, and librdkafka's prefetch,
-/// this keeps a three-partition Kafka ingest under 512 MiB of peak RSS
-/// (64 MiB measured 476-521 MiB; README, performance).
-pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+/// [`SegmentConfig::max_bytes`] from Kafka when it is 0 (the default): 32
+/// MiB. A consumer holds a segment open per assigned partition, and with the
+/// writer's queue, the segment being written and its sorted copy, and
+/// librdkafka's prefetch, this keeps a three-partition ingest well under
+/// 512 MiB of peak RSS (64 MiB measured 476-521 MiB; README, performance).
+pub const KAFKA_MAX_BYTES: usize = 32 << 20;
+/// [`SegmentConfig::max_bytes`] from a file or stdin when it is 0: 64 MiB.
+/// A backfill has one segment open at a time, and larger segments leave
+/// fewer small files for compaction to merge.
+pub const FILE_MAX_BYTES: usize = 64 << 20;
 /// Default for [`SegmentConfig::max_age_secs`].
 pub const DEFAULT_MAX_AGE_SECS: f64 = 60.0;
 /// Default for [`SegmentConfig::max_buffered_bytes`]: 256 MiB.
@@ -38,7 +43,9 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 << 20;
 pub struct SegmentConfig {
     /// A segment closes when it holds this many records.
     pub max_rows: usize,
-    /// A segment closes when its records take about this many bytes in memory.
+    /// A segment closes when its records take about this many bytes in
+    /// memory; 0 (the default) means the source's own default
+    /// ([`KAFKA_MAX_BYTES`], [`FILE_MAX_BYTES`]).
     pub max_bytes: usize,
     /// A segment closes this many seconds after its first record arrived.
     pub max_age_secs: f64,
@@ -51,7 +58,7 @@ impl Default for SegmentConfig {
     fn default() -> Self {
         Self {
             max_rows: DEFAULT_MAX_ROWS,
-            max_bytes: DEFAULT_MAX_BYTES,
+            max_bytes: 0,
             max_age_secs: DEFAULT_MAX_AGE_SECS,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
         }
@@ -64,16 +71,22 @@ impl SegmentConfig {
         if self.max_rows == 0 {
             return Err("segment.max_rows must be at least 1".into());
         }
-        if self.max_bytes == 0 {
-            return Err("segment.max_bytes must be at least 1".into());
-        }
         if !(self.max_age_secs.is_finite() && self.max_age_secs > 0.0) {
             return Err("segment.max_age_secs must be a positive number of seconds".into());
         }
-        if self.max_buffered_bytes < self.max_bytes {
+        if self.max_bytes != 0 && self.max_buffered_bytes < self.max_bytes {
             return Err("segment.max_buffered_bytes must be at least segment.max_bytes".into());
         }
         Ok(())
+    }
+
+    /// The configuration with `max_bytes` resolved: 0 becomes `default`.
+    pub fn with_default_max_bytes(&self, default: usize) -> Self {
+        let mut c = self.clone();
+        if c.max_bytes == 0 {
+            c.max_bytes = default;
+        }
+        c
     }
 
     pub fn max_age(&self) -> Duration {
@@ -127,9 +140,11 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
+    /// Segments of Kafka partitions: a `max_bytes` of 0 is
+    /// [`KAFKA_MAX_BYTES`].
     pub fn new(cfg: SegmentConfig) -> Self {
         Self {
-            cfg,
+            cfg: cfg.with_default_max_bytes(KAFKA_MAX_BYTES),
             open: HashMap::new(),
             spare: Vec::new(),
             buffered_bytes: 0,

@@ -3,9 +3,11 @@
 //! rule as [`Parser`](crate::parse::Parser) applies to one record (an empty
 //! message gets no template).
 //!
-//! Ingest mines here, on the writer thread, instead of on the parse thread:
-//! parsing is the longer stage of the two, so moving mining next to the
-//! Parquet encoding balances the pipeline across two cores.
+//! Ingest mines here rather than per record: in lenient mode the parse
+//! threads hand back Arrow batches, and the thread that reads them back in
+//! input order (the poll thread from Kafka, the reader from a file) mines
+//! each batch, so ids are assigned in the order the lines arrived. In strict
+//! mode from Kafka the poll thread parses, and the writer thread mines.
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
