@@ -50,6 +50,21 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// librdkafka `queued.min.messages` for consumers.
 const PREFETCH_MESSAGES: u32 = 1_000_000;
 
+/// librdkafka `fetch.queue.backoff.ms` for consumers: how long a partition's
+/// next fetch waits when its prefetch queue is over `queued.max.messages.kbytes`
+/// (64 MiB). librdkafka's default, 1,000 ms, leaves the poll loop starved for
+/// up to a second each time it drains a full queue while catching up: 1M
+/// lines from 3 partitions took 2.9 s with it and 1.6 s with 10 ms (README,
+/// performance).
+const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
+
+/// librdkafka `fetch.wait.max.ms` of a run that stops when caught up: the
+/// longest a fetch waits at the broker for new data. Requests on one broker
+/// connection are answered in order, so the watermark queries of the
+/// end-of-input check wait behind an idle partition's fetch; with the default
+/// (500 ms) the check took 1.4 s on 3 partitions, with 50 ms 0.1 s.
+const CATCH_UP_FETCH_WAIT_MS: u32 = 50;
+
 /// librdkafka `receive.message.max.bytes` for consumers: the largest fetch
 /// response accepted, so a single message up to about this size (which
 /// librdkafka returns even when it exceeds `fetch.max.bytes`) is consumed,
@@ -122,6 +137,7 @@ impl KafkaConfig {
             // partition): the parse thread then rarely finds the queue empty.
             // Memory stays bounded by `queued.max.messages.kbytes` (64 MiB).
             .set("queued.min.messages", PREFETCH_MESSAGES.to_string())
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string())
             .set("receive.message.max.bytes", MAX_RECEIVE_BYTES.to_string())
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         for (k, v) in &self.properties {
@@ -1055,6 +1071,9 @@ impl KafkaSource {
         let mut cc = self.kafka.consumer_config();
         if self.stop == StopWhen::CaughtUp {
             cc.set("enable.partition.eof", "true");
+            if !self.kafka.properties.contains_key("fetch.wait.max.ms") {
+                cc.set("fetch.wait.max.ms", CATCH_UP_FETCH_WAIT_MS.to_string());
+            }
         }
         let consumer: BaseConsumer<IngestContext> = cc.create_with_context(ctx)?;
         let topics: Vec<&str> = self.kafka.topics.iter().map(String::as_str).collect();
