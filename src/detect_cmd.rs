@@ -76,6 +76,9 @@ pub fn run(
     let mut cc = kafka.consumer_config();
     // End-of-partition events mark partitions idle for the event-time clock.
     cc.set("enable.partition.eof", "true");
+    if stop == StopWhen::CaughtUp {
+        kafka.set_catch_up(&mut cc);
+    }
     let consumer: BaseConsumer<MeteredContext> = cc
         .create_with_context(MeteredContext(metrics.kafka.clone()))
         .context("creating the consumer")?;

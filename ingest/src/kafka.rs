@@ -146,6 +146,16 @@ impl KafkaConfig {
         c
     }
 
+    /// Adjusts a consumer configuration for a run that stops when caught up
+    /// ([`caught_up`]): end-of-partition events on, and short fetch waits
+    /// unless the properties set their own.
+    pub fn set_catch_up(&self, c: &mut ClientConfig) {
+        c.set("enable.partition.eof", "true");
+        if !self.properties.contains_key("fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", CATCH_UP_FETCH_WAIT_MS.to_string());
+        }
+    }
+
     /// The librdkafka configuration of a producer on the same cluster.
     pub fn producer_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -1070,10 +1080,7 @@ impl KafkaSource {
         };
         let mut cc = self.kafka.consumer_config();
         if self.stop == StopWhen::CaughtUp {
-            cc.set("enable.partition.eof", "true");
-            if !self.kafka.properties.contains_key("fetch.wait.max.ms") {
-                cc.set("fetch.wait.max.ms", CATCH_UP_FETCH_WAIT_MS.to_string());
-            }
+            self.kafka.set_catch_up(&mut cc);
         }
         let consumer: BaseConsumer<IngestContext> = cc.create_with_context(ctx)?;
         let topics: Vec<&str> = self.kafka.topics.iter().map(String::as_str).collect();
@@ -1270,6 +1277,22 @@ pub fn caught_up<C: ConsumerContext>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catch_up_shortens_fetch_waits_unless_the_properties_set_them() {
+        let mut cfg = KafkaConfig::default();
+        let mut c = cfg.consumer_config();
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(c.get("fetch.wait.max.ms"), None);
+        cfg.set_catch_up(&mut c);
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(c.get("enable.partition.eof"), Some("true"));
+        cfg.properties
+            .insert("fetch.wait.max.ms".into(), "200".into());
+        let mut c = cfg.consumer_config();
+        cfg.set_catch_up(&mut c);
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("200"));
+    }
 
     #[test]
     fn secrets_come_from_the_environment_and_files() {
