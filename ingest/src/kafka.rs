@@ -51,8 +51,8 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 const PREFETCH_MESSAGES: u32 = 1_000_000;
 
 /// librdkafka `fetch.queue.backoff.ms` for consumers: how long a partition's
-/// next fetch waits when its prefetch queue is over `queued.max.messages.kbytes`
-/// (64 MiB). librdkafka's default, 1,000 ms, leaves the poll loop starved for
+/// next fetch waits while the consumer's prefetch queue is over
+/// `queued.max.messages.kbytes` (64 MiB). librdkafka's default, 1,000 ms, leaves the poll loop starved for
 /// up to a second each time it drains a full queue while catching up: 1M
 /// lines from 3 partitions took 2.9 s with it and 1.6 s with 10 ms (README,
 /// performance).
