@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ingest throughput on this machine, all measured in one run:
 #   1. raw consume of the broker with a plain rdkafka consumer (the ceiling)
-#   2. logwarden ingest from the same broker (2b: with template mining off)
+#   2. logwarden ingest from the same broker (2b: template mining off; 2c:
+#      also every line taken as plain text, the least parsing)
 #   3. logwarden ingest --input from a file of the same lines
 #   4. DuckDB converting the same JSONL file to zstd Parquet
 # Prints a table. Usage: bench/ingest.sh [LINES] (default 1000000).
@@ -58,9 +59,15 @@ b2=$(broker_cpu)
 # The same without template mining, in another group: what mining costs.
 read -r _ k0_rss k0_cpu < <(measure $LW ingest --brokers 127.0.0.1:$port --topic logs --group bench-nomine --session-timeout-ms 6000 --stop-when-caught-up --set parse.templates.enabled=false --output "$work/a0" 3>"$work/k0.out")
 b3=$(broker_cpu)
+# And with the least parsing: every payload taken as plain text (the whole
+# line is the message), no mining. (2) against this is what parsing and
+# mining cost.
+read -r _ kt_rss kt_cpu < <(measure $LW ingest --brokers 127.0.0.1:$port --topic logs --group bench-text --session-timeout-ms 6000 --stop-when-caught-up --set parse.templates.enabled=false --set parse.format=text --output "$work/at" 3>"$work/kt.out")
+b4=$(broker_cpu)
 # The Kafka runs are timed from their first message (group joins excluded).
 k_secs=$(grep -o '[0-9.]*s from the first record' "$work/k.out" | grep -o '^[0-9.]*')
 k0_secs=$(grep -o '[0-9.]*s from the first record' "$work/k0.out" | grep -o '^[0-9.]*')
+kt_secs=$(grep -o '[0-9.]*s from the first record' "$work/kt.out" | grep -o '^[0-9.]*')
 read -r f_secs f_rss f_cpu < <(measure $LW ingest --input "$work/lines.jsonl" --output "$work/a2" 3>/dev/null)
 read -r d_secs d_rss d_cpu < <(measure python3 -c "
 import duckdb, sys
@@ -73,10 +80,12 @@ raw_bcpu=$(python3 -c "print(f'{$b1 - $b0:.2f}')")
 k_bcpu=$(python3 -c "print(f'{$b2 - $b1:.2f}')")
 k0_bcpu=$(python3 -c "print(f'{$b3 - $b2:.2f}')")
 a0=$(du -sb "$work/a0" | cut -f1)
+kt_bcpu=$(python3 -c "print(f'{$b4 - $b3:.2f}')")
+at=$(du -sb "$work/at" | cut -f1)
 
 python3 - "$N" "$bytes" "$raw_secs" "$k_secs" "$k_rss" "$f_secs" "$f_rss" "$d_secs" "$d_rss" "$a1" "$a2" "$d1" "$rows" \
   "$raw_cpu" "$raw_bcpu" "$k_cpu" "$k_bcpu" "$f_cpu" "$d_cpu" "$(nproc)" \
-  "$k0_secs" "$k0_rss" "$k0_cpu" "$k0_bcpu" "$a0" <<'PY'
+  "$k0_secs" "$k0_rss" "$k0_cpu" "$k0_bcpu" "$a0" "$kt_secs" "$kt_rss" "$kt_cpu" "$kt_bcpu" "$at" <<'PY'
 import sys
 n, b = int(sys.argv[1]), int(sys.argv[2])
 raw, ks, krss, fs, frss, ds, drss = map(float, sys.argv[3:10])
@@ -85,6 +94,8 @@ raw_cpu, raw_bcpu, k_cpu, k_bcpu, f_cpu, d_cpu = map(float, sys.argv[14:20])
 cores = int(sys.argv[20])
 k0s, k0rss, k0cpu, k0bcpu = map(float, sys.argv[21:25])
 a0 = int(sys.argv[25])
+kts, ktrss, ktcpu, ktbcpu = map(float, sys.argv[26:30])
+at = int(sys.argv[30])
 mb = b / 1e6
 def row(name, secs, rss, out, cpu, bcpu):
     rss_s = f"{rss / 2**20:.0f} MiB" if rss else "-"
@@ -98,10 +109,12 @@ print("|---|---|---|---|---|---|---|---|---|")
 row("1. raw rdkafka consume (ceiling)", raw, 0, 0, raw_cpu, raw_bcpu)
 row("2. logwarden ingest from Kafka", ks, krss, a1, k_cpu, k_bcpu)
 row("2b. the same, template mining off", k0s, k0rss, a0, k0cpu, k0bcpu)
+row("2c. the same, lines as plain text, mining off", kts, ktrss, at, ktcpu, ktbcpu)
 row("3. logwarden ingest --input file", fs, frss, a2, f_cpu, None)
 row("4. DuckDB read_json -> zstd Parquet", ds, drss, d1, d_cpu, None)
 print(f"\n(2) / (1) = {raw / ks:.0%} of the ceiling; (3) vs (4): {ds / fs:.2f}x DuckDB's speed; "
-      f"template mining costs {1 - k0s / ks:.0%} of (2)'s lines/s (2b vs 2)")
+      f"template mining costs {1 - k0s / ks:.0%} of (2)'s lines/s (2b vs 2), "
+      f"JSON parsing and mining {1 - kts / ks:.0%} (2c vs 2)")
 # What 70% of the ceiling leaves for parsing and writing, when the broker,
 # the consumer and the pipeline share the machine's cores.
 budget = cores / (0.7 * n / raw) * 1e6
