@@ -271,7 +271,7 @@ impl Assembler {
         Self {
             topic,
             max_rows: cfg.max_rows,
-            max_bytes: cfg.with_default_max_bytes(FILE_MAX_BYTES).max_bytes,
+            max_bytes: cfg.max_bytes_or(FILE_MAX_BYTES),
             time_partition_us,
             batches: Vec::new(),
             first_offset: 0,

@@ -52,9 +52,10 @@ const PREFETCH_MESSAGES: u32 = 1_000_000;
 
 /// librdkafka `fetch.queue.backoff.ms` for consumers: how long a partition's
 /// next fetch waits while the consumer's prefetch queue is over
-/// `queued.max.messages.kbytes` (64 MiB). librdkafka's default, 1,000 ms, leaves the poll loop starved for
-/// up to a second each time it drains a full queue while catching up: 1M
-/// lines from 3 partitions took 2.9 s with it and 1.6 s with 10 ms (README,
+/// `queued.max.messages.kbytes` (64 MiB). librdkafka's default, 1,000 ms,
+/// leaves the poll loop starved for up to a second each time it drains a
+/// full queue while catching up: 1M lines from 3 partitions took 3.8 s with
+/// it and 2.9 s with 10 ms, the end-of-input check included (README,
 /// performance).
 const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
 

@@ -74,19 +74,24 @@ impl SegmentConfig {
         if !(self.max_age_secs.is_finite() && self.max_age_secs > 0.0) {
             return Err("segment.max_age_secs must be a positive number of seconds".into());
         }
-        if self.max_bytes != 0 && self.max_buffered_bytes < self.max_bytes {
-            return Err("segment.max_buffered_bytes must be at least segment.max_bytes".into());
+        // The cap on buffered bytes is the Kafka segmenter's (a backfill has
+        // one segment open), so it is checked against Kafka's segment size.
+        if self.max_buffered_bytes < self.max_bytes_or(KAFKA_MAX_BYTES) {
+            return Err(
+                "segment.max_buffered_bytes must be at least segment.max_bytes (32 MiB when 0)"
+                    .into(),
+            );
         }
         Ok(())
     }
 
-    /// The configuration with `max_bytes` resolved: 0 becomes `default`.
-    pub fn with_default_max_bytes(&self, default: usize) -> Self {
-        let mut c = self.clone();
-        if c.max_bytes == 0 {
-            c.max_bytes = default;
+    /// `max_bytes`, or `default` (the source's) when it is 0.
+    pub fn max_bytes_or(&self, default: usize) -> usize {
+        if self.max_bytes == 0 {
+            default
+        } else {
+            self.max_bytes
         }
-        c
     }
 
     pub fn max_age(&self) -> Duration {
@@ -142,9 +147,10 @@ pub struct Segmenter {
 impl Segmenter {
     /// Segments of Kafka partitions: a `max_bytes` of 0 is
     /// [`KAFKA_MAX_BYTES`].
-    pub fn new(cfg: SegmentConfig) -> Self {
+    pub fn new(mut cfg: SegmentConfig) -> Self {
+        cfg.max_bytes = cfg.max_bytes_or(KAFKA_MAX_BYTES);
         Self {
-            cfg: cfg.with_default_max_bytes(KAFKA_MAX_BYTES),
+            cfg,
             open: HashMap::new(),
             spare: Vec::new(),
             buffered_bytes: 0,
@@ -341,6 +347,22 @@ fn concat_pieces(pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_bytes_of_zero_is_the_sources_default_and_bounds_the_buffer() {
+        let mut cfg = SegmentConfig::default();
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(cfg.max_bytes_or(FILE_MAX_BYTES), FILE_MAX_BYTES);
+        assert_eq!(Segmenter::new(cfg.clone()).cfg.max_bytes, KAFKA_MAX_BYTES);
+        // The buffer cap must hold one Kafka segment of the default size.
+        cfg.max_buffered_bytes = KAFKA_MAX_BYTES - 1;
+        assert!(cfg.validate().is_err());
+        cfg.max_bytes = 1 << 20;
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(cfg.max_bytes_or(FILE_MAX_BYTES), 1 << 20);
+        cfg.max_buffered_bytes = (1 << 20) - 1;
+        assert!(cfg.validate().is_err());
+    }
 
     fn prov(p: i32, offset: i64) -> Provenance {
         Provenance {
