@@ -47,24 +47,44 @@ pub(crate) struct Masker {
     max_token_bytes: usize,
 }
 
+/// Class bits of a byte for the tokenizer, one table lookup per byte.
+/// Whitespace (as `u8::is_ascii_whitespace`) ends a token.
+const WHITESPACE: u8 = 1;
 /// Bytes that can make a token anything but a plain word: digits, the
 /// separators of numbers, addresses, paths, keys and e-mails, and the
 /// punctuation that [`Masker::mask_token`] strips around a token.
-static SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
+const SPECIAL: u8 = 2;
+/// `=`: the token may be `key=value`, whose value may open a quote.
+const EQUALS: u8 = 4;
+/// An ASCII digit: a token of digits only is a plain number.
+const DIGIT: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut c = b'0';
     while c <= b'9' {
-        t[c as usize] = true;
+        t[c as usize] = SPECIAL | DIGIT;
         c += 1;
     }
     let extra = b".:/\\@=()[]{}<>\"',;!?";
     let mut i = 0;
     while i < extra.len() {
-        t[extra[i] as usize] = true;
+        t[extra[i] as usize] = SPECIAL;
+        i += 1;
+    }
+    t[b'=' as usize] |= EQUALS;
+    let ws = b"\t\n\x0c\r ";
+    let mut i = 0;
+    while i < ws.len() {
+        t[ws[i] as usize] = WHITESPACE;
         i += 1;
     }
     t
 };
+
+fn is_space(b: u8) -> bool {
+    CLASS[b as usize] & WHITESPACE != 0
+}
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
@@ -116,7 +136,7 @@ impl Masker {
         let n = b.len();
         let mut i = 0;
         while i < n {
-            while i < n && b[i].is_ascii_whitespace() {
+            while i < n && is_space(b[i]) {
                 i += 1;
             }
             if i >= n {
@@ -132,13 +152,18 @@ impl Masker {
                 return;
             }
             let mut end = i;
-            let mut eq = false;
-            let mut special = false;
-            while end < n && !b[end].is_ascii_whitespace() {
-                eq |= b[end] == b'=';
-                special |= SPECIAL[b[end] as usize];
+            // Bits of any byte of the token, and bits of every byte.
+            let (mut any, mut every) = (0u8, u8::MAX);
+            while end < n {
+                let c = CLASS[b[end] as usize];
+                if c & WHITESPACE != 0 {
+                    break;
+                }
+                any |= c;
+                every &= c;
                 end += 1;
             }
+            let (eq, special) = (any & EQUALS != 0, any & SPECIAL != 0);
             if self.quoted && (eq || matches!(b[i], b'"' | b'\'')) {
                 if let Some(qend) = quoted_span(b, i, end) {
                     // `key="a b c"` or `"a b c"`: one token, whatever the spaces.
@@ -160,7 +185,11 @@ impl Masker {
                     continue;
                 }
             }
-            if special {
+            if self.numbers && every & DIGIT != 0 {
+                // A plain number, the most common variable: what
+                // `mask_token` makes of it, without its passes.
+                out.push_str(WILDCARD);
+            } else if special {
                 self.mask_token(&message[i..end], out);
             } else {
                 self.mask_word(&message[i..end], out);
@@ -180,7 +209,7 @@ impl Masker {
         }
     }
 
-    /// [`Masker::mask_token`] of a token without any byte of [`SPECIAL`]:
+    /// [`Masker::mask_token`] of a token without any [`SPECIAL`] byte:
     /// only its length and the month and day names can make it a variable.
     fn mask_word(&self, tok: &str, out: &mut String) {
         let b = tok.as_bytes();
@@ -602,6 +631,45 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(mask(input), want, "input: {input}");
+        }
+    }
+
+    #[test]
+    fn the_byte_classes_agree_with_the_std_predicates() {
+        for b in 0..=255u8 {
+            assert_eq!(is_space(b), b.is_ascii_whitespace(), "byte {b}");
+            assert_eq!(CLASS[b as usize] & EQUALS != 0, b == b'=', "byte {b}");
+            assert_eq!(
+                CLASS[b as usize] & DIGIT != 0,
+                b.is_ascii_digit(),
+                "byte {b}"
+            );
+            if b.is_ascii_digit() || b"@=/".contains(&b) {
+                assert_ne!(CLASS[b as usize] & SPECIAL, 0, "byte {b}");
+            }
+            if b.is_ascii_alphabetic() || b >= 0x80 || b == b'_' || b == b'-' {
+                assert_eq!(CLASS[b as usize], 0, "byte {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_number_token_masks_as_mask_token_masks_it() {
+        for cfg in [
+            TemplateConfig::default(),
+            TemplateConfig {
+                max_token_bytes: 4,
+                ..TemplateConfig::default()
+            },
+        ] {
+            let m = Masker::new(&cfg);
+            for tok in ["0", "7", "302", "18446744073709551616"] {
+                let mut direct = String::new();
+                m.mask_token(tok, &mut direct);
+                let (mut out, mut spans) = (String::new(), Vec::new());
+                m.tokenize(tok, 64, &mut out, &mut spans);
+                assert_eq!(out, direct, "token {tok}");
+            }
         }
     }
 

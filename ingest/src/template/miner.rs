@@ -163,7 +163,9 @@ pub struct TemplateMiner {
     /// Exact repeats of a masked line: scoring it again against an
     /// unchanged bucket would pick the same template, so it is skipped.
     /// Not part of the state (snapshots): it changes no decision.
-    cache: HashMap<Box<str>, Cached>,
+    /// Keyed by text that comes from the logs: a hasher seeded at random
+    /// (ahash, as Arrow uses), much faster than SipHash on short keys.
+    cache: HashMap<Box<str>, Cached, ahash::RandomState>,
     cache_bytes: usize,
     /// last_used tick -> slot; the first entry is the eviction victim.
     lru: BTreeMap<u64, u32>,
@@ -228,7 +230,7 @@ impl TemplateMiner {
             free: Vec::new(),
             buckets: KeyMap::default(),
             versions: 0,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             cache_bytes: 0,
             lru: BTreeMap::new(),
             tick: 0,
