@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, MapArray, StringArray, StructArray, UInt32Array,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
@@ -208,10 +208,12 @@ fn take_map(map: &MapArray, indices: &UInt32Array) -> Result<ArrayRef, ArrowErro
         .map(|c| take(c, &entry_indices, None))
         .collect::<Result<Vec<_>, _>>()?;
     let new_entries = StructArray::try_new(old.fields().clone(), columns, None)?;
-    let nulls = match map.nulls() {
-        Some(_) => take(map, indices, None)?.nulls().cloned(),
-        None => None,
-    };
+    // A null row keeps its validity bit; no entries to copy for it.
+    let nulls = map.nulls().map(|n| {
+        NullBuffer::new(BooleanBuffer::collect_bool(indices.len(), |i| {
+            n.is_valid(indices.value(i) as usize)
+        }))
+    });
     let DataType::Map(field, ordered) = map.data_type() else {
         unreachable!("a map array has a map type");
     };
@@ -344,6 +346,32 @@ mod tests {
         assert_eq!(ours, arrows);
         let empty = take_rows(&batch, &UInt32Array::from(Vec::<u32>::new())).expect("take");
         assert_eq!(empty.num_rows(), 0);
+    }
+
+    /// A map with null rows (files from other writers may have them) keeps
+    /// each taken row's validity, as Arrow's own `take` does.
+    #[test]
+    fn taking_a_map_with_null_rows_matches_arrow_take() {
+        use arrow::array::{MapBuilder, StringBuilder};
+        let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        for i in 0..50usize {
+            if i % 3 == 1 {
+                b.append(false).expect("null row");
+                continue;
+            }
+            for k in 0..i % 4 {
+                b.keys().append_value(format!("k{k}"));
+                b.values().append_value(format!("v{i}.{k}"));
+            }
+            b.append(true).expect("row");
+        }
+        let map = b.finish();
+        assert!(map.null_count() > 0);
+        let indices = UInt32Array::from_iter_values((0..80u32).map(|i| (i * 7) % 50));
+        let ours = take_map(&map, &indices).expect("take");
+        let arrows = take(&map, &indices, None).expect("take");
+        assert_eq!(ours.null_count(), arrows.null_count());
+        assert_eq!(ours.to_data(), arrows.to_data());
     }
 
     fn layout_keys() -> Vec<PartitionKey> {
