@@ -1,10 +1,12 @@
 //! The archive in object storage (S3 and S3-compatible servers), through the
 //! object_store crate.
 //!
-//! Publishing one file: parquet's `AsyncArrowWriter` streams it through a
-//! buffered multipart upload (a single PUT when it is small). S3 makes an
-//! object visible only when the upload completes, so readers never see a
-//! partial file; an upload that fails is aborted and never appears. Keys are
+//! Publishing one file: a segment's file is encoded in memory, its columns
+//! on several threads as for the local archive, then uploaded in one PUT
+//! (a multipart upload when it is large); a compaction's output streams
+//! through parquet's `AsyncArrowWriter` into the same kind of upload. S3
+//! makes an object visible only when the upload completes, so readers never
+//! see a partial file; an upload that fails is aborted and never appears. Keys are
 //! the same deterministic names as the local layout, so a replay overwrites
 //! rather than duplicates, and the same bounded in-flight history
 //! (`_logwarden/inflight/…json` objects, see [`crate::inflight`]) tells a
@@ -23,14 +25,18 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use object_store::buffered::BufWriter;
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut, WriteMultipart};
+use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::arrow::AsyncArrowWriter;
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
 
+use crate::encode::write_parallel;
 use crate::inflight::{inflight_rel_path, InFlight, SegmentFiles};
 use crate::layout::{file_name, is_source_merged};
 use crate::split::{split_segment, ArchiveLayout};
@@ -177,9 +183,123 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, SinkError> {
         })
 }
 
+/// Object size from which an upload is multipart, and the size of its parts
+/// (S3 wants parts of 5 MiB or more, but the last).
+const PART_BYTES: usize = 10 * 1024 * 1024;
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 8;
+
+/// One object's upload, visible only once complete: a single PUT when it
+/// stays under [`PART_BYTES`], otherwise a multipart upload. Unlike
+/// object_store's `BufWriter`, it can be aborted after any failure (a
+/// failed completion included), which never leaves parts behind that only
+/// a bucket lifecycle rule would clean up.
+struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    state: UploadState,
+}
+
+enum UploadState {
+    Buffer(PutPayloadMut),
+    Multipart(WriteMultipart),
+    /// Completed, aborted, or failed (a failed multipart upload is aborted
+    /// before it gets here).
+    Done,
+}
+
+impl Upload {
+    fn new(store: Arc<dyn ObjectStore>, path: ObjectPath) -> Self {
+        Self {
+            store,
+            path,
+            state: UploadState::Buffer(PutPayloadMut::new()),
+        }
+    }
+
+    async fn put(&mut self, bytes: Bytes) -> object_store::Result<()> {
+        match &mut self.state {
+            UploadState::Buffer(b) if b.content_length() + bytes.len() < PART_BYTES => {
+                b.push(bytes);
+                Ok(())
+            }
+            UploadState::Buffer(b) => {
+                let buffered = std::mem::take(b);
+                let upload = self.store.put_multipart(&self.path).await?;
+                let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                for chunk in buffered.freeze() {
+                    parts.put(chunk);
+                }
+                parts.put(bytes);
+                self.state = UploadState::Multipart(parts);
+                self.wait_for_parts().await
+            }
+            UploadState::Multipart(parts) => {
+                parts.put(bytes);
+                self.wait_for_parts().await
+            }
+            UploadState::Done => Err(object_store::Error::Generic {
+                store: "upload",
+                source: "writing to a finished upload".into(),
+            }),
+        }
+    }
+
+    /// Waits until at most [`PARTS_IN_FLIGHT`] parts are in flight; a part
+    /// that failed aborts the upload.
+    async fn wait_for_parts(&mut self) -> object_store::Result<()> {
+        let UploadState::Multipart(parts) = &mut self.state else {
+            return Ok(());
+        };
+        if let Err(e) = parts.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            self.abort().await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible (a multipart upload that fails to complete
+    /// is aborted).
+    async fn complete(&mut self) -> object_store::Result<()> {
+        match std::mem::replace(&mut self.state, UploadState::Done) {
+            UploadState::Buffer(b) => self.store.put(&self.path, b.freeze()).await.map(|_| ()),
+            UploadState::Multipart(parts) => parts.finish().await.map(|_| ()),
+            UploadState::Done => Ok(()),
+        }
+    }
+
+    /// Drops what was uploaded so far; best effort.
+    async fn abort(&mut self) {
+        if let UploadState::Multipart(parts) = std::mem::replace(&mut self.state, UploadState::Done)
+        {
+            if let Err(e) = parts.abort().await {
+                tracing::warn!(object = %self.path, error = %e, "aborting a multipart upload failed");
+            }
+        }
+    }
+}
+
+impl AsyncFileWriter for Upload {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        Box::pin(async move {
+            self.put(bs)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        Box::pin(async move {
+            Upload::complete(self)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        })
+    }
+}
+
 /// Writes `batches` (of `schema`) as one Parquet object at `path`, as they
-/// come (multipart upload, visible only once complete). Returns its size.
-/// A batch that is an error aborts the upload.
+/// come (an [`Upload`], visible only once complete). Returns its size. A
+/// batch that is an error aborts the upload.
 pub(crate) async fn put_parquet<I>(
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
@@ -190,9 +310,9 @@ pub(crate) async fn put_parquet<I>(
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
-    let perr = |e: parquet::errors::ParquetError| {
+    let perr = |e: ParquetError| {
         let hint = match e {
-            parquet::errors::ParquetError::ArrowError(_) => RetryHint::Fatal,
+            ParquetError::ArrowError(_) => RetryHint::Fatal,
             _ => RetryHint::Retry,
         };
         SinkError {
@@ -206,8 +326,9 @@ where
             source: Box::new(e),
         }
     };
-    let out = BufWriter::new(store, path.clone());
-    let mut writer = AsyncArrowWriter::try_new(out, schema, Some(props.clone())).map_err(perr)?;
+    let upload = Upload::new(store, path.clone());
+    let mut writer =
+        AsyncArrowWriter::try_new(upload, schema, Some(props.clone())).map_err(perr)?;
     let result = async {
         for b in batches {
             writer.write(&b?).await?;
@@ -218,13 +339,45 @@ where
     match result {
         Ok(_) => Ok(writer.bytes_written() as u64),
         Err(e) => {
-            // Abort the multipart upload: its parts are never visible, but
-            // they are stored (and billed) until aborted. After a crash, a
-            // bucket lifecycle rule (AbortIncompleteMultipartUpload) does it.
-            let _ = writer.into_inner().abort().await;
+            // Parts of an unfinished multipart upload are never visible, but
+            // they are stored (and billed) until aborted.
+            writer.into_inner().abort().await;
             Err(perr(e))
         }
     }
+}
+
+/// Encodes `batch` as one Parquet file, its columns on `threads` threads,
+/// and uploads it to `path` (visible only once complete). Returns its size.
+fn put_parquet_parallel(
+    rt: &tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    batch: &RecordBatch,
+    props: &WriterProperties,
+    threads: usize,
+) -> Result<u64, SinkError> {
+    let bytes = write_parallel(
+        Vec::new(),
+        batch.schema(),
+        [Ok(batch.clone())],
+        props,
+        threads,
+    )
+    .map_err(|e| SinkError {
+        context: format!("encoding {path}"),
+        hint: RetryHint::Fatal,
+        kind: "encode",
+        source: Box::new(e),
+    })?;
+    let len = bytes.len() as u64;
+    let mut upload = Upload::new(store, path.clone());
+    rt.block_on(async {
+        upload.put(Bytes::from(bytes)).await?;
+        upload.complete().await
+    })
+    .map_err(|e| store_error(&format!("uploading {path}"), e))?;
+    Ok(len)
 }
 
 /// An object's key relative to the archive's `prefix`.
@@ -276,13 +429,14 @@ impl Sink for ObjectStoreArchive {
         let mut stats = WriteStats::default();
         for ((_, batch), rel) in parts.iter().zip(&rels) {
             let path = self.path(rel)?;
-            stats.bytes += self.rt.block_on(put_parquet(
+            stats.bytes += put_parquet_parallel(
+                &self.rt,
                 self.store.clone(),
                 path,
-                batch.schema(),
-                [Ok(batch.clone())],
+                batch,
                 &self.props,
-            ))?;
+                self.layout.parquet.threads(),
+            )?;
             stats.files += 1;
             stats.rows += batch.num_rows();
         }
@@ -364,6 +518,191 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    /// An in-memory store that refuses Parquet uploads while `down` is set,
+    /// like a bucket that refuses writes (bookkeeping objects still go
+    /// through, so the failure is the file's own), and fails the parts of
+    /// multipart uploads while `parts_fail` is set. It counts multipart
+    /// uploads started and aborted.
+    #[derive(Debug, Default)]
+    struct FaultyStore {
+        inner: Arc<InMemory>,
+        down: AtomicBool,
+        parts_fail: Arc<AtomicBool>,
+        multipart: AtomicUsize,
+        aborted: Arc<AtomicUsize>,
+    }
+
+    impl std::fmt::Display for FaultyStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "FaultyStore")
+        }
+    }
+
+    fn slow_down() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "FaultyStore",
+            source: "503 Slow Down".into(),
+        }
+    }
+
+    impl FaultyStore {
+        fn refuses(&self, location: &ObjectPath) -> object_store::Result<()> {
+            if self.down.load(Ordering::SeqCst) && location.as_ref().ends_with(".parquet") {
+                return Err(slow_down());
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct FaultyUpload {
+        inner: Box<dyn object_store::MultipartUpload>,
+        parts_fail: Arc<AtomicBool>,
+        aborted: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::MultipartUpload for FaultyUpload {
+        fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+            if self.parts_fail.load(Ordering::SeqCst) {
+                return Box::pin(async { Err(slow_down()) });
+            }
+            self.inner.put_part(data)
+        }
+
+        async fn complete(&mut self) -> object_store::Result<object_store::PutResult> {
+            self.inner.complete().await
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.aborted.fetch_add(1, Ordering::SeqCst);
+            self.inner.abort().await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for FaultyStore {
+        async fn put_opts(
+            &self,
+            location: &ObjectPath,
+            payload: PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.refuses(location)?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjectPath,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.refuses(location)?;
+            self.multipart.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(FaultyUpload {
+                inner: self.inner.put_multipart_opts(location, opts).await?,
+                parts_fail: self.parts_fail.clone(),
+                aborted: self.aborted.clone(),
+            }))
+        }
+
+        async fn get_opts(
+            &self,
+            location: &ObjectPath,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(
+            &self,
+            from: &ObjectPath,
+            to: &ObjectPath,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// A bucket refusing the upload of a segment's files: the write fails
+    /// with a retryable error (the writer retries it, offsets stay
+    /// uncommitted), nothing partial is visible, and the same segment
+    /// writes once the bucket takes uploads again.
+    #[test]
+    fn a_refused_upload_is_a_retryable_error_and_the_retry_publishes() {
+        let store = Arc::new(FaultyStore::default());
+        store.down.store(true, Ordering::SeqCst);
+        let rt = runtime().expect("rt");
+        let mut a =
+            ObjectStoreArchive::new(store.clone(), "logs", ArchiveLayout::default()).expect("sink");
+        let e = a.write(&segment(0, 10)).expect_err("the bucket refuses");
+        assert_eq!(e.hint, RetryHint::Retry, "{e}");
+        assert!(keys(&rt, &store.inner).is_empty());
+        store.down.store(false, Ordering::SeqCst);
+        let stats = a.write(&segment(0, 10)).expect("write");
+        assert_eq!((stats.files, stats.rows), (2, 10));
+        assert_eq!(keys(&rt, &store.inner).len(), 2);
+    }
+
+    /// An object of several parts goes up as one multipart upload and reads
+    /// back byte for byte; when a part fails, the upload is aborted and no
+    /// object appears.
+    #[test]
+    fn large_objects_upload_in_parts_and_a_failed_part_aborts_the_upload() {
+        let store = Arc::new(FaultyStore::default());
+        let rt = runtime().expect("rt");
+        let body: Vec<u8> = (0..PART_BYTES * 5 / 2).map(|i| (i % 251) as u8).collect();
+        let path = ObjectPath::from("a/big.parquet");
+        let mut up = Upload::new(store.clone(), path.clone());
+        rt.block_on(async {
+            for chunk in body.chunks(3 * 1024 * 1024) {
+                up.put(Bytes::copy_from_slice(chunk)).await?;
+            }
+            up.complete().await
+        })
+        .expect("upload");
+        assert_eq!(store.multipart.load(Ordering::SeqCst), 1);
+        let got = rt
+            .block_on(async { store.inner.get(&path).await?.bytes().await })
+            .expect("read back");
+        assert_eq!(&got[..], &body[..]);
+
+        store.parts_fail.store(true, Ordering::SeqCst);
+        let failed = ObjectPath::from("a/failed.parquet");
+        let mut up = Upload::new(store.clone(), failed.clone());
+        let result = rt.block_on(async {
+            up.put(Bytes::from(body.clone())).await?;
+            up.complete().await
+        });
+        assert!(result.is_err());
+        assert_eq!(store.aborted.load(Ordering::SeqCst), 1);
+        assert!(rt.block_on(store.inner.head(&failed)).is_err());
     }
 
     #[test]
