@@ -912,6 +912,7 @@ struct StoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     props: parquet::file::properties::WriterProperties,
+    threads: usize,
     rt: tokio::runtime::Runtime,
     lease_secs: u64,
     lease: Option<HeldLease>,
@@ -927,6 +928,7 @@ impl StoreBackend {
             store,
             prefix: prefix.trim_matches('/').to_string(),
             props: layout.writer_properties(),
+            threads: layout.parquet.threads(),
             rt: runtime()?,
             lease_secs: layout.compaction.lease_secs,
             lease: None,
@@ -1266,13 +1268,15 @@ impl Backend for StoreBackend {
         self.put_json(&journal_rel, &j)?;
         let p = self.path(&rel)?;
         let schema = merge.schema();
-        let written = self.rt.block_on(put_parquet(
+        let written = put_parquet(
+            &self.rt,
             self.store.clone(),
             p.clone(),
             schema,
             merge,
             &self.props,
-        ));
+            self.threads,
+        );
         if let Err(e) = written {
             // The upload was aborted: the output is not there; the journal
             // goes too (the next run would undo it otherwise).

@@ -1,12 +1,11 @@
 //! The archive in object storage (S3 and S3-compatible servers), through the
 //! object_store crate.
 //!
-//! Publishing one file: a segment's file is encoded in memory, its columns
-//! on several threads as for the local archive, then uploaded in one PUT
-//! (a multipart upload when it is large); a compaction's output streams
-//! through parquet's `AsyncArrowWriter` into the same kind of upload. S3
-//! makes an object visible only when the upload completes, so readers never
-//! see a partial file; an upload that fails is aborted and never appears. Keys are
+//! Publishing one file: its columns are encoded on several threads as for
+//! the local archive, and the bytes stream into one upload, a single PUT
+//! when small, a multipart upload from 10 MiB. S3 makes an object visible
+//! only when the upload completes, so readers never see a partial file; an
+//! upload that fails is aborted and never appears. Keys are
 //! the same deterministic names as the local layout, so a replay overwrites
 //! rather than duplicates, and the same bounded in-flight history
 //! (`_logwarden/inflight/…json` objects, see [`crate::inflight`]) tells a
@@ -26,12 +25,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut, WriteMultipart};
-use parquet::arrow::async_writer::AsyncFileWriter;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use logwarden_ingest::sink::{RetryHint, Segment, Sink, SinkError, WriteStats};
@@ -279,105 +274,119 @@ impl Upload {
     }
 }
 
-impl AsyncFileWriter for Upload {
-    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        Box::pin(async move {
-            self.put(bs)
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        })
-    }
+/// Encoded bytes handed from the encoding thread to the uploading one at
+/// a time.
+const STREAM_CHUNK_BYTES: usize = 1 << 20;
 
-    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
-        Box::pin(async move {
-            Upload::complete(self)
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        })
-    }
-}
-
-/// Writes `batches` (of `schema`) as one Parquet object at `path`, as they
-/// come (an [`Upload`], visible only once complete). Returns its size. A
-/// batch that is an error aborts the upload.
-pub(crate) async fn put_parquet<I>(
+/// Writes `batches` (of `schema`) as one Parquet object at `path`: the
+/// columns of each row group are encoded on `threads` threads as for the
+/// local archive, and the bytes stream into an [`Upload`] on another
+/// thread as they come, so a large output (a compaction's) is never held
+/// whole. The object is visible only once complete; a batch that is an
+/// error, a failed encoding or a failed upload aborts it. Returns its size.
+pub(crate) fn put_parquet<I>(
+    rt: &tokio::runtime::Runtime,
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
     schema: SchemaRef,
     batches: I,
     props: &WriterProperties,
+    threads: usize,
 ) -> Result<u64, SinkError>
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
-    let perr = |e: ParquetError| {
-        let hint = match e {
-            ParquetError::ArrowError(_) => RetryHint::Fatal,
-            _ => RetryHint::Retry,
-        };
-        SinkError {
-            context: format!("writing {path}"),
-            hint,
-            kind: if hint == RetryHint::Fatal {
-                "encode"
-            } else {
-                "io"
-            },
-            source: Box::new(e),
-        }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let upload_error = |e| store_error(&format!("uploading {path}"), e);
+    let (encoded, uploaded) = std::thread::scope(|scope| {
+        let uploader = scope.spawn(|| {
+            rt.block_on(async {
+                let mut up = Upload::new(store, path.clone());
+                while let Some(bytes) = rx.recv().await {
+                    up.put(bytes).await?;
+                }
+                Ok::<_, object_store::Error>(up)
+            })
+        });
+        let encoded = write_parallel(ChannelWriter::new(tx), schema, batches, props, threads)
+            .and_then(|w| Ok(w.finish()?));
+        // The sender is gone either way: the uploader ends.
+        (encoded, uploader.join())
+    });
+    let mut up = match uploaded {
+        Ok(Ok(up)) => up,
+        // The upload failed (and was aborted): the encoder saw a closed
+        // channel, a symptom; the cause is the store's.
+        Ok(Err(e)) => return Err(upload_error(e)),
+        Err(panic) => std::panic::resume_unwind(panic),
     };
-    let upload = Upload::new(store, path.clone());
-    let mut writer =
-        AsyncArrowWriter::try_new(upload, schema, Some(props.clone())).map_err(perr)?;
-    let result = async {
-        for b in batches {
-            writer.write(&b?).await?;
+    match encoded {
+        Ok(len) => {
+            rt.block_on(up.complete()).map_err(upload_error)?;
+            Ok(len)
         }
-        writer.finish().await
-    }
-    .await;
-    match result {
-        Ok(_) => Ok(writer.bytes_written() as u64),
         Err(e) => {
-            // Parts of an unfinished multipart upload are never visible, but
-            // they are stored (and billed) until aborted.
-            writer.into_inner().abort().await;
-            Err(perr(e))
+            rt.block_on(up.abort());
+            // Not the store's: a batch that failed or an encoding error,
+            // which a retry would meet again.
+            Err(SinkError {
+                context: format!("encoding {path}"),
+                hint: RetryHint::Fatal,
+                kind: "encode",
+                source: Box::new(e),
+            })
         }
     }
 }
 
-/// Encodes `batch` as one Parquet file, its columns on `threads` threads,
-/// and uploads it to `path` (visible only once complete). Returns its size.
-fn put_parquet_parallel(
-    rt: &tokio::runtime::Runtime,
-    store: Arc<dyn ObjectStore>,
-    path: ObjectPath,
-    batch: &RecordBatch,
-    props: &WriterProperties,
-    threads: usize,
-) -> Result<u64, SinkError> {
-    let bytes = write_parallel(
-        Vec::new(),
-        batch.schema(),
-        [Ok(batch.clone())],
-        props,
-        threads,
-    )
-    .map_err(|e| SinkError {
-        context: format!("encoding {path}"),
-        hint: RetryHint::Fatal,
-        kind: "encode",
-        source: Box::new(e),
-    })?;
-    let len = bytes.len() as u64;
-    let mut upload = Upload::new(store, path.clone());
-    rt.block_on(async {
-        upload.put(Bytes::from(bytes)).await?;
-        upload.complete().await
-    })
-    .map_err(|e| store_error(&format!("uploading {path}"), e))?;
-    Ok(len)
+/// The encoder's output: bytes gathered into chunks of
+/// [`STREAM_CHUNK_BYTES`] and sent to the uploading thread (blocking while
+/// it is [`STREAM_CHUNK_BYTES`] times the channel's capacity behind).
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+impl ChannelWriter {
+    fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+            sent: 0,
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK_BYTES));
+        self.sent += chunk.len() as u64;
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Sends what is left; the total size.
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.send()?;
+        Ok(self.sent)
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STREAM_CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An object's key relative to the archive's `prefix`.
@@ -429,11 +438,12 @@ impl Sink for ObjectStoreArchive {
         let mut stats = WriteStats::default();
         for ((_, batch), rel) in parts.iter().zip(&rels) {
             let path = self.path(rel)?;
-            stats.bytes += put_parquet_parallel(
+            stats.bytes += put_parquet(
                 &self.rt,
                 self.store.clone(),
                 path,
-                batch,
+                batch.schema(),
+                [Ok(batch.clone())],
                 &self.props,
                 self.layout.parquet.threads(),
             )?;
@@ -702,6 +712,65 @@ mod tests {
         });
         assert!(result.is_err());
         assert_eq!(store.aborted.load(Ordering::SeqCst), 1);
+        assert!(rt.block_on(store.inner.head(&failed)).is_err());
+    }
+
+    /// Several row groups encoded on two threads stream into one object
+    /// that reads back row for row; a batch that fails midway (a merge
+    /// input gone bad) aborts the upload and leaves no object.
+    #[test]
+    fn put_parquet_streams_row_groups_and_a_failing_batch_leaves_nothing() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let store = Arc::new(FaultyStore::default());
+        let rt = runtime().expect("rt");
+        let batch = crate::test_support::varied_batch(30_000);
+        let cfg = crate::parquet::ParquetConfig {
+            row_group_rows: 8_000,
+            ..Default::default()
+        };
+        let props = cfg.writer_properties(&batch.schema());
+        let path = ObjectPath::from("a/ok.parquet");
+        let parts = [batch.slice(0, 10_000), batch.slice(10_000, 20_000)];
+        let len = put_parquet(
+            &rt,
+            store.clone(),
+            path.clone(),
+            batch.schema(),
+            parts.iter().cloned().map(Ok),
+            &props,
+            2,
+        )
+        .expect("put");
+        let bytes = rt
+            .block_on(async { store.inner.get(&path).await?.bytes().await })
+            .expect("read back");
+        assert_eq!(bytes.len() as u64, len);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
+        assert_eq!(reader.metadata().num_row_groups(), 4);
+        let back: Vec<RecordBatch> = reader
+            .build()
+            .expect("reader")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let back = arrow::compute::concat_batches(&batch.schema(), &back).expect("concat");
+        assert_eq!(back, batch);
+
+        let failed = ObjectPath::from("a/failed.parquet");
+        let e = put_parquet(
+            &rt,
+            store.clone(),
+            failed.clone(),
+            batch.schema(),
+            [
+                Ok(parts[0].clone()),
+                Err(ArrowError::ComputeError("input unreadable".into())),
+                Ok(parts[1].clone()),
+            ],
+            &props,
+            2,
+        )
+        .expect_err("a failing batch");
+        assert_eq!(e.hint, RetryHint::Fatal, "{e}");
         assert!(rt.block_on(store.inner.head(&failed)).is_err());
     }
 

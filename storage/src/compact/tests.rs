@@ -258,6 +258,7 @@ fn store_digest(rt: &tokio::runtime::Runtime, store: &Arc<InMemory>) -> (usize, 
         store: store.clone(),
         prefix: "a".into(),
         props: WriterPropertiesForTest::props(),
+        threads: 2,
         rt: runtime().unwrap(),
         lease_secs: DEFAULT_LEASE_SECS,
         lease: None,
@@ -312,13 +313,15 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
         batches.extend(read_all(&mut b, &f.rel).unwrap());
     }
     let merged = merge_sorted(batches).unwrap();
-    rt.block_on(put_parquet(
+    put_parquet(
+        &rt,
         mem.clone(),
         b.path(&format!("{dir}/compacted-0.parquet")).unwrap(),
         merged.schema(),
         [Ok(merged.clone())],
         &b.props,
-    ))
+        2,
+    )
     .unwrap();
     assert_eq!(b.recover().unwrap(), 1);
     assert_eq!(store_digest(&rt, &mem), before);
@@ -333,13 +336,15 @@ fn store_compaction_merges_and_recovers_interrupted_runs() {
         },
     )
     .unwrap();
-    rt.block_on(put_parquet(
+    put_parquet(
+        &rt,
         mem.clone(),
         b.path(&format!("{dir}/compacted-1.parquet")).unwrap(),
         merged.schema(),
         [Ok(merged)],
         &b.props,
-    ))
+        2,
+    )
     .unwrap();
     assert_eq!(b.recover().unwrap(), 1);
     let after = store_digest(&rt, &mem);
