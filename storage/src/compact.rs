@@ -386,11 +386,29 @@ fn run_held(
     // written before its files, so every listed file that may be uncommitted
     // is in a record read afterwards.
     let files = backend.list()?;
-    let protected: HashSet<String> = backend
-        .inflight()?
+    let records = backend.inflight()?;
+    let protected: HashSet<String> = records
         .iter()
         .flat_map(|r| r.protected_files().map(str::to_string).collect::<Vec<_>>())
         .collect();
+    // Finished backfills: an ordinary run merges each one's files apart,
+    // into files named after it, as the backfill itself would have (with
+    // in-ingest compaction off it did not), so a re-run still replaces its
+    // rows instead of adding them again.
+    let backfills: Vec<(&str, i32)> = match scope.final_source {
+        Some(_) => Vec::new(),
+        None => records
+            .iter()
+            .filter(|r| r.settled)
+            .map(|r| (r.topic.as_str(), r.partition))
+            .collect(),
+    };
+    let backfill_of = |f: &FileInfo| {
+        backfills.iter().copied().find(|&(topic, partition)| {
+            is_source_file(f.name(), topic, partition)
+                || is_source_merged(f.name(), topic, partition)
+        })
+    };
     let mut by_dir: BTreeMap<String, Vec<FileInfo>> = BTreeMap::new();
     for f in files {
         by_dir.entry(f.dir().to_string()).or_default().push(f);
@@ -413,44 +431,52 @@ fn run_held(
                 continue;
             }
             let settle = Duration::from_secs(cfg.settle_secs);
-            // A backfill's merged files are left to it (a re-run of the
-            // backfill deletes them).
+            // Merged files of a backfill still running, or of one whose
+            // record is gone, are left alone (a re-run deletes them);
+            // those of a finished one are merged with its own files.
             Box::new(move |f: &FileInfo| {
                 now.duration_since(f.modified)
                     .is_ok_and(|age| age >= settle)
-                    && !is_any_source_merged(f.name())
+                    && (!is_any_source_merged(f.name()) || backfill_of(f).is_some())
             })
         };
-        let mut pending: Vec<FileInfo> = files
-            .into_iter()
-            .filter(|f| f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(f))
-            .collect();
+        // One set of inputs per source: the finished backfills' each apart
+        // (named after it), the rest together.
+        let mut sets: BTreeMap<Option<(&str, i32)>, Vec<FileInfo>> = BTreeMap::new();
+        for f in files {
+            if f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(&f) {
+                let source = scope.final_source.or_else(|| backfill_of(&f));
+                sets.entry(source).or_default().push(f);
+            }
+        }
         let mut merged_any = false;
-        // Passes: each merges groups of at most `max_merge_inputs` files;
-        // its outputs still under `min_file_bytes` go on to the next pass
-        // with the files no group took.
-        loop {
-            let (groups, mut next) =
-                group_inputs(pending, cfg.target_file_bytes, cfg.max_merge_inputs);
-            if groups.is_empty() {
-                break;
-            }
-            for group in groups {
-                if stop_asked() || !backend.keep_going() {
-                    report.stopped = true;
-                    break 'dirs;
+        for (source, mut pending) in sets {
+            // Passes: each merges groups of at most `max_merge_inputs`
+            // files; its outputs still under `min_file_bytes` go on to the
+            // next pass with the files no group took.
+            loop {
+                let (groups, mut next) =
+                    group_inputs(pending, cfg.target_file_bytes, cfg.max_merge_inputs);
+                if groups.is_empty() {
+                    break;
                 }
-                let name = merged_name(&group, scope.final_source);
-                let Some(out) = merge_group(backend, &dir, &group, &name, &mut report)? else {
-                    continue;
-                };
-                merged_any = true;
-                if out.size < cfg.min_file_bytes {
-                    next.push(out);
+                for group in groups {
+                    if stop_asked() || !backend.keep_going() {
+                        report.stopped = true;
+                        break 'dirs;
+                    }
+                    let name = merged_name(&group, source);
+                    let Some(out) = merge_group(backend, &dir, &group, &name, &mut report)? else {
+                        continue;
+                    };
+                    merged_any = true;
+                    if out.size < cfg.min_file_bytes {
+                        next.push(out);
+                    }
                 }
+                next.sort_by(|a, b| a.rel.cmp(&b.rel));
+                pending = next;
             }
-            next.sort_by(|a, b| a.rel.cmp(&b.rel));
-            pending = next;
         }
         if merged_any {
             report.partitions += 1;

@@ -466,6 +466,59 @@ fn a_settled_backfill_leaves_at_most_one_small_file_per_partition() {
     assert!(r.stopped && r.files_in == 0, "{r:?}");
 }
 
+/// A finished backfill whose files an ordinary run merges (in-ingest
+/// compaction was off) is merged apart from the other sources' files, into
+/// files named after it; so running the backfill again replaces its rows
+/// instead of adding them a second time.
+#[test]
+fn an_ordinary_run_merges_a_finished_backfill_apart_so_a_rerun_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let layout = cfg();
+    let backfill = |a: &mut LocalArchive| {
+        for i in 0..20 {
+            a.write(&wide_segment(0, i * 30, 30, 2)).unwrap();
+        }
+        a.mark_settled("t", 0).unwrap();
+    };
+    let mut a = LocalArchive::open(&root, layout.clone()).unwrap();
+    backfill(&mut a);
+    // Another source in the same partitions, committed (its record emptied
+    // as a clean exit or a new owner leaves it).
+    for i in 0..20 {
+        a.write(&wide_segment(1, 10_000 + i * 30, 30, 2)).unwrap();
+    }
+    drop(a);
+    LocalArchive::open(&root, layout.clone())
+        .unwrap()
+        .recover("t", 1, 10_600)
+        .unwrap();
+    let before = digest(&read_local(&root).unwrap());
+    assert_eq!(before.0, 1200);
+
+    let later = SystemTime::now() + Duration::from_secs(86_400);
+    let r = compact(&Location::Local(root.clone()), &layout, later).unwrap();
+    assert_eq!(r.files_in, 80, "{r:?}");
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    let name = |rel: &String| rel.rsplit_once('/').unwrap().1.to_string();
+    let own = files
+        .iter()
+        .filter(|f| is_source_merged(&name(f), "t", 0))
+        .count();
+    assert_eq!(
+        own, 2,
+        "one merged file per hour for the backfill: {files:?}"
+    );
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+
+    // The same backfill again: its old rows go, the new ones come.
+    let mut a = LocalArchive::open(&root, layout).unwrap();
+    a.recover("t", 0, 0).unwrap();
+    backfill(&mut a);
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+}
+
 /// One compactor at a time on an object store: a second run finds the
 /// lease taken; a released lease is free again; an expired one is taken
 /// over.
