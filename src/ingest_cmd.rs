@@ -65,15 +65,20 @@ pub fn run(
 ) -> anyhow::Result<IngestReport> {
     cfg.validate_ingest(matches!(input, Input::Kafka { .. }))?;
     let location = cfg.output_location()?;
+    // A backfill's in-flight records say so: compaction then merges its
+    // files apart, which a re-run of it deletes.
+    let backfill = !matches!(input, Input::Kafka { .. });
     let archive: Box<dyn Sink> = match &location {
-        Location::Local(root) => Box::new(
-            LocalArchive::open(root, cfg.archive.clone())
-                .with_context(|| format!("opening the archive at {}", root.display()))?,
-        ),
-        Location::S3 { bucket, prefix } => Box::new(
-            ObjectStoreArchive::s3(bucket, prefix, cfg.archive.clone(), &cfg.archive.s3)
-                .with_context(|| format!("opening the archive at {location}"))?,
-        ),
+        Location::Local(root) => {
+            let a = LocalArchive::open(root, cfg.archive.clone())
+                .with_context(|| format!("opening the archive at {}", root.display()))?;
+            Box::new(if backfill { a.for_backfill() } else { a })
+        }
+        Location::S3 { bucket, prefix } => {
+            let a = ObjectStoreArchive::s3(bucket, prefix, cfg.archive.clone(), &cfg.archive.s3)
+                .with_context(|| format!("opening the archive at {location}"))?;
+            Box::new(if backfill { a.for_backfill() } else { a })
+        }
     };
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     // Where templates are mined: in lenient mode (Kafka or file) parse

@@ -416,4 +416,23 @@ fn backfill_compacts_its_partitions_before_exiting() {
         // The second round re-runs a compacted backfill: still exactly once.
         assert_exactly_once(&archive, &truth, N);
     }
+
+    // In-ingest compaction off, `logwarden compact` from outside merging the
+    // backfill's files, then the backfill again: still exactly once.
+    let mut off = sets.to_vec();
+    off.push("archive.compaction.in_ingest=false".to_string());
+    backfill(&off);
+    let summary = run_ok(
+        compact(archive.to_str().expect("utf-8"))
+            .args(["--close-after-secs", "0"])
+            .args(["--min-file-bytes", &min.to_string()]),
+    );
+    let out = String::from_utf8_lossy(&summary.stdout);
+    assert!(
+        files_by_dir(&archive).values().map(Vec::len).sum::<usize>() < files_before,
+        "{out}"
+    );
+    assert_exactly_once(&archive, &truth, N);
+    backfill(&off);
+    assert_exactly_once(&archive, &truth, N);
 }

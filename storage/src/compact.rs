@@ -391,15 +391,15 @@ fn run_held(
         .iter()
         .flat_map(|r| r.protected_files().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    // Finished backfills: an ordinary run merges each one's files apart,
-    // into files named after it, as the backfill itself would have (with
-    // in-ingest compaction off it did not), so a re-run still replaces its
-    // rows instead of adding them again.
+    // Backfills, finished or running: an ordinary run merges each one's
+    // files apart, into files named after it, as a finished backfill does
+    // itself (with in-ingest compaction off it does not), so a re-run still
+    // replaces its rows instead of adding them again.
     let backfills: Vec<(&str, i32)> = match scope.final_source {
         Some(_) => Vec::new(),
         None => records
             .iter()
-            .filter(|r| r.settled)
+            .filter(|r| r.is_backfill())
             .map(|r| (r.topic.as_str(), r.partition))
             .collect(),
     };
@@ -431,9 +431,9 @@ fn run_held(
                 continue;
             }
             let settle = Duration::from_secs(cfg.settle_secs);
-            // Merged files of a backfill still running, or of one whose
-            // record is gone, are left alone (a re-run deletes them);
-            // those of a finished one are merged with its own files.
+            // Merged files of a backfill whose record is gone are left
+            // alone (a re-run deletes them); those of a known one are
+            // merged with its own files.
             Box::new(move |f: &FileInfo| {
                 now.duration_since(f.modified)
                     .is_ok_and(|age| age >= settle)

@@ -41,6 +41,12 @@ pub struct InFlight {
     /// next write.
     #[serde(default)]
     pub settled: bool,
+    /// The source is a backfill (a file or standard input): its offsets
+    /// are line numbers and running it again starts over at 0. Compaction
+    /// merges a backfill's files only among themselves, into files named
+    /// after it, which such a re-run deletes. Kept across writes.
+    #[serde(default)]
+    pub backfill: bool,
 }
 
 /// The single-segment form written by earlier versions.
@@ -67,7 +73,14 @@ impl InFlight {
             partition,
             segments: Vec::new(),
             settled: false,
+            backfill: false,
         }
+    }
+
+    /// Whether the source is a backfill: marked as one, or settled (only a
+    /// backfill settles; records written before the mark have only that).
+    pub fn is_backfill(&self) -> bool {
+        self.backfill || self.settled
     }
 
     /// Parses a record in the current or the legacy form.
@@ -83,6 +96,7 @@ impl InFlight {
                     files: l.files,
                 }],
                 settled: false,
+                backfill: false,
             },
         })
     }

@@ -50,6 +50,8 @@ pub struct LocalArchive {
     lock: File,
     /// In-flight records by (topic, partition), as last written.
     inflight: HashMap<(String, i32), InFlight>,
+    /// Writing a backfill: its in-flight records say so.
+    backfill: bool,
 }
 
 impl LocalArchive {
@@ -67,7 +69,15 @@ impl LocalArchive {
             props,
             lock,
             inflight: HashMap::new(),
+            backfill: false,
         })
+    }
+
+    /// The archive for a backfill (`ingest --input`): the in-flight records
+    /// it writes mark their sources as backfills.
+    pub fn for_backfill(mut self) -> Self {
+        self.backfill = true;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -224,7 +234,9 @@ impl Sink for LocalArchive {
             .iter()
             .map(|(dir, _)| format!("{dir}/{name}"))
             .collect();
+        let backfill = self.backfill;
         let record = self.record(&segment.topic, segment.partition)?;
+        record.backfill |= backfill;
         record.push(SegmentFiles {
             first_offset: segment.first_offset,
             next_offset: segment.next_offset,
@@ -263,12 +275,12 @@ impl Sink for LocalArchive {
             );
             return Ok(());
         };
-        let rerun = record.settled && replay_from == 0;
+        let rerun = (record.is_backfill() || self.backfill) && replay_from == 0;
         let (mut delete, straddling) = record.take_uncommitted(replay_from);
         record.warn_straddling(replay_from, &straddling);
         if rerun {
-            // A finished backfill run again: the files its end-of-run
-            // compaction merged hold its rows too.
+            // A backfill run again: the files its end-of-run compaction, or
+            // another run's, merged hold its rows too.
             delete.extend(source_merged_files(&self.root, topic, partition)?);
         }
         self.lock

@@ -45,6 +45,8 @@ pub struct ObjectStoreArchive {
     props: WriterProperties,
     rt: tokio::runtime::Runtime,
     inflight: HashMap<(String, i32), InFlight>,
+    /// Writing a backfill: its in-flight records say so.
+    backfill: bool,
 }
 
 impl ObjectStoreArchive {
@@ -63,7 +65,15 @@ impl ObjectStoreArchive {
             props,
             rt,
             inflight: HashMap::new(),
+            backfill: false,
         })
+    }
+
+    /// The archive for a backfill (`ingest --input`): the in-flight records
+    /// it writes mark their sources as backfills.
+    pub fn for_backfill(mut self) -> Self {
+        self.backfill = true;
+        self
     }
 
     /// An archive at `s3://bucket/prefix`.
@@ -427,6 +437,7 @@ impl Sink for ObjectStoreArchive {
             .map(|(dir, _)| format!("{dir}/{name}"))
             .collect();
         let mut record = self.record(&segment.topic, segment.partition)?;
+        record.backfill |= self.backfill;
         record.push(SegmentFiles {
             first_offset: segment.first_offset,
             next_offset: segment.next_offset,
@@ -461,7 +472,7 @@ impl Sink for ObjectStoreArchive {
             );
             return Ok(());
         };
-        let rerun = record.settled && replay_from == 0;
+        let rerun = (record.is_backfill() || self.backfill) && replay_from == 0;
         let (mut delete, straddling) = record.take_uncommitted(replay_from);
         record.warn_straddling(replay_from, &straddling);
         if rerun {
@@ -772,6 +783,36 @@ mod tests {
         .expect_err("a failing batch");
         assert_eq!(e.hint, RetryHint::Fatal, "{e}");
         assert!(rt.block_on(store.inner.head(&failed)).is_err());
+    }
+
+    /// A backfill's in-flight record says so, and running it again deletes
+    /// the files merged from its own (by whichever compaction) before it
+    /// writes, even when it never finished.
+    #[test]
+    fn a_backfill_rerun_deletes_its_merged_objects() {
+        let mem = Arc::new(InMemory::new());
+        let rt = runtime().expect("rt");
+        let mut a = ObjectStoreArchive::new(mem.clone(), "logs", ArchiveLayout::default())
+            .expect("sink")
+            .for_backfill();
+        a.write(&segment(0, 10)).expect("write");
+        let record = a.read_inflight("t", 0).expect("read").expect("record");
+        assert!(record.backfill && !record.settled);
+        let merged = ObjectPath::from(format!(
+            "logs/dt=2026-03-01/hour=10/{}",
+            crate::layout::source_merged_name("t", 0, 7)
+        ));
+        rt.block_on(mem.put(&merged, PutPayload::from_static(b"merged")))
+            .expect("put");
+        let mut b = ObjectStoreArchive::new(mem.clone(), "logs", ArchiveLayout::default())
+            .expect("sink")
+            .for_backfill();
+        b.recover("t", 0, 0).expect("recover");
+        assert!(
+            rt.block_on(mem.head(&merged)).is_err(),
+            "merged object kept"
+        );
+        assert!(keys(&rt, &mem).is_empty());
     }
 
     #[test]

@@ -519,6 +519,60 @@ fn an_ordinary_run_merges_a_finished_backfill_apart_so_a_rerun_replaces_it() {
     assert_eq!(digest(&read_local(&root).unwrap()), before);
 }
 
+/// A backfill still running (not settled) while an ordinary run merges its
+/// older segments, those its in-flight record no longer lists: they are
+/// merged apart, named after it, so running it again after it died
+/// replaces every row instead of doubling the merged ones.
+#[test]
+fn a_running_backfill_merged_by_another_run_is_replaced_by_its_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let layout = cfg();
+    let backfill = |a: &mut LocalArchive| {
+        for i in 0..80 {
+            a.write(&wide_segment(0, i * 10, 10, 2)).unwrap();
+        }
+    };
+    let mut a = LocalArchive::open(&root, layout.clone())
+        .unwrap()
+        .for_backfill();
+    backfill(&mut a);
+    // Another source in the same partitions, committed.
+    for i in 0..10 {
+        a.write(&wide_segment(1, 10_000 + i * 10, 10, 2)).unwrap();
+    }
+    drop(a);
+    LocalArchive::open(&root, layout.clone())
+        .unwrap()
+        .recover("t", 1, 10_100)
+        .unwrap();
+    let before = digest(&read_local(&root).unwrap());
+    assert_eq!(before.0, 900);
+
+    let later = SystemTime::now() + Duration::from_secs(86_400);
+    let r = compact(&Location::Local(root.clone()), &layout, later).unwrap();
+    // The 16 oldest backfill segments (the record lists the last 64) and
+    // the other source's 10, two files each.
+    assert_eq!(r.files_in, 52, "{r:?}");
+    let files = LocalBackend::list_for_test(&root).unwrap();
+    let name = |rel: &String| rel.rsplit_once('/').unwrap().1.to_string();
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| is_source_merged(&name(f), "t", 0))
+            .count(),
+        2,
+        "{files:?}"
+    );
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+
+    // It died; run again from the start.
+    let mut a = LocalArchive::open(&root, layout).unwrap().for_backfill();
+    a.recover("t", 0, 0).unwrap();
+    backfill(&mut a);
+    assert_eq!(digest(&read_local(&root).unwrap()), before);
+}
+
 /// One compactor at a time on an object store: a second run finds the
 /// lease taken; a released lease is free again; an expired one is taken
 /// over.
