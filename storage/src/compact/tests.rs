@@ -466,6 +466,42 @@ fn a_settled_backfill_leaves_at_most_one_small_file_per_partition() {
     assert!(r.stopped && r.files_in == 0, "{r:?}");
 }
 
+/// Runs `backfill` (which writes to `root`), then writes `segments`
+/// committed segments of `rows` rows of another source into the same
+/// partitions, then an ordinary compaction a day from now. Returns the
+/// digest before the compaction, its report, and how many files it named
+/// after the backfill (source "t", partition 0).
+fn backfill_beside_another_source(
+    root: &Path,
+    layout: &ArchiveLayout,
+    backfill: &dyn Fn(),
+    segments: i64,
+    rows: i64,
+) -> ((usize, i64, u64), CompactReport, usize) {
+    backfill();
+    let mut a = LocalArchive::open(root, layout.clone()).unwrap();
+    for i in 0..segments {
+        a.write(&wide_segment(1, 10_000 + i * rows, rows, 2))
+            .unwrap();
+    }
+    drop(a);
+    // Committed: its record emptied, as a clean exit or a new owner leaves it.
+    LocalArchive::open(root, layout.clone())
+        .unwrap()
+        .recover("t", 1, 10_000 + segments * rows)
+        .unwrap();
+    let before = digest(&read_local(root).unwrap());
+    let later = SystemTime::now() + Duration::from_secs(86_400);
+    let r = compact(&Location::Local(root.to_path_buf()), layout, later).unwrap();
+    let own = LocalBackend::list_for_test(root)
+        .unwrap()
+        .iter()
+        .filter(|rel| is_source_merged(rel.rsplit_once('/').unwrap().1, "t", 0))
+        .count();
+    assert_eq!(digest(&read_local(root).unwrap()), before);
+    (before, r, own)
+}
+
 /// A finished backfill whose files an ordinary run merges (in-ingest
 /// compaction was off) is merged apart from the other sources' files, into
 /// files named after it; so running the backfill again replaces its rows
@@ -475,47 +511,25 @@ fn an_ordinary_run_merges_a_finished_backfill_apart_so_a_rerun_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
     let layout = cfg();
-    let backfill = |a: &mut LocalArchive| {
+    let backfill = || {
+        let mut a = LocalArchive::open(&root, layout.clone()).unwrap();
         for i in 0..20 {
             a.write(&wide_segment(0, i * 30, 30, 2)).unwrap();
         }
         a.mark_settled("t", 0).unwrap();
     };
-    let mut a = LocalArchive::open(&root, layout.clone()).unwrap();
-    backfill(&mut a);
-    // Another source in the same partitions, committed (its record emptied
-    // as a clean exit or a new owner leaves it).
-    for i in 0..20 {
-        a.write(&wide_segment(1, 10_000 + i * 30, 30, 2)).unwrap();
-    }
-    drop(a);
-    LocalArchive::open(&root, layout.clone())
-        .unwrap()
-        .recover("t", 1, 10_600)
-        .unwrap();
-    let before = digest(&read_local(&root).unwrap());
+    let (before, r, own) = backfill_beside_another_source(&root, &layout, &backfill, 20, 30);
     assert_eq!(before.0, 1200);
-
-    let later = SystemTime::now() + Duration::from_secs(86_400);
-    let r = compact(&Location::Local(root.clone()), &layout, later).unwrap();
     assert_eq!(r.files_in, 80, "{r:?}");
-    let files = LocalBackend::list_for_test(&root).unwrap();
-    let name = |rel: &String| rel.rsplit_once('/').unwrap().1.to_string();
-    let own = files
-        .iter()
-        .filter(|f| is_source_merged(&name(f), "t", 0))
-        .count();
-    assert_eq!(
-        own, 2,
-        "one merged file per hour for the backfill: {files:?}"
-    );
-    assert_eq!(files.len(), 4, "{files:?}");
-    assert_eq!(digest(&read_local(&root).unwrap()), before);
+    assert_eq!(own, 2, "one merged file per hour for the backfill");
+    assert_eq!(LocalBackend::list_for_test(&root).unwrap().len(), 4);
 
     // The same backfill again: its old rows go, the new ones come.
-    let mut a = LocalArchive::open(&root, layout).unwrap();
-    a.recover("t", 0, 0).unwrap();
-    backfill(&mut a);
+    LocalArchive::open(&root, layout.clone())
+        .unwrap()
+        .recover("t", 0, 0)
+        .unwrap();
+    backfill();
     assert_eq!(digest(&read_local(&root).unwrap()), before);
 }
 
@@ -528,48 +542,24 @@ fn a_running_backfill_merged_by_another_run_is_replaced_by_its_rerun() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archive");
     let layout = cfg();
-    let backfill = |a: &mut LocalArchive| {
+    let backfill = || {
+        let mut a = LocalArchive::open(&root, layout.clone())
+            .unwrap()
+            .for_backfill();
+        a.recover("t", 0, 0).unwrap();
         for i in 0..80 {
             a.write(&wide_segment(0, i * 10, 10, 2)).unwrap();
         }
     };
-    let mut a = LocalArchive::open(&root, layout.clone())
-        .unwrap()
-        .for_backfill();
-    backfill(&mut a);
-    // Another source in the same partitions, committed.
-    for i in 0..10 {
-        a.write(&wide_segment(1, 10_000 + i * 10, 10, 2)).unwrap();
-    }
-    drop(a);
-    LocalArchive::open(&root, layout.clone())
-        .unwrap()
-        .recover("t", 1, 10_100)
-        .unwrap();
-    let before = digest(&read_local(&root).unwrap());
+    let (before, r, own) = backfill_beside_another_source(&root, &layout, &backfill, 10, 10);
     assert_eq!(before.0, 900);
-
-    let later = SystemTime::now() + Duration::from_secs(86_400);
-    let r = compact(&Location::Local(root.clone()), &layout, later).unwrap();
     // The 16 oldest backfill segments (the record lists the last 64) and
     // the other source's 10, two files each.
     assert_eq!(r.files_in, 52, "{r:?}");
-    let files = LocalBackend::list_for_test(&root).unwrap();
-    let name = |rel: &String| rel.rsplit_once('/').unwrap().1.to_string();
-    assert_eq!(
-        files
-            .iter()
-            .filter(|f| is_source_merged(&name(f), "t", 0))
-            .count(),
-        2,
-        "{files:?}"
-    );
-    assert_eq!(digest(&read_local(&root).unwrap()), before);
+    assert_eq!(own, 2, "one merged file per hour for the backfill");
 
     // It died; run again from the start.
-    let mut a = LocalArchive::open(&root, layout).unwrap().for_backfill();
-    a.recover("t", 0, 0).unwrap();
-    backfill(&mut a);
+    backfill();
     assert_eq!(digest(&read_local(&root).unwrap()), before);
 }
 
