@@ -391,12 +391,13 @@ fn run_held(
         .iter()
         .flat_map(|r| r.protected_files().map(str::to_string).collect::<Vec<_>>())
         .collect();
-    // Backfills, finished or running: an ordinary run merges each one's
-    // files apart, into files named after it, as a finished backfill does
-    // itself (with in-ingest compaction off it does not), so a re-run still
-    // replaces its rows instead of adding them again.
+    // The backfills whose files are merged apart, each into files named
+    // after it, so that a re-run of it still replaces its rows instead of
+    // adding them again: the finished one this run is scoped to, or, in an
+    // ordinary run, every backfill, finished or running (with in-ingest
+    // compaction off, a finished one did not merge its own).
     let backfills: Vec<(&str, i32)> = match scope.final_source {
-        Some(_) => Vec::new(),
+        Some(source) => vec![source],
         None => records
             .iter()
             .filter(|r| r.is_backfill())
@@ -413,19 +414,15 @@ fn run_held(
     for f in files {
         by_dir.entry(f.dir().to_string()).or_default().push(f);
     }
-    let is_final = |f: &FileInfo| {
-        scope.final_source.is_some_and(|(topic, partition)| {
-            is_source_file(f.name(), topic, partition)
-                || is_source_merged(f.name(), topic, partition)
-        })
-    };
     let stop_asked = || scope.stop.iter().any(|s| s.load(Ordering::Relaxed));
+    // Whether a file, of the backfill given (if any), may be merged.
+    type Eligible<'a> = Box<dyn Fn(&FileInfo, Option<(&str, i32)>) -> bool + 'a>;
     'dirs: for (dir, mut files) in by_dir {
         files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let eligible: Box<dyn Fn(&FileInfo) -> bool + '_> = if scope.final_source.is_some() {
+        let eligible: Eligible<'_> = if scope.final_source.is_some() {
             // A finished backfill: its own files only, so that the merged
             // files hold its rows alone and a re-run can replace them.
-            Box::new(|f: &FileInfo| is_final(f))
+            Box::new(|_, backfill| backfill.is_some())
         } else {
             if !partition_closed(&dir, cfg.close_after_secs, now) {
                 continue;
@@ -434,19 +431,20 @@ fn run_held(
             // Merged files of a backfill whose record is gone are left
             // alone (a re-run deletes them); those of a known one are
             // merged with its own files.
-            Box::new(move |f: &FileInfo| {
+            Box::new(move |f, backfill| {
                 now.duration_since(f.modified)
                     .is_ok_and(|age| age >= settle)
-                    && (!is_any_source_merged(f.name()) || backfill_of(f).is_some())
+                    && (backfill.is_some() || !is_any_source_merged(f.name()))
             })
         };
-        // One set of inputs per source: the finished backfills' each apart
-        // (named after it), the rest together.
+        // One set of inputs per source: each backfill's apart (named after
+        // it), the rest together.
         let mut sets: BTreeMap<Option<(&str, i32)>, Vec<FileInfo>> = BTreeMap::new();
         for f in files {
-            if f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(&f) {
-                let source = scope.final_source.or_else(|| backfill_of(&f));
-                sets.entry(source).or_default().push(f);
+            let backfill = backfill_of(&f);
+            if f.size < cfg.min_file_bytes && !protected.contains(&f.rel) && eligible(&f, backfill)
+            {
+                sets.entry(backfill).or_default().push(f);
             }
         }
         let mut merged_any = false;
