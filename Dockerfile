@@ -12,10 +12,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && mkdir -p /var/lib/logwarden/archive && chown -R logwarden /var/lib/logwarden
 COPY --from=build /src/target/release/logwarden /usr/local/bin/logwarden
 USER logwarden
-# Fewer glibc malloc arenas: ingest allocates batches on its parse threads and
-# frees them elsewhere, and per-thread arenas then hold freed memory (peak
-# RSS measured about 35-60 MiB lower with 2; README, performance).
-ENV MALLOC_ARENA_MAX=2
+# No MALLOC_* variables here: logwarden tunes glibc malloc itself at start
+# (src/malloc.rs), and leaves it alone when the environment tunes it.
 WORKDIR /var/lib/logwarden
 ENTRYPOINT ["/usr/local/bin/logwarden"]
 CMD ["--help"]

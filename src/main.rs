@@ -14,6 +14,7 @@ mod eval;
 mod generate;
 mod generate_cmd;
 mod ingest_cmd;
+mod malloc;
 mod shutdown;
 mod telemetry;
 mod templates_cmd;
@@ -291,6 +292,8 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Before any thread is spawned.
+    malloc::tune();
     let format = cli.log_format;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
