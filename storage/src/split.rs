@@ -117,19 +117,17 @@ pub fn split_segment(
         .iter()
         .map(|t| bucket_us.map_or(0, |b| t.div_euclid(b)))
         .collect();
-    // Sort on plain integers: (time bucket, rank of the service name, event
+    // Order on plain integers: (time bucket, rank of the service name, event
     // time, row). Ranking the dictionary's values once is much cheaper than
     // comparing strings row against row.
-    let ranks = service_ranks(&service)?;
-    let mut keys: Vec<(i64, u32, i64, u32)> = buckets
-        .values()
-        .iter()
-        .zip(times.values().iter())
-        .enumerate()
-        .map(|(row, (&b, &t))| (b, ranks(row), t, row as u32))
-        .collect();
-    keys.sort_unstable();
-    let indices = UInt32Array::from_iter_values(keys.iter().map(|k| k.3));
+    let (rank_count, ranks) = service_ranks(&service)?;
+    let ranks: Vec<u32> = (0..batch.num_rows()).map(ranks).collect();
+    let indices = UInt32Array::from(sort_order(
+        buckets.values(),
+        &ranks,
+        times.values(),
+        rank_count,
+    ));
     let sorted = take_rows(batch, &indices)?;
     let sorted_buckets = arrow::compute::take(&buckets, &indices, None)?;
     let sorted_buckets = sorted_buckets.as_primitive::<arrow::datatypes::Int64Type>();
@@ -170,6 +168,57 @@ pub fn split_segment(
         }
     }
     Ok(out)
+}
+
+/// Most (time bucket, service) groups counted in a table; a segment that
+/// spans more (times scattered over many partitions) has its keys sorted.
+const MAX_COUNTED_GROUPS: usize = 1 << 16;
+
+/// The rows in (time bucket, service rank, event time, row) order. Ranks are
+/// below `rank_count`. Rows are counted into their (bucket, service) groups,
+/// which keeps arrival order within a group: a group whose rows arrived in
+/// time order (the common case, in a backfill and from a partition) is then
+/// done, and only a group that did not is sorted by (time, row).
+fn sort_order(buckets: &[i64], ranks: &[u32], times: &[i64], rank_count: usize) -> Vec<u32> {
+    let n = times.len();
+    let (Some(&lo), Some(&hi)) = (buckets.iter().min(), buckets.iter().max()) else {
+        return Vec::new();
+    };
+    let groups = usize::try_from(i128::from(hi) - i128::from(lo) + 1)
+        .ok()
+        .and_then(|span| span.checked_mul(rank_count.max(1)))
+        .filter(|&g| g <= MAX_COUNTED_GROUPS.max(n));
+    let Some(groups) = groups else {
+        let mut keys: Vec<(i64, u32, i64, u32)> = (0..n)
+            .map(|r| (buckets[r], ranks[r], times[r], r as u32))
+            .collect();
+        keys.sort_unstable();
+        return keys.into_iter().map(|k| k.3).collect();
+    };
+    // In range: `groups` bounds (hi - lo + 1) * rank_count, which fits a usize.
+    let group = |r: usize| (buckets[r] - lo) as usize * rank_count + ranks[r] as usize;
+    let mut starts = vec![0usize; groups + 1];
+    for r in 0..n {
+        starts[group(r) + 1] += 1;
+    }
+    for g in 0..groups {
+        starts[g + 1] += starts[g];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; n];
+    for r in 0..n {
+        let g = group(r);
+        order[next[g]] = r as u32;
+        next[g] += 1;
+    }
+    for g in 0..groups {
+        let rows = &mut order[starts[g]..starts[g + 1]];
+        let time = |r: u32| times[r as usize];
+        if !rows.windows(2).all(|w| time(w[0]) <= time(w[1])) {
+            rows.sort_unstable_by_key(|&r| (time(r), r));
+        }
+    }
+    order
 }
 
 /// `batch`'s rows at `indices`, in that order. Like Arrow's
@@ -227,8 +276,8 @@ fn take_map(map: &MapArray, indices: &UInt32Array) -> Result<ArrayRef, ArrowErro
 }
 
 /// For each row, the rank of its service name in byte order (nulls first,
-/// equal names equal ranks).
-fn service_ranks(service: &ArrayRef) -> Result<impl Fn(usize) -> u32 + '_, ArrowError> {
+/// equal names equal ranks), and a bound on the ranks.
+fn service_ranks(service: &ArrayRef) -> Result<(usize, impl Fn(usize) -> u32 + '_), ArrowError> {
     let dict = service
         .as_dictionary_opt::<Int32Type>()
         .ok_or_else(|| ArrowError::SchemaError("service is not a dictionary".into()))?;
@@ -249,13 +298,14 @@ fn service_ranks(service: &ArrayRef) -> Result<impl Fn(usize) -> u32 + '_, Arrow
         rank_of[i] = rank;
     }
     let keys = dict.keys();
-    Ok(move |row: usize| {
+    // Ranks run from 0 (null) to at most the number of values.
+    Ok((values.len() + 1, move |row: usize| {
         if keys.is_null(row) {
             0
         } else {
             rank_of.get(keys.value(row) as usize).copied().unwrap_or(0)
         }
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -263,6 +313,7 @@ mod tests {
     use super::*;
     use logwarden_ingest::record::{LogRecord, Provenance};
     use logwarden_ingest::schema::LogBatchBuilder;
+    use proptest::prelude::*;
 
     /// Rows of three services (and some without one) over two hours, in
     /// arrival order: each output batch is one partition, sorted by
@@ -372,6 +423,55 @@ mod tests {
         let arrows = take(&map, &indices, None).expect("take");
         assert_eq!(ours.null_count(), arrows.null_count());
         assert_eq!(ours.to_data(), arrows.to_data());
+    }
+
+    /// The reference order: every key sorted.
+    fn sorted_keys(buckets: &[i64], ranks: &[u32], times: &[i64]) -> Vec<u32> {
+        let mut keys: Vec<(i64, u32, i64, u32)> = (0..times.len())
+            .map(|r| (buckets[r], ranks[r], times[r], r as u32))
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|k| k.3).collect()
+    }
+
+    /// Rows as (bucket, rank, time): a few buckets or (rarely) buckets far
+    /// apart, times in arrival order or not, ties included.
+    fn rows() -> impl Strategy<Value = (Vec<(i64, u32, i64)>, usize)> {
+        (1usize..6, prop::bool::ANY, prop::bool::weighted(0.1)).prop_flat_map(
+            |(rank_count, in_order, far)| {
+                let bucket = if far {
+                    prop_oneof![Just(i64::MIN), Just(0i64), Just(i64::MAX), -3i64..3].boxed()
+                } else {
+                    (100i64..103).boxed()
+                };
+                let row = (bucket, 0..rank_count as u32, 0i64..50);
+                prop::collection::vec(row, 0..300).prop_map(move |mut rows| {
+                    if in_order {
+                        let mut times: Vec<i64> = rows.iter().map(|r| r.2).collect();
+                        times.sort_unstable();
+                        for (r, t) in rows.iter_mut().zip(times) {
+                            r.2 = t;
+                        }
+                    }
+                    (rows, rank_count)
+                })
+            },
+        )
+    }
+
+    proptest! {
+        /// Counting rows into their groups orders them exactly as sorting
+        /// every key does, whether or not they arrived in time order.
+        #[test]
+        fn the_counted_order_is_the_sorted_order((rows, rank_count) in rows()) {
+            let buckets: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let ranks: Vec<u32> = rows.iter().map(|r| r.1).collect();
+            let times: Vec<i64> = rows.iter().map(|r| r.2).collect();
+            prop_assert_eq!(
+                sort_order(&buckets, &ranks, &times, rank_count),
+                sorted_keys(&buckets, &ranks, &times)
+            );
+        }
     }
 
     fn layout_keys() -> Vec<PartitionKey> {
