@@ -23,7 +23,9 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
-use logwarden_ingest::kafka::{caught_up, transport_time_us, EofTracker, MeteredContext, StopWhen};
+use logwarden_ingest::kafka::{
+    caught_up, transport_time_us, CatchUpCadence, EofTracker, MeteredContext, StopWhen,
+};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
 use logwarden_ingest::template::TemplateMiner;
@@ -144,7 +146,7 @@ pub fn run(
     let mut report = DetectReport::default();
     let mut positions: std::collections::HashMap<(String, i32), i64> = Default::default();
     let mut last_commit = Instant::now();
-    let mut last_check = Instant::now();
+    let mut cadence = CatchUpCadence::new(Instant::now());
     let mut eof = EofTracker::default();
     let mut clock = PartitionClock::default();
     let mut last_assignment_sync = Instant::now() - ASSIGNMENT_SYNC_INTERVAL;
@@ -293,6 +295,9 @@ pub fn run(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 eof.eof(p);
                 at_end_since.entry(p).or_insert_with(Instant::now);
+                // As an empty poll: the next one could wait its whole
+                // timeout for an event that is not coming.
+                poll_idle = true;
             }
             Some(Err(e)) => {
                 metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
@@ -344,17 +349,15 @@ pub fn run(
         }
         if stop == StopWhen::CaughtUp
             && std::mem::take(&mut poll_idle)
-            && last_check.elapsed() >= Duration::from_millis(200)
-        {
-            last_check = Instant::now();
-            if caught_up(&consumer, &eof, |t, p| {
+            && cadence.due(&eof, Instant::now())
+            && caught_up(&consumer, &eof, |t, p| {
                 positions.get(&(t.to_string(), p)).copied()
-            }) {
-                // End of input: close the windows the data covers.
-                let alerts = detector.flush();
-                publish(with_templates(alerts, &parser), &mut report)?;
-                break;
-            }
+            })
+        {
+            // End of input: close the windows the data covers.
+            let alerts = detector.flush();
+            publish(with_templates(alerts, &parser), &mut report)?;
+            break;
         }
     }
     commit(

@@ -61,10 +61,12 @@ const FETCH_QUEUE_BACKOFF_MS: u32 = 10;
 
 /// librdkafka `fetch.wait.max.ms` of a run that stops when caught up: the
 /// longest a fetch waits at the broker for new data. Requests on one broker
-/// connection are answered in order, so the watermark queries of the
-/// end-of-input check wait behind an idle partition's fetch; with the default
-/// (500 ms) the check took 1.4 s on 3 partitions, with 50 ms 0.1 s.
-const CATCH_UP_FETCH_WAIT_MS: u32 = 50;
+/// connection are answered in order, so each watermark query of the
+/// end-of-input check waits behind an idle partition's fetch: with the
+/// default (500 ms) the check took 1.4 s on 3 partitions, with 50 ms about
+/// 50 ms per partition (0.14 s), with 10 ms about 10 ms per partition. The
+/// only cost is an empty fetch every 10 ms once a partition has no new data.
+const CATCH_UP_FETCH_WAIT_MS: u32 = 10;
 
 /// librdkafka `receive.message.max.bytes` for consumers: the largest fetch
 /// response accepted, so a single message up to about this size (which
@@ -319,15 +321,16 @@ struct Core {
 }
 
 impl Core {
-    /// An error from the consumer's poll: the end of a partition, or an
-    /// error to count and log.
-    fn poll_error(&mut self, e: KafkaError) {
+    /// An error from the consumer's poll: the end of a partition (then
+    /// true), or an error to count and log.
+    fn poll_error(&mut self, e: KafkaError) -> bool {
         if let KafkaError::PartitionEOF(p) = e {
             self.eof.eof(p);
-            return;
+            return true;
         }
         self.metrics.consumer_errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, "consumer error");
+        false
     }
 
     /// Index in `topics` of `topic`, added (with its metrics) when new.
@@ -1089,7 +1092,7 @@ impl KafkaSource {
         tracing::info!(brokers = %self.kafka.brokers, topics = ?topics, group = %self.kafka.group, "ingest started");
 
         let lock = || core.lock().unwrap_or_else(|p| p.into_inner());
-        let mut last_progress_check = Instant::now();
+        let mut cadence = CatchUpCadence::new(Instant::now());
         // The end-of-input check asks the broker for offsets: only when a poll
         // came back empty, so it never slows a flowing stream.
         let mut idle = false;
@@ -1101,6 +1104,8 @@ impl KafkaSource {
             };
             // The core is never locked across `poll()`: rebalance and commit
             // callbacks run inside it and lock the core themselves.
+            // A partition's end counts as an empty poll: the next poll
+            // could wait its whole timeout for an event that is not coming.
             match consumer.poll(timeout) {
                 Some(Ok(msg)) => {
                     lock().process(&msg);
@@ -1112,12 +1117,12 @@ impl KafkaSource {
                         }
                         match consumer.poll(Duration::ZERO) {
                             Some(Ok(m)) => lock().process(&m),
-                            Some(Err(e)) => lock().poll_error(e),
+                            Some(Err(e)) => idle |= lock().poll_error(e),
                             None => break,
                         }
                     }
                 }
-                Some(Err(e)) => lock().poll_error(e),
+                Some(Err(e)) => idle |= lock().poll_error(e),
                 None => idle = true,
             }
             let mut c = lock();
@@ -1161,9 +1166,8 @@ impl KafkaSource {
             }
             if self.stop == StopWhen::CaughtUp
                 && std::mem::take(&mut idle)
-                && last_progress_check.elapsed() >= Duration::from_millis(200)
+                && cadence.due(&c.eof, Instant::now())
             {
-                last_progress_check = Instant::now();
                 let next = |t: &str, p: i32| {
                     c.parts
                         .iter()
@@ -1205,6 +1209,8 @@ impl KafkaSource {
 #[derive(Debug, Default)]
 pub struct EofTracker {
     at_end: HashMap<i32, bool>,
+    /// Times a partition reached its end (was not at its end before).
+    ends: u64,
 }
 
 impl EofTracker {
@@ -1215,11 +1221,45 @@ impl EofTracker {
 
     /// librdkafka reported the end of `partition`.
     pub fn eof(&mut self, partition: i32) {
-        self.at_end.insert(partition, true);
+        if self.at_end.insert(partition, true) != Some(true) {
+            self.ends += 1;
+        }
     }
 
     pub fn at_end(&self, partition: i32) -> bool {
         self.at_end.get(&partition).copied().unwrap_or(false)
+    }
+}
+
+/// Least time between two end-of-input checks ([`caught_up`]) when no
+/// partition reached its end in between: a check that gets past the
+/// end-of-partition events costs a broker round trip per partition.
+const CATCH_UP_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// When a run that stops at the end of its input checks for it: at once
+/// after a partition reports its end (the last one to end makes the check
+/// succeed without waiting), otherwise at most every
+/// [`CATCH_UP_CHECK_INTERVAL`].
+#[derive(Debug)]
+pub struct CatchUpCadence {
+    last: Instant,
+    ends: u64,
+}
+
+impl CatchUpCadence {
+    pub fn new(now: Instant) -> Self {
+        Self { last: now, ends: 0 }
+    }
+
+    /// Whether to check now; if so, the check is counted as done at `now`.
+    pub fn due(&mut self, eof: &EofTracker, now: Instant) -> bool {
+        let due = eof.ends != self.ends
+            || now.saturating_duration_since(self.last) >= CATCH_UP_CHECK_INTERVAL;
+        if due {
+            self.last = now;
+            self.ends = eof.ends;
+        }
+        due
     }
 }
 
@@ -1286,13 +1326,39 @@ mod tests {
         assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(c.get("fetch.wait.max.ms"), None);
         cfg.set_catch_up(&mut c);
-        assert_eq!(c.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("10"));
         assert_eq!(c.get("enable.partition.eof"), Some("true"));
         cfg.properties
             .insert("fetch.wait.max.ms".into(), "200".into());
         let mut c = cfg.consumer_config();
         cfg.set_catch_up(&mut c);
         assert_eq!(c.get("fetch.wait.max.ms"), Some("200"));
+    }
+
+    /// The end-of-input check runs at once when a partition reaches its
+    /// end, and otherwise at most every interval.
+    #[test]
+    fn the_catch_up_check_is_due_when_a_partition_ends_or_the_interval_passed() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut eof = EofTracker::default();
+        let mut cadence = CatchUpCadence::new(t0);
+        assert!(!cadence.due(&eof, ms(10)));
+        eof.eof(0);
+        assert!(cadence.due(&eof, ms(20)), "a partition ended");
+        assert!(!cadence.due(&eof, ms(30)), "nothing new");
+        // The same partition reported again is no new end.
+        eof.eof(0);
+        assert!(!cadence.due(&eof, ms(40)));
+        eof.eof(1);
+        assert!(cadence.due(&eof, ms(50)), "another partition ended");
+        assert!(!cadence.due(&eof, ms(249)));
+        assert!(cadence.due(&eof, ms(250)), "the interval passed");
+        // A partition that got a message and ends again counts anew.
+        eof.message(0);
+        assert!(!eof.at_end(0));
+        eof.eof(0);
+        assert!(cadence.due(&eof, ms(260)));
     }
 
     #[test]
