@@ -287,6 +287,11 @@ impl PartState {
 
 type Key = (Arc<str>, i32);
 
+/// Maps looked up once per message (partition state, partition ends): keys
+/// are topic names and partition numbers, so ahash (as the template cache
+/// uses) rather than SipHash.
+type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// State shared by the poll loop and the rebalance callbacks.
 struct Core {
     parser: Parser,
@@ -302,7 +307,7 @@ struct Core {
     segmenter: Segmenter,
     writer: Writer,
     metrics: Arc<IngestMetrics>,
-    parts: HashMap<Key, PartState>,
+    parts: FastMap<Key, PartState>,
     /// Interned topic names, each with its record counters.
     topics: Vec<(Arc<str>, Arc<TopicCounters>)>,
     next_epoch: u64,
@@ -1065,7 +1070,7 @@ impl KafkaSource {
             segmenter,
             writer,
             metrics: metrics.clone(),
-            parts: HashMap::new(),
+            parts: FastMap::default(),
             topics: Vec::new(),
             next_epoch: 1,
             pending: VecDeque::new(),
@@ -1208,7 +1213,7 @@ impl KafkaSource {
 /// events (which name the partition but not the topic).
 #[derive(Debug, Default)]
 pub struct EofTracker {
-    at_end: HashMap<i32, bool>,
+    at_end: FastMap<i32, bool>,
     /// Times a partition reached its end (was not at its end before).
     ends: u64,
 }
