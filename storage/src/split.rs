@@ -121,7 +121,6 @@ pub fn split_segment(
     // time, row). Ranking the dictionary's values once is much cheaper than
     // comparing strings row against row.
     let (rank_count, ranks) = service_ranks(&service)?;
-    let ranks: Vec<u32> = (0..batch.num_rows()).map(ranks).collect();
     let indices = UInt32Array::from(sort_order(
         buckets.values(),
         &ranks,
@@ -275,9 +274,9 @@ fn take_map(map: &MapArray, indices: &UInt32Array) -> Result<ArrayRef, ArrowErro
     )?))
 }
 
-/// For each row, the rank of its service name in byte order (nulls first,
-/// equal names equal ranks), and a bound on the ranks.
-fn service_ranks(service: &ArrayRef) -> Result<(usize, impl Fn(usize) -> u32 + '_), ArrowError> {
+/// A bound on the ranks, and for each row the rank of its service name in
+/// byte order (nulls first, equal names equal ranks).
+fn service_ranks(service: &ArrayRef) -> Result<(usize, Vec<u32>), ArrowError> {
     let dict = service
         .as_dictionary_opt::<Int32Type>()
         .ok_or_else(|| ArrowError::SchemaError("service is not a dictionary".into()))?;
@@ -298,14 +297,17 @@ fn service_ranks(service: &ArrayRef) -> Result<(usize, impl Fn(usize) -> u32 + '
         rank_of[i] = rank;
     }
     let keys = dict.keys();
+    let ranks = (0..keys.len())
+        .map(|row| {
+            if keys.is_null(row) {
+                0
+            } else {
+                rank_of.get(keys.value(row) as usize).copied().unwrap_or(0)
+            }
+        })
+        .collect();
     // Ranks run from 0 (null) to at most the number of values.
-    Ok((values.len() + 1, move |row: usize| {
-        if keys.is_null(row) {
-            0
-        } else {
-            rank_of.get(keys.value(row) as usize).copied().unwrap_or(0)
-        }
-    }))
+    Ok((values.len() + 1, ranks))
 }
 
 #[cfg(test)]
