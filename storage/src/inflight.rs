@@ -83,6 +83,13 @@ impl InFlight {
         self.backfill || self.settled
     }
 
+    /// Whether a recovery from `replay_from` starts a backfill over (this
+    /// record's, or the one a backfill sink, `backfill_sink`, is about to
+    /// write): then the files compaction merged out of its segments go too.
+    pub fn reruns_backfill(&self, replay_from: i64, backfill_sink: bool) -> bool {
+        (self.is_backfill() || backfill_sink) && replay_from == 0
+    }
+
     /// Parses a record in the current or the legacy form.
     pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         Ok(match serde_json::from_slice::<AnyInFlight>(bytes)? {

@@ -472,7 +472,7 @@ impl Sink for ObjectStoreArchive {
             );
             return Ok(());
         };
-        let rerun = (record.is_backfill() || self.backfill) && replay_from == 0;
+        let rerun = record.reruns_backfill(replay_from, self.backfill);
         let (mut delete, straddling) = record.take_uncommitted(replay_from);
         record.warn_straddling(replay_from, &straddling);
         if rerun {
