@@ -64,6 +64,28 @@ struct Cached {
     version: u64,
 }
 
+/// Where a line of a given shape went: its bucket, and the decision.
+#[derive(Clone, Copy)]
+struct ShapeHit {
+    key: u64,
+    cached: Cached,
+}
+
+/// A line's shape: the line with every ASCII digit read as `0`.
+///
+/// Masking looks at a digit's class (digit, hex digit, word byte), never at
+/// its value, so two lines of one shape mask to the same tokens wherever
+/// the masked line kept no digit: every digit went into a wildcard, and
+/// everything else was copied from the same bytes. Such lines route alike.
+fn shape_of(message: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(
+        message
+            .bytes()
+            .map(|b| if b.is_ascii_digit() { b'0' } else { b }),
+    );
+}
+
 /// Version of [`MinerSnapshot`]'s layout.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
@@ -167,6 +189,12 @@ pub struct TemplateMiner {
     /// (ahash, as Arrow uses), much faster than SipHash on short keys.
     cache: HashMap<Box<str>, Cached, ahash::RandomState>,
     cache_bytes: usize,
+    /// Exact repeats of a line's shape ([`shape_of`]) whose masked line
+    /// kept no digit: routed without masking the line again. Lines that
+    /// differ only in their numbers (most repeats of a template) hit here.
+    shapes: HashMap<Box<[u8]>, ShapeHit, ahash::RandomState>,
+    shapes_bytes: usize,
+    shape: Vec<u8>,
     /// last_used tick -> slot; the first entry is the eviction victim.
     lru: BTreeMap<u64, u32>,
     tick: u64,
@@ -232,6 +260,9 @@ impl TemplateMiner {
             versions: 0,
             cache: HashMap::default(),
             cache_bytes: 0,
+            shapes: HashMap::default(),
+            shapes_bytes: 0,
+            shape: Vec::with_capacity(256),
             lru: BTreeMap::new(),
             tick: 0,
             live: 0,
@@ -278,6 +309,39 @@ impl TemplateMiner {
     /// it never changes for the lines already given it.
     pub fn observe(&mut self, message: &str) -> (u64, Arc<str>) {
         self.tick += 1;
+        let mut shape = std::mem::take(&mut self.shape);
+        let shaped = message.len() <= CACHE_MAX_KEY;
+        if shaped {
+            shape_of(message, &mut shape);
+            let hit = self.shapes.get(shape.as_slice()).copied();
+            if let Some(hit) = hit.and_then(|h| self.reuse(h.key, h.cached)) {
+                self.shape = shape;
+                return hit;
+            }
+        }
+        let result = self.mine(message, shaped.then_some(shape.as_slice()));
+        self.shape = shape;
+        result
+    }
+
+    /// [`observe`](Self::observe) without the shape cache: the reference the
+    /// tests hold it to.
+    #[cfg(test)]
+    pub(super) fn observe_unshaped(&mut self, message: &str) -> (u64, Arc<str>) {
+        self.tick += 1;
+        self.mine(message, None)
+    }
+
+    /// Line shapes whose routing is cached.
+    #[cfg(test)]
+    pub(super) fn shapes_cached(&self) -> usize {
+        self.shapes.len()
+    }
+
+    /// [`observe`](Self::observe) past the shape cache: masks the line and
+    /// routes it; remembers its shape (if given) when the decision holds for
+    /// every line of that shape.
+    fn mine(&mut self, message: &str, shape: Option<&[u8]>) -> (u64, Arc<str>) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut spans = std::mem::take(&mut self.spans);
         self.masker
@@ -289,10 +353,15 @@ impl TemplateMiner {
         let n = spans.len();
         let key = bucket_key(n, if n > 0 { tok(0) } else { "" });
 
-        if let Some(hit) = self.cached(key, &buf) {
-            self.buf = buf;
-            self.spans = spans;
-            return hit;
+        if let Some(c) = self.cache.get(buf.as_str()).copied() {
+            if let Some(hit) = self.reuse(key, c) {
+                if let Some(shape) = shape {
+                    self.remember_shape(shape, key, c.slot, &buf);
+                }
+                self.buf = buf;
+                self.spans = spans;
+                return hit;
+            }
         }
 
         let mut best: Option<(u32, f64, usize, u64)> = None;
@@ -332,6 +401,9 @@ impl TemplateMiner {
         // wildcards the template may now lose a tie to another.)
         if stable {
             self.remember(key, &buf, slot);
+            if let Some(shape) = shape {
+                self.remember_shape(shape, key, slot, &buf);
+            }
         }
         self.buf = buf;
         self.spans = spans;
@@ -371,10 +443,9 @@ impl TemplateMiner {
         (s >= self.cfg.similarity_threshold).then_some(s)
     }
 
-    /// The template of an exact repeat of a masked line, if its bucket has
-    /// not changed since.
-    fn cached(&mut self, key: u64, line: &str) -> Option<(u64, Arc<str>)> {
-        let hit = *self.cache.get(line)?;
+    /// The template of a cached routing decision into bucket `key`, if the
+    /// bucket has not changed since; counts the line to it.
+    fn reuse(&mut self, key: u64, hit: Cached) -> Option<(u64, Arc<str>)> {
         let version = self.buckets.get(&key)?.version;
         if hit.version != version {
             return None;
@@ -402,6 +473,32 @@ impl TemplateMiner {
             None => {
                 self.cache_bytes += line.len() + 32;
                 self.cache.insert(Box::from(line), entry);
+            }
+        }
+    }
+
+    /// Caches the decision for every line of `shape`, if `masked` (the
+    /// line as masked) kept no digit; see [`shape_of`].
+    fn remember_shape(&mut self, shape: &[u8], key: u64, slot: u32, masked: &str) {
+        if masked.bytes().any(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let Some(version) = self.buckets.get(&key).map(|b| b.version) else {
+            return;
+        };
+        if self.shapes_bytes + shape.len() > CACHE_MAX_BYTES {
+            self.shapes.clear();
+            self.shapes_bytes = 0;
+        }
+        let entry = ShapeHit {
+            key,
+            cached: Cached { slot, version },
+        };
+        match self.shapes.get_mut(shape) {
+            Some(e) => *e = entry,
+            None => {
+                self.shapes_bytes += shape.len() + 48;
+                self.shapes.insert(Box::from(shape), entry);
             }
         }
     }

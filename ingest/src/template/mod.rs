@@ -44,7 +44,8 @@
 //! At most [`TemplateConfig::max_templates`] templates (least recently used
 //! evicted), each of at most `max_tokens` tokens of at most
 //! `max_token_bytes` bytes; `observe` allocates only when it creates or
-//! generalizes a template.
+//! generalizes a template, or caches a routing decision (two caches, of
+//! masked lines and of line shapes, at most 8 MiB each, emptied when full).
 
 mod batch;
 mod config;
