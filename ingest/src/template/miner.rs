@@ -64,11 +64,56 @@ struct Cached {
     version: u64,
 }
 
-/// Where a line of a given shape went: its bucket, and the decision.
-#[derive(Clone, Copy)]
+/// A cached shape: its bytes, and where lines of it went (their bucket,
+/// and the decision).
 struct ShapeHit {
+    shape: Box<[u8]>,
     key: u64,
     cached: Cached,
+}
+
+/// A line's shape and its fingerprint (a seeded hash of it).
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    fp: u64,
+    bytes: &'a [u8],
+}
+
+/// Slots of the table of shapes seen once lately.
+const SEEN_SLOTS: usize = 4096;
+
+/// Shape lookups per verdict on whether the shape cache pays.
+const SHAPE_WINDOW: u32 = 1024;
+/// Lines mined without the shape cache after a window in which fewer than
+/// a quarter of the lookups hit: looking a shape up costs a fraction of
+/// masking a line, so the cache pays from about that hit rate on.
+const SHAPE_PAUSE: u64 = 32 * 1024;
+
+/// Whether the shape cache pays on the stream at hand.
+#[derive(Default)]
+struct ShapeStats {
+    lookups: u32,
+    hits: u32,
+    /// The tick until which lines skip the shape cache.
+    paused_until: u64,
+}
+
+impl ShapeStats {
+    fn active(&self, tick: u64) -> bool {
+        tick >= self.paused_until
+    }
+
+    fn record(&mut self, hit: bool, tick: u64) {
+        self.lookups += 1;
+        self.hits += u32::from(hit);
+        if self.lookups == SHAPE_WINDOW {
+            if self.hits < SHAPE_WINDOW / 4 {
+                self.paused_until = tick + SHAPE_PAUSE;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+    }
 }
 
 /// A line's shape: the line with every ASCII digit read as `0`.
@@ -192,8 +237,15 @@ pub struct TemplateMiner {
     /// Exact repeats of a line's shape ([`shape_of`]) whose masked line
     /// kept no digit: routed without masking the line again. Lines that
     /// differ only in their numbers (most repeats of a template) hit here.
-    shapes: HashMap<Box<[u8]>, ShapeHit, ahash::RandomState>,
+    /// Keyed by fingerprint; an entry whose bytes differ is a miss.
+    shapes: KeyMap<ShapeHit>,
     shapes_bytes: usize,
+    /// Fingerprints of shapes seen lately, by `fp % SEEN_SLOTS`: a shape is
+    /// cached on its second sighting, so a stream whose every line has a
+    /// shape of its own (random ids with letters) allocates nothing.
+    seen: Box<[u64]>,
+    shape_hasher: ahash::RandomState,
+    shape_stats: ShapeStats,
     shape: Vec<u8>,
     /// last_used tick -> slot; the first entry is the eviction victim.
     lru: BTreeMap<u64, u32>,
@@ -260,8 +312,11 @@ impl TemplateMiner {
             versions: 0,
             cache: HashMap::default(),
             cache_bytes: 0,
-            shapes: HashMap::default(),
+            shapes: KeyMap::default(),
             shapes_bytes: 0,
+            seen: vec![0; SEEN_SLOTS].into_boxed_slice(),
+            shape_hasher: ahash::RandomState::new(),
+            shape_stats: ShapeStats::default(),
             shape: Vec::with_capacity(256),
             lru: BTreeMap::new(),
             tick: 0,
@@ -310,16 +365,26 @@ impl TemplateMiner {
     pub fn observe(&mut self, message: &str) -> (u64, Arc<str>) {
         self.tick += 1;
         let mut shape = std::mem::take(&mut self.shape);
-        let shaped = message.len() <= CACHE_MAX_KEY;
+        let shaped = message.len() <= CACHE_MAX_KEY && self.shape_stats.active(self.tick);
+        let mut found = None;
         if shaped {
             shape_of(message, &mut shape);
-            let hit = self.shapes.get(shape.as_slice()).copied();
-            if let Some(hit) = hit.and_then(|h| self.reuse(h.key, h.cached)) {
+            let fp = self.shape_hasher.hash_one(shape.as_slice());
+            let hit = self
+                .shapes
+                .get(&fp)
+                .filter(|h| *h.shape == *shape)
+                .map(|h| (h.key, h.cached));
+            let hit = hit.and_then(|(key, c)| self.reuse(key, c));
+            self.shape_stats.record(hit.is_some(), self.tick);
+            if let Some(hit) = hit {
                 self.shape = shape;
                 return hit;
             }
+            found = Some(fp);
         }
-        let result = self.mine(message, shaped.then_some(shape.as_slice()));
+        let shape_arg = found.map(|fp| Shape { fp, bytes: &shape });
+        let result = self.mine(message, shape_arg);
         self.shape = shape;
         result
     }
@@ -341,7 +406,7 @@ impl TemplateMiner {
     /// [`observe`](Self::observe) past the shape cache: masks the line and
     /// routes it; remembers its shape (if given) when the decision holds for
     /// every line of that shape.
-    fn mine(&mut self, message: &str, shape: Option<&[u8]>) -> (u64, Arc<str>) {
+    fn mine(&mut self, message: &str, shape: Option<Shape<'_>>) -> (u64, Arc<str>) {
         let mut buf = std::mem::take(&mut self.buf);
         let mut spans = std::mem::take(&mut self.spans);
         self.masker
@@ -478,28 +543,40 @@ impl TemplateMiner {
     }
 
     /// Caches the decision for every line of `shape`, if `masked` (the
-    /// line as masked) kept no digit; see [`shape_of`].
-    fn remember_shape(&mut self, shape: &[u8], key: u64, slot: u32, masked: &str) {
+    /// line as masked) kept no digit (see [`shape_of`]) and the shape was
+    /// seen lately.
+    fn remember_shape(&mut self, shape: Shape<'_>, key: u64, slot: u32, masked: &str) {
         if masked.bytes().any(|b| b.is_ascii_digit()) {
             return;
         }
         let Some(version) = self.buckets.get(&key).map(|b| b.version) else {
             return;
         };
-        if self.shapes_bytes + shape.len() > CACHE_MAX_BYTES {
+        let cached = Cached { slot, version };
+        if let Some(e) = self.shapes.get_mut(&shape.fp) {
+            if *e.shape == *shape.bytes {
+                e.key = key;
+                e.cached = cached;
+                return;
+            }
+        }
+        let seen = &mut self.seen[(shape.fp % SEEN_SLOTS as u64) as usize];
+        if *seen != shape.fp {
+            *seen = shape.fp;
+            return;
+        }
+        if self.shapes_bytes + shape.bytes.len() > CACHE_MAX_BYTES {
             self.shapes.clear();
             self.shapes_bytes = 0;
         }
         let entry = ShapeHit {
+            shape: Box::from(shape.bytes),
             key,
-            cached: Cached { slot, version },
+            cached,
         };
-        match self.shapes.get_mut(shape) {
-            Some(e) => *e = entry,
-            None => {
-                self.shapes_bytes += shape.len() + 48;
-                self.shapes.insert(Box::from(shape), entry);
-            }
+        self.shapes_bytes += shape.bytes.len() + 48;
+        if let Some(old) = self.shapes.insert(shape.fp, entry) {
+            self.shapes_bytes -= old.shape.len() + 48;
         }
     }
 
@@ -725,4 +802,29 @@ fn bucket_key(n: usize, first: &str) -> u64 {
     let mut h = stable_hash(first.as_bytes());
     h ^= (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h
+}
+
+#[cfg(test)]
+mod shape_stats_tests {
+    use super::*;
+
+    #[test]
+    fn the_shape_cache_pauses_after_a_window_of_misses_and_comes_back() {
+        let mut s = ShapeStats::default();
+        let mut tick = 0;
+        // A window a quarter of whose lookups hit keeps the cache on.
+        for i in 0..SHAPE_WINDOW {
+            tick += 1;
+            s.record(i % 4 == 0, tick);
+        }
+        assert!(s.active(tick + 1));
+        // A window with fewer hits sets it aside for SHAPE_PAUSE lines.
+        for i in 0..SHAPE_WINDOW {
+            tick += 1;
+            s.record(i % 5 == 0, tick);
+        }
+        assert!(!s.active(tick + 1));
+        assert!(!s.active(tick + SHAPE_PAUSE - 1));
+        assert!(s.active(tick + SHAPE_PAUSE));
+    }
 }

@@ -188,6 +188,22 @@ fn lines_that_differ_in_their_numbers_share_a_cached_shape() {
     assert_eq!(&*d.1, "status node2=up");
 }
 
+/// A stream whose every line has a shape of its own (ids mixing letters and
+/// digits) caches no shape: each is seen once, and the cache is set aside.
+#[test]
+fn unique_shapes_are_not_cached() {
+    let mut m = miner();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..5_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        m.observe(&format!("session {x:016x} opened"));
+    }
+    assert_eq!(m.shapes_cached(), 0);
+    assert_eq!(m.len(), 1);
+}
+
 proptest! {
     #[test]
     fn the_shape_cache_changes_no_decision(lines in shaped_lines()) {
