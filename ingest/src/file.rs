@@ -254,7 +254,12 @@ impl ChunkParser {
 /// segmenter's row and byte limits (never over `max_rows`: a chunk is cut
 /// where a segment fills). A full segment ends at the last change of time
 /// partition in its second half, if there is one; the rows after it open
-/// the next segment.
+/// the next segment. A segment of at least an eighth of the byte limit
+/// also ends where time moves on to a later partition than any of its rows
+/// (rows arriving late for an earlier one do not end it): a backfill in
+/// time order writes one segment, and so one file, per partition, and its
+/// last segment, written after the input ends with no parsing left to
+/// overlap, holds no more than the last partition.
 struct Assembler {
     topic: Arc<str>,
     max_rows: usize,
@@ -264,7 +269,13 @@ struct Assembler {
     first_offset: i64,
     rows: usize,
     bytes: usize,
+    /// The latest time partition of the open segment's rows.
+    latest_partition: Option<i64>,
 }
+
+/// Fraction of the byte limit a segment holds before a later time
+/// partition ends it.
+const TURN_MIN_FRACTION: usize = 8;
 
 impl Assembler {
     fn new(topic: Arc<str>, cfg: &SegmentConfig, time_partition_us: Option<i64>) -> Self {
@@ -277,7 +288,33 @@ impl Assembler {
             first_offset: 0,
             rows: 0,
             bytes: 0,
+            latest_partition: None,
         }
+    }
+
+    /// The first of `batch`'s first `limit` rows whose time partition is
+    /// later than any before it in the open segment, once the segment (with
+    /// the rows before it, of `bytes` for the batch) holds enough to end
+    /// there. Notes the partitions of the rows it passes.
+    fn turn(&mut self, batch: &RecordBatch, limit: usize, bytes: usize) -> Option<usize> {
+        let width = self.time_partition_us?;
+        let times = batch
+            .column_by_name(col::EVENT_TIME)?
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()?;
+        let n = batch.num_rows();
+        let min_bytes = self.max_bytes / TURN_MIN_FRACTION;
+        for (i, t) in times.values()[..limit].iter().enumerate() {
+            let part = t.div_euclid(width);
+            match self.latest_partition {
+                Some(latest) if part <= latest => {}
+                Some(_) if self.rows + i > 0 && self.bytes + bytes * i / n >= min_bytes => {
+                    return Some(i);
+                }
+                _ => self.latest_partition = Some(part),
+            }
+        }
+        None
     }
 
     /// Adds the records of a chunk starting at `first_offset`; returns the
@@ -294,17 +331,27 @@ impl Assembler {
                 self.first_offset = first_offset;
             }
             let n = batch.num_rows();
-            let take = n.min(self.max_rows - self.rows);
+            let mut take = n.min(self.max_rows - self.rows);
+            let turn = self.turn(&batch, take, bytes);
+            if let Some(at) = turn {
+                take = at;
+            }
             let share = bytes * take / n;
-            self.batches.push(batch.slice(0, take));
+            if take > 0 {
+                self.batches.push(batch.slice(0, take));
+            }
             self.rows += take;
             self.bytes += share;
             batch = batch.slice(take, n - take);
             first_offset += take as i64;
             bytes -= share;
-            if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
+            if turn.is_some() {
+                full.extend(self.close_first(self.rows)?);
+                self.latest_partition = None;
+            } else if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
                 let rows = self.partition_end().unwrap_or(self.rows);
                 full.extend(self.close_first(rows)?);
+                self.latest_partition = None;
             }
         }
         Ok(full)
@@ -826,6 +873,44 @@ mod tests {
             .map(|i| (i * 1_000, (i * 1_000 + 1_000).min(5_500)))
             .collect();
         assert_eq!(ranges(&plain), every_1000);
+        assert_eq!(rows(&aligned), rows(&plain));
+    }
+
+    /// A segment that holds an eighth of the byte limit ends where time
+    /// moves on to a later hour; a late line of an earlier hour does not end
+    /// one, and an hour too small to end one joins the next.
+    #[test]
+    fn segments_end_where_time_moves_on_to_a_later_hour() {
+        let line = |h: usize, i: usize, n: usize| {
+            let (m, s) = (i * 3_600 / n / 60, i * 3_600 / n % 60);
+            format!("{{\"ts\":\"2026-03-01T{h:02}:{m:02}:{s:02}Z\",\"msg\":\"line {i}\"}}\n")
+        };
+        let mut input = String::new();
+        for (h, n) in [(0, 700), (1, 1_300), (2, 50), (3, 900)] {
+            for i in 0..n {
+                input.push_str(&line(h, i, n));
+                if h == 1 && i == 9 {
+                    // Late: the end of hour 0, after hour 1 began.
+                    input.push_str(&line(0, 699, 700));
+                }
+            }
+        }
+        // Each of these lines counts about 73 bytes: the limit is about
+        // 1,600 lines, an eighth of it about 200.
+        let cfg = SegmentConfig {
+            max_rows: 100_000,
+            max_bytes: 8 * 200 * 73,
+            ..SegmentConfig::default()
+        };
+        let expected = [(0, 700), (700, 2_001), (2_001, 2_951)];
+        let mut aligned = Vec::new();
+        for threads in [1, 2] {
+            aligned = backfill_into(input.as_bytes(), threads, cfg.clone(), Some(3_600_000_000));
+            assert_eq!(ranges(&aligned), expected, "{threads} threads");
+        }
+        // Without time partitions, only the limits end segments.
+        let plain = backfill(input.as_bytes(), 2, cfg);
+        assert_eq!(ranges(&plain), [(0, 2_951)]);
         assert_eq!(rows(&aligned), rows(&plain));
     }
 
