@@ -262,6 +262,10 @@ impl LogBatchBuilder {
     }
 }
 
+/// The dictionary index of a column whose values come from the logs: a
+/// randomly seeded hasher, much faster than SipHash on short keys.
+type ValueIndex = HashMap<Box<str>, i32, ahash::RandomState>;
+
 /// A dictionary column of a few distinct values (time sources, levels,
 /// formats, parse errors, topics; services and hosts, mostly). Each row is
 /// looked up with one string comparison against the previous row's value,
@@ -270,7 +274,7 @@ impl LogBatchBuilder {
 struct SmallDictBuilder {
     keys: Vec<Option<i32>>,
     values: Vec<Box<str>>,
-    index: HashMap<Box<str>, i32>,
+    index: ValueIndex,
     last: i32,
     /// The address and length of the last `'static` value appended (its
     /// key is `last`): the same ones are the same text, found without
@@ -286,7 +290,7 @@ impl SmallDictBuilder {
         Self {
             keys: Vec::with_capacity(rows),
             values: Vec::new(),
-            index: HashMap::new(),
+            index: ValueIndex::default(),
             last: 0,
             last_static: None,
         }
