@@ -41,10 +41,10 @@ impl std::hash::Hasher for KeyHasher {
 
 pub(super) type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
-/// Most bytes of masked lines held by the exact-repeat cache; it is cleared
-/// when full.
+/// Most bytes held by each of the exact-repeat caches (of masked lines, of
+/// line shapes); a cache is cleared when full.
 const CACHE_MAX_BYTES: usize = 8 << 20;
-/// Masked lines longer than this are not cached.
+/// Masked lines, and lines, longer than this are not cached.
 const CACHE_MAX_KEY: usize = 1024;
 
 /// The templates of one (token count, first token) bucket.
