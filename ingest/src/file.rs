@@ -317,6 +317,20 @@ impl Assembler {
         None
     }
 
+    /// The latest time partition of the rows still open.
+    fn open_latest_partition(&self) -> Option<i64> {
+        let width = self.time_partition_us?;
+        self.batches
+            .iter()
+            .filter_map(|b| {
+                b.column_by_name(col::EVENT_TIME)?
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+            })
+            .flat_map(|times| times.values().iter().map(|t| t.div_euclid(width)))
+            .max()
+    }
+
     /// Adds the records of a chunk starting at `first_offset`; returns the
     /// segments that filled.
     fn push(
@@ -351,7 +365,7 @@ impl Assembler {
             } else if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
                 let rows = self.partition_end().unwrap_or(self.rows);
                 full.extend(self.close_first(rows)?);
-                self.latest_partition = None;
+                self.latest_partition = self.open_latest_partition();
             }
         }
         Ok(full)
@@ -912,6 +926,45 @@ mod tests {
         let plain = backfill(input.as_bytes(), 2, cfg);
         assert_eq!(ranges(&plain), [(0, 2_951)]);
         assert_eq!(rows(&aligned), rows(&plain));
+    }
+
+    /// The rows a full segment leaves open (after its last change of hour)
+    /// count as the next segment's: the next hour ends it.
+    #[test]
+    fn the_rows_left_open_by_a_full_segment_end_at_the_next_hour() {
+        let line = |h: usize, i: usize| {
+            format!(
+                "{{\"ts\":\"2026-03-01T{h:02}:00:{:02}.{i:04}Z\",\"msg\":\"line {i}\"}}\n",
+                i % 60
+            )
+        };
+        let mut input = String::new();
+        // Hour 0 (150 lines) is too small to end a segment at hour 1; a
+        // late hour-0 line at 700 is where the full segment (1,000 rows)
+        // ends, leaving hour 1's last 299 lines open when hour 2 begins.
+        for i in 0..150 {
+            input.push_str(&line(0, i));
+        }
+        for i in 150..1_000 {
+            input.push_str(&line(if i == 700 { 0 } else { 1 }, i));
+        }
+        for i in 1_000..1_300 {
+            input.push_str(&line(2, i));
+        }
+        let cfg = SegmentConfig {
+            max_rows: 1_000,
+            max_bytes: 8 * 200 * 73,
+            ..SegmentConfig::default()
+        };
+        for threads in [1, 2] {
+            let segments =
+                backfill_into(input.as_bytes(), threads, cfg.clone(), Some(3_600_000_000));
+            assert_eq!(
+                ranges(&segments),
+                [(0, 701), (701, 1_000), (1_000, 1_300)],
+                "{threads} threads"
+            );
+        }
     }
 
     /// Endings are stripped the same way whether a line is lent from the
