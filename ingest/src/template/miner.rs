@@ -124,11 +124,11 @@ impl ShapeStats {
 /// everything else was copied from the same bytes. Such lines route alike.
 fn shape_of(message: &str, out: &mut Vec<u8>) {
     out.clear();
-    out.extend(
-        message
-            .bytes()
-            .map(|b| if b.is_ascii_digit() { b'0' } else { b }),
-    );
+    out.resize(message.len(), 0);
+    // Indexed over equal lengths, so that it compiles to vector code.
+    for (o, &b) in out.iter_mut().zip(message.as_bytes()) {
+        *o = if b.wrapping_sub(b'0') < 10 { b'0' } else { b };
+    }
 }
 
 /// Version of [`MinerSnapshot`]'s layout.
