@@ -1,4 +1,6 @@
-//! Grouping accuracy and speed of the template miner on the Loghub dev sets.
+//! Grouping accuracy and speed of the template miner on labelled Loghub
+//! datasets: every folder of DIR holding a structured CSV (see
+//! `eval::datasets_in`), so the dev subset and a whole benchmark run alike.
 //!
 //! `cargo run --release -p logwarden-ingest --example template_ga [DIR]`
 //! (DIR defaults to `$LOGWARDEN_EVAL_DIR`, then `../shared/eval/loghub-dev`).
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use logwarden_ingest::template::eval::{
-    dataset_path, eval_dir, grouping_accuracy, load_structured_csv, DEV_DATASETS,
+    datasets_in, eval_dir, grouping_accuracy, load_structured_csv,
 };
 use logwarden_ingest::template::{TemplateConfig, TemplateMiner};
 
@@ -24,13 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = TemplateConfig::default();
     let verbose = std::env::var_os("TEMPLATE_GA_VERBOSE").is_some();
     println!(
-        "{:<10} {:>6} {:>10} {:>9} {:>7} {:>12}",
-        "dataset", "lines", "templates", "true", "GA", "lines/s"
+        "{:<10} {:>6} {:>10} {:>9} {:>7} {:>12}  {}",
+        "dataset", "lines", "templates", "true", "GA", "lines/s", "file"
     );
     let (mut ga_sum, mut n) = (0.0, 0);
-    for name in DEV_DATASETS {
-        let path = dataset_path(&dir, name);
-        let lines = match load_structured_csv(&path) {
+    let datasets = datasets_in(&dir)?;
+    if datasets.is_empty() {
+        return Err(format!("no labelled datasets under {}", dir.display()).into());
+    }
+    for (name, path) in &datasets {
+        let lines = match load_structured_csv(path) {
             Ok(l) => l,
             Err(e) => {
                 println!("{name:<10} skipped: {e}");
@@ -55,8 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let rate = lines.len() as f64 / best;
         println!(
-            "{name:<10} {:>6} {found:>10} {true_n:>9} {ga:>7.3} {rate:>12.0}",
-            lines.len()
+            "{name:<10} {:>6} {found:>10} {true_n:>9} {ga:>7.3} {rate:>12.0}  {}",
+            lines.len(),
+            path.display()
         );
         if verbose {
             report_errors(&lines, &pred, &miner);

@@ -178,6 +178,48 @@ pub fn dataset_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name).join(format!("{name}_2k.log_structured.csv"))
 }
 
+/// Every labelled dataset under `dir`, by name: each folder holding a
+/// structured CSV, `<Name>_2k.log_structured.csv` (Loghub's layout) or
+/// else the first by name of its files ending in `_structured.csv` (as
+/// Loghub-2.0's `<Name>_full.log_structured.csv`). Folders without one are
+/// skipped, so the same evaluator runs on the dev subset and on a whole
+/// benchmark.
+pub fn datasets_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, EvalError> {
+    let io = |source| EvalError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if !entry.file_type().map_err(io)?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let usual = dataset_path(dir, &name);
+        if usual.is_file() {
+            found.push((name, usual));
+            continue;
+        }
+        let mut csvs: Vec<PathBuf> = std::fs::read_dir(entry.path())
+            .map_err(io)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .is_some_and(|f| f.to_string_lossy().ends_with("_structured.csv"))
+            })
+            .collect();
+        csvs.sort();
+        if let Some(first) = csvs.into_iter().next() {
+            found.push((name, first));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +233,39 @@ mod tests {
         // Splitting a group makes all its lines wrong.
         assert_eq!(grouping_accuracy(&[1, 2, 3, 4], &truth), 0.5);
         assert_eq!(grouping_accuracy::<u8, u8>(&[], &[]), 1.0);
+    }
+
+    #[test]
+    fn every_folder_with_a_structured_csv_is_a_dataset() {
+        let dir = std::env::temp_dir().join(format!("logwarden-eval-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = |rel: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&p, "Content,EventId,EventTemplate\n").expect("write");
+        };
+        file("Zeta/Zeta_2k.log_structured.csv");
+        file("Zeta/Zeta_1k.log_structured.csv");
+        file("Alpha/Alpha_full.log_structured.csv");
+        file("Alpha/Alpha_full.log_templates.csv");
+        file("Empty/notes.txt");
+        file("Loose_2k.log_structured.csv");
+        let found = datasets_in(&dir).expect("listed");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "Alpha".to_owned(),
+                    dir.join("Alpha/Alpha_full.log_structured.csv")
+                ),
+                (
+                    "Zeta".to_owned(),
+                    dir.join("Zeta/Zeta_2k.log_structured.csv")
+                ),
+            ]
+        );
+        assert!(datasets_in(&dir).is_err(), "a missing folder is an error");
     }
 
     #[test]
