@@ -26,8 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = TemplateConfig::default();
     let verbose = std::env::var_os("TEMPLATE_GA_VERBOSE").is_some();
     println!(
-        "{:<10} {:>6} {:>10} {:>9} {:>7} {:>12}  {}",
-        "dataset", "lines", "templates", "true", "GA", "lines/s", "file"
+        "{:<10} {:>6} {:>10} {:>9} {:>7} {:>12}  file",
+        "dataset", "lines", "templates", "true", "GA", "lines/s"
     );
     let (mut ga_sum, mut n) = (0.0, 0);
     let datasets = datasets_in(&dir)?;
