@@ -4,9 +4,9 @@
 Runs the `template_ga` example (release build) and Drain3 (PyPI `drain3`,
 the generic configuration of shared/eval/README.md: depth 4, similarity 0.5,
 masks for IPs, hex and numbers) over the `Content` column of every labelled
-dataset under DIR (each folder holding a `*_structured.csv`), in file order, and prints one table: grouping accuracy of the
-ids assigned online and lines per second on one core (best of several
-passes of a fresh miner).
+dataset under DIR (each folder holding a `*_structured.csv`), in file
+order, and prints one table: grouping accuracy of the ids assigned online
+and lines per second on one core (best of several passes of a fresh miner).
 
     python3 bench/templates.py [DIR]      # DIR: ../shared/eval/loghub-dev
 """
@@ -58,8 +58,8 @@ def main():
     )
     out = subprocess.run(
         [os.path.join(repo, "target", "release", "examples", "template_ga"), data],
-        cwd=repo, check=True, capture_output=True, text=True,
-    ).stdout
+        cwd=repo, check=True, stdout=subprocess.PIPE, text=True,
+    ).stdout  # its stderr (datasets it skipped) goes straight to ours
     # One row per dataset the example found: name, lines, templates, true
     # templates, GA, lines/s, and the file it read.
     ours = {}
@@ -67,7 +67,7 @@ def main():
         f = line.split(maxsplit=6)
         if len(f) == 7 and f[0] != "dataset":
             ours[f[0]] = (float(f[4]), float(f[5]), f[6])
-    (ga_ours, ga_drain) = ([], [])
+    ga_ours, ga_drain = [], []
 
     print("| dataset | lines | logwarden GA | logwarden lines/s | Drain3 GA | Drain3 lines/s | speed-up |")
     print("|---|---|---|---|---|---|---|")

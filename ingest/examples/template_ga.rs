@@ -38,7 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let lines = match load_structured_csv(path) {
             Ok(l) => l,
             Err(e) => {
-                println!("{name:<10} skipped: {e}");
+                // Not a table row: the table stays parseable.
+                eprintln!("{name}: skipped: {e}");
                 continue;
             }
         };

@@ -185,14 +185,15 @@ pub fn dataset_path(dir: &Path, name: &str) -> PathBuf {
 /// skipped, so the same evaluator runs on the dev subset and on a whole
 /// benchmark.
 pub fn datasets_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, EvalError> {
-    let io = |source| EvalError::Io {
-        path: dir.to_owned(),
-        source,
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| EvalError::Io { path, source }
     };
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if !entry.file_type().map_err(io)?.is_dir() {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let folder = entry.path();
+        if !entry.file_type().map_err(io(&folder))?.is_dir() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -201,16 +202,17 @@ pub fn datasets_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, EvalError> {
             found.push((name, usual));
             continue;
         }
-        let mut csvs: Vec<PathBuf> = std::fs::read_dir(entry.path())
-            .map_err(io)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && p.file_name()
-                        .is_some_and(|f| f.to_string_lossy().ends_with("_structured.csv"))
-            })
-            .collect();
+        let mut csvs = Vec::new();
+        for file in std::fs::read_dir(&folder).map_err(io(&folder))? {
+            let path = file.map_err(io(&folder))?.path();
+            if path.is_file()
+                && path
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy().ends_with("_structured.csv"))
+            {
+                csvs.push(path);
+            }
+        }
         csvs.sort();
         if let Some(first) = csvs.into_iter().next() {
             found.push((name, first));
