@@ -193,7 +193,8 @@ pub fn datasets_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, EvalError> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let folder = entry.path();
-        if !entry.file_type().map_err(io(&folder))?.is_dir() {
+        // Follows symlinks: a benchmark assembled from linked folders counts.
+        if !std::fs::metadata(&folder).is_ok_and(|m| m.is_dir()) {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -252,6 +253,10 @@ mod tests {
         file("Alpha/Alpha_full.log_templates.csv");
         file("Empty/notes.txt");
         file("Loose_2k.log_structured.csv");
+        file("elsewhere/Linked/Linked_2k.log_structured.csv");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.join("elsewhere/Linked"), dir.join("Linked"))
+            .expect("symlink");
         let found = datasets_in(&dir).expect("listed");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
@@ -260,6 +265,11 @@ mod tests {
                 (
                     "Alpha".to_owned(),
                     dir.join("Alpha/Alpha_full.log_structured.csv")
+                ),
+                #[cfg(unix)]
+                (
+                    "Linked".to_owned(),
+                    dir.join("Linked/Linked_2k.log_structured.csv")
                 ),
                 (
                     "Zeta".to_owned(),
