@@ -26,7 +26,8 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskKind {
-    /// Decimal numbers, signed or not, with units (`16K`, `200ms`), version
+    /// Decimal numbers, signed or not, with units (`16K`, `200ms`, and a
+    /// time unit written apart: `200 ms`, `<1 sec`), version
     /// and dotted/colon-separated numbers (`2.6.5-1`, `07:07:00`), and digit
     /// runs glued to words (`blk_-123`, `CPU#0`, `part-00590`).
     Numbers,

@@ -195,6 +195,11 @@ impl Masker {
                 self.mask_word(&message[i..end], out);
             }
             i = end;
+            if self.numbers {
+                if let Some(next) = self.fold_unit(message, start_out, i, out) {
+                    i = next;
+                }
+            }
             // A list of variables of one shape (`blk_<*> blk_<*> ...`) is one
             // variable: its length varies from line to line.
             if let Some(&(ps, pe)) = spans.last() {
@@ -207,6 +212,54 @@ impl Masker {
             }
             spans.push((start_out as u32, out.len() as u32));
         }
+    }
+
+    /// A number written apart from its time unit (`5 ms`, `<1 sec`,
+    /// `(30 seconds)`) is one variable, as `5ms` is: the number's token,
+    /// masked at `out[start..]`, and the unit's token that follows `end` in
+    /// `message` become one `<*>`, keeping brackets around them and
+    /// dropping a comparator (`<`, `>`, `~`, `=`) before the number, so
+    /// `lifetime <1 sec` and `lifetime 00:02` mask alike. Returns where the
+    /// unit's token ends.
+    fn fold_unit(
+        &self,
+        message: &str,
+        start: usize,
+        end: usize,
+        out: &mut String,
+    ) -> Option<usize> {
+        let lead = out[start..].strip_suffix(WILDCARD)?;
+        if !lead
+            .bytes()
+            .all(|c| matches!(c, b'(' | b'[' | b'<' | b'>' | b'~' | b'='))
+        {
+            return None;
+        }
+        let b = message.as_bytes();
+        let mut u = end;
+        while u < b.len() && is_space(b[u]) {
+            u += 1;
+        }
+        let mut word_end = u;
+        while word_end < b.len() && b[word_end].is_ascii_alphabetic() {
+            word_end += 1;
+        }
+        let mut tail = word_end;
+        while tail < b.len() && is_close(b[tail]) {
+            tail += 1;
+        }
+        if word_end == u || (tail < b.len() && !is_space(b[tail])) {
+            return None;
+        }
+        if !is_time_unit(&message[u..word_end]) {
+            return None;
+        }
+        let brackets: String = lead.chars().filter(|&c| matches!(c, '(' | '[')).collect();
+        out.truncate(start);
+        out.push_str(&brackets);
+        out.push_str(WILDCARD);
+        out.push_str(&message[word_end..tail]);
+        Some(tail)
     }
 
     /// [`Masker::mask_token`] of a token without any [`SPECIAL`] byte:
@@ -395,6 +448,36 @@ impl Masker {
             }
         }
     }
+}
+
+/// Whether `w` names a unit of time (any case), as written after a number.
+fn is_time_unit(w: &str) -> bool {
+    const UNITS: [&str; 23] = [
+        "ns",
+        "us",
+        "ms",
+        "msec",
+        "msecs",
+        "millis",
+        "millisecond",
+        "milliseconds",
+        "s",
+        "sec",
+        "secs",
+        "second",
+        "seconds",
+        "min",
+        "mins",
+        "minute",
+        "minutes",
+        "hr",
+        "hrs",
+        "hour",
+        "hours",
+        "day",
+        "days",
+    ];
+    w.len() <= 12 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(w))
 }
 
 /// Whether `m` holds more than one wildcard, or one with punctuation, and
@@ -626,6 +709,19 @@ mod tests {
                 "chrome.exe - <*> close",
             ),
             ("took 250ms, 1.5s", "took <*>, <*>"),
+            // A number apart from its time unit is one variable too.
+            ("took 250 ms, 1.5 s", "took <*>, <*>"),
+            ("lifetime <1 sec", "lifetime <*>"),
+            ("lifetime 00:02", "lifetime <*>"),
+            ("timed out after 900 Seconds at noon", "timed out after <*> at noon"),
+            ("(after 30 seconds) [5 ms]", "(after <*>) [<*>]"),
+            ("1 min 30 sec", "<*>"),
+            // Only time units, only after a number, only whole tokens.
+            ("sent 1190 bytes", "sent <*> bytes"),
+            ("wait seconds", "wait seconds"),
+            ("retry 3 sessions", "retry <*> sessions"),
+            ("code=5 sec", "code=<*> sec"),
+            ("5 ms-ish", "<*> ms-ish"),
             ("GET /search?q=jacket 200", "GET <*>"),
             ("next=/login?user=x", "next=<*>"),
         ];
