@@ -713,7 +713,10 @@ mod tests {
             ("took 250 ms, 1.5 s", "took <*>, <*>"),
             ("lifetime <1 sec", "lifetime <*>"),
             ("lifetime 00:02", "lifetime <*>"),
-            ("timed out after 900 Seconds at noon", "timed out after <*> at noon"),
+            (
+                "timed out after 900 Seconds at noon",
+                "timed out after <*> at noon",
+            ),
             ("(after 30 seconds) [5 ms]", "(after <*>) [<*>]"),
             ("1 min 30 sec", "<*>"),
             // Only time units, only after a number, only whole tokens.

@@ -286,10 +286,29 @@ fn trail(s: &str) -> &str {
     &s[e..]
 }
 
+/// A word of three or more letters, the first upper case, the rest lower.
+fn capitalized(w: &str) -> bool {
+    let b = w.as_bytes();
+    b.len() >= 3 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_lowercase)
+}
+
 /// Whether two different tokens can be values of one variable: same
-/// surrounding punctuation, same `key=`.
+/// surrounding punctuation, same `key=`, and not two capitalized words.
 fn compatible(t: &str, m: &str) -> bool {
-    if lead(t) != lead(m) || trail(t) != trail(m) {
+    let (lt, tt) = (lead(t), trail(t));
+    if lt != lead(m) || tt != trail(m) {
+        return false;
+    }
+    // `VM Started` and `VM Paused`: a capitalized word inside a message
+    // names the event (a state, an action) far more often than it is a
+    // value, which are numbers, ids, names in lower case. Two of them in
+    // one place are two events.
+    // (A token of punctuation alone is both lead and trail: no core.)
+    let capitalized_core = |s: &str| {
+        s.get(lt.len()..s.len().saturating_sub(tt.len()))
+            .is_some_and(capitalized)
+    };
+    if capitalized_core(t) && capitalized_core(m) {
         return false;
     }
     match (t.find('='), m.find('=')) {

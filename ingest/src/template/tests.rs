@@ -58,6 +58,28 @@ fn groups_variable_words_and_keeps_events_apart() {
 }
 
 #[test]
+fn capitalized_words_in_one_place_are_two_events() {
+    let mut m = miner();
+    let line = |uuid: &str, event: &str| format!("[instance: {uuid}] VM {event} (Lifecycle Event)");
+    let (a, _) = m.observe(&line("b9000564-fe1a-409b-b8cc-1e88b294cd3d", "Started"));
+    let (b, _) = m.observe(&line("5f9a3a2b-fe1a-409b-b8cc-1e88b294cd3e", "Paused"));
+    let (c, t) = m.observe(&line("5f9a3a2b-fe1a-409b-b8cc-1e88b294cd3f", "Paused"));
+    assert_ne!(a, b);
+    assert_eq!(b, c);
+    assert_eq!(&*t, "[instance: <*>] VM Paused (Lifecycle Event)");
+    // Lower-case words (names) and a capitalized word against a lower-case
+    // one still vary.
+    let (d, _) = m.observe("session closed for user Admin");
+    let (e, t) = m.observe("session closed for user root");
+    assert_eq!(d, e);
+    assert_eq!(&*t, "session closed for user <*>");
+    // Punctuation alone has no word to compare.
+    let (f, _) = m.observe("token \" here");
+    let (g, _) = m.observe("token ' here");
+    assert_ne!(f, g, "different punctuation");
+}
+
+#[test]
 fn id_is_fixed_at_creation_and_text_generalizes() {
     let mut m = miner();
     let (id, t0) = m.observe("Invalid user alice from 10.0.0.1");
