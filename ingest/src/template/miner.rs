@@ -286,6 +286,13 @@ fn trail(s: &str) -> &str {
     &s[e..]
 }
 
+/// Whether `p` is `w` (a word of three or more letters) with `s` or `es`.
+fn plural_of(p: &str, w: &str) -> bool {
+    w.len() >= 3
+        && w.bytes().all(|c| c.is_ascii_alphabetic())
+        && p.strip_prefix(w).is_some_and(|s| s == "s" || s == "es")
+}
+
 /// A word of three or more letters, the first upper case, the rest lower.
 fn capitalized(w: &str) -> bool {
     let b = w.as_bytes();
@@ -293,23 +300,32 @@ fn capitalized(w: &str) -> bool {
 }
 
 /// Whether two different tokens can be values of one variable: same
-/// surrounding punctuation, same `key=`, and not two capitalized words.
+/// surrounding punctuation, same `key=`, and not two wordings of one place
+/// (two capitalized words, or a word and its plural).
 fn compatible(t: &str, m: &str) -> bool {
     let (lt, tt) = (lead(t), trail(t));
     if lt != lead(m) || tt != trail(m) {
         return false;
     }
-    // `VM Started` and `VM Paused`: a capitalized word inside a message
-    // names the event (a state, an action) far more often than it is a
-    // value, which are numbers, ids, names in lower case. Two of them in
-    // one place are two events.
-    // (A token of punctuation alone is both lead and trail: no core.)
-    let capitalized_core = |s: &str| {
-        s.get(lt.len()..s.len().saturating_sub(tt.len()))
-            .is_some_and(capitalized)
-    };
-    if capitalized_core(t) && capitalized_core(m) {
-        return false;
+    // The word inside the punctuation (none for a token of punctuation
+    // alone, which is both lead and trail).
+    let (ct, cm) = (
+        t.get(lt.len()..t.len().saturating_sub(tt.len())),
+        m.get(lt.len()..m.len().saturating_sub(tt.len())),
+    );
+    if let (Some(ct), Some(cm)) = (ct, cm) {
+        // `VM Started` and `VM Paused`: a capitalized word inside a message
+        // names the event (a state, an action) far more often than it is a
+        // value, which are numbers, ids, names in lower case. Two of them
+        // in one place are two events.
+        if capitalized(ct) && capitalized(cm) {
+            return false;
+        }
+        // `failure;` and `failures;`: a word and its plural are two
+        // wordings, not two values.
+        if plural_of(ct, cm) || plural_of(cm, ct) {
+            return false;
+        }
     }
     match (t.find('='), m.find('=')) {
         (None, None) => true,

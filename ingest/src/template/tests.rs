@@ -58,7 +58,7 @@ fn groups_variable_words_and_keeps_events_apart() {
 }
 
 #[test]
-fn capitalized_words_in_one_place_are_two_events() {
+fn two_wordings_of_one_place_are_two_events() {
     let mut m = miner();
     let line = |uuid: &str, event: &str| format!("[instance: {uuid}] VM {event} (Lifecycle Event)");
     let (a, _) = m.observe(&line("b9000564-fe1a-409b-b8cc-1e88b294cd3d", "Started"));
@@ -73,6 +73,10 @@ fn capitalized_words_in_one_place_are_two_events() {
     let (e, t) = m.observe("session closed for user root");
     assert_eq!(d, e);
     assert_eq!(&*t, "session closed for user <*>");
+    // A word and its plural are two wordings.
+    let (h, _) = m.observe("PAM 2 more authentication failures; logname= uid=0");
+    let (i, _) = m.observe("PAM 1 more authentication failure; logname= uid=0");
+    assert_ne!(h, i);
     // Punctuation alone has no word to compare.
     let (f, _) = m.observe("token \" here");
     let (g, _) = m.observe("token ' here");
