@@ -120,6 +120,8 @@ const ALIAS_LIST: &[(&[u8], Role, u8)] = &[
     (b"log", Role::Message, 5),
     (b"text", Role::Message, 6),
     (b"@mt", Role::Message, 7),
+    // structlog's default key.
+    (b"event", Role::Message, 8),
 ];
 const ALIAS_COUNT: usize = ALIAS_LIST.len();
 

@@ -88,6 +88,19 @@ fn json_logger_is_not_service_and_priorities() {
 }
 
 #[test]
+fn json_structlog_event_is_the_message_unless_there_is_one() {
+    let rec = parse(
+        r#"{"event":"user logged in","level":"info","timestamp":"2024-01-02T03:04:05Z","user":"ann"}"#,
+    );
+    assert_eq!(rec.message, "user logged in");
+    assert_eq!(rec.level, Level::Info);
+    assert!(attr(&rec, "event").is_none());
+    let rec = parse(r#"{"message":"m","event":"login"}"#);
+    assert_eq!(rec.message, "m");
+    assert_eq!(attr(&rec, "event"), Some("login"));
+}
+
+#[test]
 fn json_numeric_levels_and_epochs() {
     let rec = parse(r#"{"level":50,"time":1700000000123,"msg":"pino"}"#);
     assert_eq!(rec.level, Level::Error);
