@@ -229,11 +229,18 @@ impl Masker {
         out: &mut String,
     ) -> Option<usize> {
         let lead = out[start..].strip_suffix(WILDCARD)?;
-        if !lead
-            .bytes()
-            .all(|c| matches!(c, b'(' | b'[' | b'<' | b'>' | b'~' | b'='))
-        {
-            return None;
+        // The brackets to keep, at most a few.
+        let mut brackets = [0u8; 4];
+        let mut kept = 0;
+        for c in lead.bytes() {
+            match c {
+                b'(' | b'[' if kept < brackets.len() => {
+                    brackets[kept] = c;
+                    kept += 1;
+                }
+                b'<' | b'>' | b'~' | b'=' => {}
+                _ => return None,
+            }
         }
         let b = message.as_bytes();
         let mut u = end;
@@ -254,9 +261,10 @@ impl Masker {
         if !is_time_unit(&message[u..word_end]) {
             return None;
         }
-        let brackets: String = lead.chars().filter(|&c| matches!(c, '(' | '[')).collect();
         out.truncate(start);
-        out.push_str(&brackets);
+        for &c in &brackets[..kept] {
+            out.push(char::from(c));
+        }
         out.push_str(WILDCARD);
         out.push_str(&message[word_end..tail]);
         Some(tail)
