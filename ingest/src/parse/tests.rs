@@ -418,17 +418,33 @@ fn text_headers() {
     assert_eq!(rec.message, "mod_jk child workerEnv in error state 6");
     assert_eq!(rec.event_time_us, us(2005, 12, 4, 4, 47, 44));
 
-    let rec = parse("2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack");
-    assert_eq!(rec.level, Level::Info);
-    assert_eq!(rec.message, "CBS    Loaded Servicing Stack");
-    assert_eq!(rec.event_time_us, us(2016, 9, 28, 4, 30, 30));
-    let rec = parse("2016-09-28 04:30:30 | WARN | disk low");
-    assert_eq!(rec.level, Level::Warn);
-    assert_eq!(rec.message, "disk low");
-    // Without a level after it, the separator is the message's.
-    let rec = parse("2016-09-28 04:30:30, then more");
-    assert_eq!(rec.level, Level::Unknown);
-    assert_eq!(rec.message, ", then more");
+    // A level after the time's `,` or `|`; without one, the separator is
+    // the message's.
+    for (line, level, message) in [
+        (
+            "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack",
+            Level::Info,
+            "CBS    Loaded Servicing Stack",
+        ),
+        (
+            "2016-09-28 04:30:30 | WARN | disk low",
+            Level::Warn,
+            "disk low",
+        ),
+        (
+            "2016-09-28 04:30:30, then more",
+            Level::Unknown,
+            ", then more",
+        ),
+    ] {
+        let rec = parse(line);
+        assert_eq!(
+            (rec.level, rec.message.as_str()),
+            (level, message),
+            "{line}"
+        );
+        assert_eq!(rec.event_time_us, us(2016, 9, 28, 4, 30, 30));
+    }
 
     let rec = parse("2009/11/10 23:00:00 listening on :8080");
     assert_eq!(rec.level, Level::Unknown);
