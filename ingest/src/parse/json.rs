@@ -279,18 +279,58 @@ fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut at = i;
     let mut escaped = false;
     loop {
-        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
-        if b[at] == b'"' {
-            break;
+        at = special_from(b, at)?;
+        match b[at] {
+            b'"' => return Some((at, escaped)),
+            b'\\' => {
+                // The escaped byte may not be a control character either.
+                if *b.get(at + 1)? < 0x20 {
+                    return None;
+                }
+                escaped = true;
+                at += 2;
+            }
+            _ => return None,
         }
-        escaped = true;
-        at += 2;
     }
-    if b[i..at].iter().fold(false, |c, &x| c | (x < 0x20)) {
-        return None;
-    }
-    Some((at, escaped))
 }
+
+/// The index of the first `"`, `\` or control byte of `b` at or after
+/// `at`. The first [`SHORT_CHUNKS`] eight-byte chunks are tested a word at
+/// a time: one pass finds a short string's end and checks it, and most
+/// strings of a log line are shorter than a vector search costs to start.
+/// A longer string is searched with vector instructions for its quote or
+/// backslash, and the bytes passed over checked after.
+fn special_from(b: &[u8], mut at: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // High bit of each byte of `x` below `n` (n <= 0x80); the lowest one
+    // marked is exact, which is the one used.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    for _ in 0..SHORT_CHUNKS {
+        let Some(chunk) = b.get(at..at + 8) else {
+            break;
+        };
+        let v = u64::from_le_bytes(chunk.try_into().ok()?);
+        let marks = below(v ^ (ONES * u64::from(b'"')), 1)
+            | below(v ^ (ONES * u64::from(b'\\')), 1)
+            | below(v, 0x20);
+        if marks != 0 {
+            return Some(at + (marks.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = b.get(at..)?;
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let passed = &rest[..end];
+    if passed.iter().fold(false, |c, &x| c | (x < 0x20)) {
+        return passed.iter().position(|&x| x < 0x20).map(|p| at + p);
+    }
+    (end < rest.len()).then_some(at + end)
+}
+
+/// Chunks of eight bytes [`special_from`] tests a word at a time.
+const SHORT_CHUNKS: usize = 8;
 
 /// The end of the JSON number starting at `i`, if it is one:
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -564,7 +604,57 @@ mod tests {
         ]
     }
 
+    /// [`string_end`] written the obvious way, byte by byte.
+    fn string_end_by_bytes(b: &[u8], i: usize) -> Option<(usize, bool)> {
+        let (mut at, mut escaped) = (i, false);
+        loop {
+            match *b.get(at)? {
+                b'"' => return Some((at, escaped)),
+                b'\\' => {
+                    if *b.get(at + 1)? < 0x20 {
+                        return None;
+                    }
+                    escaped = true;
+                    at += 2;
+                }
+                x if x < 0x20 => return None,
+                _ => at += 1,
+            }
+        }
+    }
+
     proptest! {
+        /// Eight bytes at a time, then the vector search, find what a byte
+        /// at a time finds, at any offset, with the special bytes (`"`, `\`, control characters)
+        /// and their neighbours (space, DEL, bytes of UTF-8) anywhere.
+        #[test]
+        fn string_end_agrees_with_a_byte_by_byte_scan(
+            // A run of ordinary bytes, long enough to reach the vector
+            // search, then anything.
+            plain in prop::collection::vec(
+                prop_oneof![Just(b'a'), Just(0x20u8), Just(0x7fu8), 0x80u8..=0xff],
+                0..100,
+            ),
+            tail in prop::collection::vec(
+                prop_oneof![
+                    4 => Just(b'a'),
+                    1 => Just(b'"'),
+                    1 => Just(b'\\'),
+                    1 => prop::sample::select(vec![0x00u8, 0x0a, 0x1f]),
+                    1 => Just(0x20u8),
+                    1 => Just(0x7fu8),
+                    1 => 0x80u8..=0xff,
+                    1 => any::<u8>(),
+                ],
+                0..40,
+            ),
+            start in 0usize..12,
+        ) {
+            let bytes = [plain, tail].concat();
+            let start = start.min(bytes.len());
+            prop_assert_eq!(string_end(&bytes, start), string_end_by_bytes(&bytes, start));
+        }
+
         /// The fast path, resolving known fields as it meets them, and the
         /// serde visitor followed by [`Scratch::resolve`] agree on every
         /// object: same verdict, same record, same attribute kinds.

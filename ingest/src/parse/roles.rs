@@ -68,7 +68,9 @@ pub fn role_of(key: &str) -> Option<(Role, u8)> {
         .iter()
         .take_while(|&&i| i != 0)
         .map(|&i| ALIAS_LIST[usize::from(i) - 1])
-        .find(|(alias, _, _)| b.eq_ignore_ascii_case(alias))
+        // Keys are mostly written in lower case, as the aliases are: one
+        // comparison of the bytes settles them.
+        .find(|(alias, _, _)| b == *alias || b.eq_ignore_ascii_case(alias))
         .map(|(_, role, prio)| (role, prio))
 }
 
