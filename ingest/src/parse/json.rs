@@ -606,21 +606,24 @@ mod tests {
 
     /// [`string_end`] written the obvious way, byte by byte.
     fn string_end_by_bytes(b: &[u8], i: usize) -> Option<(usize, bool)> {
-        let (mut at, mut escaped) = (i, false);
-        loop {
-            match *b.get(at)? {
-                b'"' => return Some((at, escaped)),
-                b'\\' => {
-                    if *b.get(at + 1)? < 0x20 {
-                        return None;
-                    }
-                    escaped = true;
-                    at += 2;
+        let mut bytes = b.get(i..)?.iter().enumerate();
+        let mut escaped = false;
+        while let Some((k, &x)) = bytes.next() {
+            if x < 0x20 {
+                return None;
+            }
+            if x == b'"' {
+                return Some((i + k, escaped));
+            }
+            if x == b'\\' {
+                // The escaped byte: anything but a control character.
+                escaped = true;
+                if *bytes.next()?.1 < 0x20 {
+                    return None;
                 }
-                x if x < 0x20 => return None,
-                _ => at += 1,
             }
         }
+        None
     }
 
     proptest! {
