@@ -125,17 +125,13 @@ fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogReco
         }
     }
 
-    // `time, level` and `time | level` (Windows CBS, some Java layouts).
-    if after_time {
-        if let Some(x) = r.strip_prefix([',', '|']) {
-            let x = x.trim_start();
-            if level_token(split_token(x).0, true).is_some() {
-                r = x;
-            }
-        }
-    }
-
-    let (tok, after) = split_token(r);
+    // The level may follow the time's `,` or `|` (Windows CBS, some Java
+    // layouts); without a level there, the separator stays in the message.
+    let level_at = match r.strip_prefix([',', '|']) {
+        Some(x) if after_time => x.trim_start(),
+        _ => r,
+    };
+    let (tok, after) = split_token(level_at);
     let mut have_level = false;
     if let Some(level) = level_token(tok, after_time) {
         rec.level = level;
