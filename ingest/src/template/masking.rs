@@ -485,7 +485,7 @@ fn is_time_unit(w: &str) -> bool {
         "day",
         "days",
     ];
-    w.len() <= 12 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(w))
+    UNITS.iter().any(|u| u.eq_ignore_ascii_case(w))
 }
 
 /// Whether `m` holds more than one wildcard, or one with punctuation, and
