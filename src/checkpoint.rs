@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use logwarden_detect::{Detector, DetectorState, DetectorStateRef};
-use logwarden_ingest::template::MinerSnapshot;
+use logwarden_ingest::template::{MinerSnapshot, TemplateConfig, TemplateMiner};
 
 /// File name of the checkpoint inside the state directory.
 pub const CHECKPOINT_FILE: &str = "detect-checkpoint.json";
@@ -156,6 +156,32 @@ pub fn write(
     Ok(size)
 }
 
+/// The template miner to continue with, from a checkpoint's snapshot: the
+/// snapshot's own when this build mines as the one that saved it did (same
+/// rules version, same `[parse.templates]` settings); otherwise none (the
+/// parser's fresh miner mines afresh, which gives templates whose founding
+/// line masks alike the ids they had) and `detector` relearns its
+/// templates, so that ids that did change raise no `new_template` alerts.
+/// A damaged snapshot is an error, as a damaged checkpoint is.
+pub fn restore_templates(
+    cfg: &TemplateConfig,
+    snap: MinerSnapshot,
+    detector: &mut Detector,
+) -> anyhow::Result<Option<TemplateMiner>> {
+    match TemplateMiner::restore(cfg, snap) {
+        Ok(miner) => Ok(Some(miner)),
+        Err(e) if e.mined_differently() => {
+            tracing::warn!(
+                error = %e,
+                "template state not restored: mining afresh, new-template alerts learn again"
+            );
+            detector.relearn_templates();
+            Ok(None)
+        }
+        Err(e) => Err(e).context("restoring the template miner from the checkpoint"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -194,6 +220,60 @@ mod tests {
         assert_eq!(back.watermark_us(), d.watermark_us());
         let err = read(dir.path(), "other").err().unwrap();
         assert!(err.to_string().contains("consumer group `g`"), "{err}");
+    }
+
+    /// Every series' `template_windows` in the detector's state.
+    fn template_windows(d: &Detector) -> Vec<u64> {
+        let state = serde_json::to_value(d.state()).unwrap();
+        let mut out = Vec::new();
+        for s in state["series"].as_object().unwrap().values() {
+            out.push(s["template_windows"].as_u64().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn templates_of_other_rules_or_settings_are_mined_afresh_and_relearned() {
+        let mut d = Detector::new(DetectorConfig::default()).unwrap();
+        for i in 0..20_000i64 {
+            d.observe(&Event {
+                event_time_us: 1_714_557_600_000_000 + i * 10_000,
+                service: Some("a"),
+                level: Level::Info,
+                template_id: Some(1 + (i % 3) as u64),
+                message: None,
+                values: &[],
+                metrics: &[],
+            });
+        }
+        assert!(template_windows(&d).iter().all(|&w| w > 0));
+        let cfg = TemplateConfig::default();
+        let mut miner = TemplateMiner::new(&cfg).unwrap();
+        miner.observe("Invalid user alice from 10.0.0.1");
+        let restored = restore_templates(&cfg, miner.snapshot(), &mut d).unwrap();
+        assert_eq!(restored.map(|m| m.len()), Some(1));
+        assert!(template_windows(&d).iter().all(|&w| w > 0), "kept learning");
+
+        let mut older = miner.snapshot();
+        older.rules_version -= 1;
+        assert!(restore_templates(&cfg, older, &mut d).unwrap().is_none());
+        assert_eq!(template_windows(&d), [0], "learning again");
+
+        let other = TemplateConfig {
+            similarity_threshold: 0.9,
+            ..TemplateConfig::default()
+        };
+        assert!(restore_templates(&other, miner.snapshot(), &mut d)
+            .unwrap()
+            .is_none());
+
+        let mut damaged = miner.snapshot();
+        damaged.templates[0].tokens[0] = None;
+        let err = restore_templates(&cfg, damaged, &mut d).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("generalized first token"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -136,9 +136,11 @@ pub fn run(
     }
     let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     if let Some(snap) = restored_templates {
-        let miner = TemplateMiner::restore(&cfg.parse.templates, snap)
-            .context("restoring the template miner from the checkpoint")?;
-        parser.set_miner(miner);
+        if let Some(miner) =
+            checkpoint::restore_templates(&cfg.parse.templates, snap, &mut detector)?
+        {
+            parser.set_miner(miner);
+        }
     }
     let mut rec = LogRecord::default();
     let mut values: Vec<Option<f64>> = Vec::new();

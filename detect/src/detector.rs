@@ -758,6 +758,19 @@ impl Detector {
         out
     }
 
+    /// Starts every series' learning of its templates over, for
+    /// `new_template_warmup_windows` windows, keeping what it knows: for
+    /// when template ids may have changed (the template miner's state could
+    /// not be restored, e.g. after an upgrade that changed the mining
+    /// rules), so that templates known under new ids do not raise
+    /// `new_template` alerts. Tracked template series only alert upwards,
+    /// so the ids that went away stay quiet until they are replaced.
+    pub fn relearn_templates(&mut self) {
+        for s in self.series.values_mut() {
+            s.template_windows = 0;
+        }
+    }
+
     /// The firing alerts of the incidents open now (e.g. to tell a
     /// receiver, after a restart from a checkpoint, what is still firing).
     pub fn open_incidents(&self) -> Vec<Alert> {

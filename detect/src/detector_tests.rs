@@ -784,6 +784,54 @@ fn new_templates_fire_once_grouped_and_rate_limited() {
 }
 
 #[test]
+fn relearning_templates_keeps_templates_under_new_ids_quiet() {
+    let cfg = DetectorConfig {
+        new_template_warmup_windows: 30,
+        cooldown_windows: 10,
+        ..DetectorConfig::default()
+    };
+    // The new-template alerts of a service that logs the same traffic under
+    // new template ids from minute 42 on (as after the miner mined afresh
+    // with other rules), and a truly new template at minute 90.
+    let run = |relearn: bool| -> Vec<(i64, Vec<String>)> {
+        let mut d = Detector::new(cfg.clone()).expect("valid");
+        let mut alerts = feed_lines(&mut d, "svc", &steady_lines(0..40, 100, 50, 97));
+        if relearn {
+            d.relearn_templates();
+        }
+        let mut lines: Vec<Line> = steady_lines(42..100, 100, 50, 97)
+            .into_iter()
+            .map(|(m, level, t, msg)| (m, level, t.map(|t| t + 1000), msg))
+            .collect();
+        lines.extend((0..20).map(|i| (90, Level::Error, Some(500), format!("new failure #{i}"))));
+        alerts.extend(feed_lines(&mut d, "svc", &lines));
+        firing_of(&alerts, Signal::NewTemplate)
+            .into_iter()
+            .map(|a| {
+                let ids = a
+                    .top_templates
+                    .iter()
+                    .map(|t| t.template_id.clone())
+                    .collect();
+                ((a.window_start_us - T0) / MIN_US, ids)
+            })
+            .collect()
+    };
+    let renamed = run(false);
+    assert_eq!(renamed.len(), 2, "{renamed:?}");
+    assert_eq!(
+        renamed[0].0, 42,
+        "the renamed templates look new: {renamed:?}"
+    );
+    let relearned = run(true);
+    assert_eq!(
+        relearned,
+        vec![(90, vec![format!("{:016x}", 500)])],
+        "only the truly new template fires"
+    );
+}
+
+#[test]
 fn threshold_rules_need_their_windows_and_resolve() {
     let rule = crate::config::ThresholdRule {
         name: "too-many-errors".into(),

@@ -134,6 +134,14 @@ fn shape_of(message: &str, out: &mut Vec<u8>) {
 /// Version of [`MinerSnapshot`]'s layout.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
+/// Version of the mining rules: how lines are masked and when a line joins a
+/// template. Raised whenever a release mines some line differently (another
+/// template, or another template text) under the same settings, so that a
+/// snapshot taken by an older build is not mined on with rules that would
+/// not have produced it. `rules_v*.tsv` beside the tests records what this
+/// version mines from a fixed corpus, and fails the tests when that changes.
+pub const MINING_RULES_VERSION: u32 = 2;
+
 /// Stable 64-bit FNV-1a: the template id function. Fixed forever: changing it
 /// changes every id in every archive.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
@@ -183,12 +191,29 @@ pub struct TemplateSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinerSnapshot {
     pub format_version: u32,
+    /// [`MINING_RULES_VERSION`] of the build that mined the state; 0 for
+    /// snapshots from builds before the version was recorded.
+    #[serde(default)]
+    pub rules_version: u32,
     /// The configuration the state was mined with.
     pub config: TemplateConfig,
     /// The miner's logical clock (lines observed), for LRU order.
     pub tick: u64,
     /// Templates, least recently used first.
     pub templates: Vec<TemplateSnapshot>,
+}
+
+impl RestoreError {
+    /// True when the snapshot is sound but was mined under another layout,
+    /// other rules or other settings: mining afresh is the right answer
+    /// (after an upgrade or a deliberate change of `[parse.templates]`),
+    /// not a fault to stop for.
+    pub fn mined_differently(&self) -> bool {
+        matches!(
+            self,
+            Self::Version { .. } | Self::Rules { .. } | Self::ConfigMismatch { .. }
+        )
+    }
 }
 
 impl MinerSnapshot {
@@ -204,6 +229,8 @@ impl MinerSnapshot {
 /// Why a snapshot could not be restored. None of these go away on retry: the
 /// caller starts with an empty miner (ids of new templates stay the same,
 /// see the module docs) or fixes the configuration.
+/// [`RestoreError::mined_differently`] tells the snapshots that are sound
+/// but were mined under other rules or settings from broken ones.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error(transparent)]
@@ -212,6 +239,8 @@ pub enum RestoreError {
     Version { found: u32 },
     #[error("template snapshot: mined with a different `template.{field}`; mining it on would change ids")]
     ConfigMismatch { field: &'static str },
+    #[error("template snapshot: mined with rules version {found}, this build mines with version {MINING_RULES_VERSION}")]
+    Rules { found: u32 },
     #[error("template snapshot: {0}")]
     Invalid(String),
     #[error("template snapshot: json: {0}")]
@@ -751,6 +780,7 @@ impl TemplateMiner {
             .collect();
         MinerSnapshot {
             format_version: SNAPSHOT_FORMAT_VERSION,
+            rules_version: MINING_RULES_VERSION,
             config: self.cfg.clone(),
             tick: self.tick,
             templates,
@@ -758,12 +788,19 @@ impl TemplateMiner {
     }
 
     /// A miner that continues where the snapshot's left off, with `cfg`.
-    /// Settings that change how lines are mined must equal the snapshot's;
-    /// `max_templates` may differ (a smaller cap evicts at once).
+    /// The snapshot must come from a build with the same
+    /// [`MINING_RULES_VERSION`], and settings that change how lines are
+    /// mined must equal the snapshot's; `max_templates` may differ (a
+    /// smaller cap evicts at once).
     pub fn restore(cfg: &TemplateConfig, snap: MinerSnapshot) -> Result<Self, RestoreError> {
         if snap.format_version != SNAPSHOT_FORMAT_VERSION {
             return Err(RestoreError::Version {
                 found: snap.format_version,
+            });
+        }
+        if snap.rules_version != MINING_RULES_VERSION {
+            return Err(RestoreError::Rules {
+                found: snap.rules_version,
             });
         }
         let mut miner = Self::new(cfg)?;

@@ -31,7 +31,11 @@
 //!   first line and so give it a different id; [`TemplateMiner::snapshot`] /
 //!   [`TemplateMiner::restore`] (serde, JSON) carry the state across a
 //!   restart so that it resumes with the same templates, ids, counts and LRU
-//!   order, and continues exactly as if it had never stopped.
+//!   order, and continues exactly as if it had never stopped. A snapshot
+//!   records [`MINING_RULES_VERSION`] and the settings it was mined with;
+//!   a build with other rules, or other settings, does not restore it (the
+//!   caller mines afresh: templates whose founding line masks alike keep
+//!   their ids).
 //! - A template evicted by the `max_templates` cap and seen again is
 //!   recreated; it gets the same id when the line that refounds it masks to
 //!   the same text as the original founder (the common case for templates
@@ -60,7 +64,7 @@ pub use config::{
 };
 pub use miner::{
     stable_hash, MinerSnapshot, RestoreError, TemplateMiner, TemplateSnapshot,
-    SNAPSHOT_FORMAT_VERSION,
+    MINING_RULES_VERSION, SNAPSHOT_FORMAT_VERSION,
 };
 
 #[cfg(test)]

@@ -146,6 +146,130 @@ fn snapshot_round_trips_through_json() {
     };
     let err = TemplateMiner::restore(&other, m.snapshot()).expect_err("different mining");
     assert!(err.to_string().contains("similarity_threshold"), "{err}");
+    assert!(err.mined_differently());
+}
+
+#[test]
+fn a_snapshot_of_other_mining_rules_is_not_restored() {
+    let mut m = miner();
+    m.observe("Invalid user alice from 10.0.0.1");
+    let mut snap = m.snapshot();
+    assert_eq!(snap.rules_version, MINING_RULES_VERSION);
+    snap.rules_version = MINING_RULES_VERSION - 1;
+    let err = TemplateMiner::restore(&TemplateConfig::default(), snap).expect_err("older rules");
+    assert!(matches!(err, RestoreError::Rules { .. }), "{err}");
+    assert!(err.mined_differently());
+    // A snapshot written before the rules version was recorded reads as
+    // version 0, which no build mines with.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&m.snapshot().to_json().expect("serializable")).expect("json");
+    json.as_object_mut()
+        .expect("an object")
+        .remove("rules_version")
+        .expect("the field is written");
+    let old = MinerSnapshot::from_json(&json.to_string()).expect("an old snapshot still parses");
+    assert_eq!(old.rules_version, 0);
+    let err = TemplateMiner::restore(&TemplateConfig::default(), old).expect_err("unversioned");
+    assert!(err.to_string().contains("rules version 0"), "{err}");
+    // A damaged snapshot is not a matter of rules.
+    let mut bad = m.snapshot();
+    bad.templates[0].tokens[0] = None;
+    let err = TemplateMiner::restore(&TemplateConfig::default(), bad).expect_err("damaged");
+    assert!(!err.mined_differently(), "{err}");
+}
+
+/// Lines of many kinds of logs (see `testdata/corpus.txt`), and what the
+/// current rules mine from them, one `id<TAB>template` line per corpus line,
+/// as assigned online (`testdata/mined.tsv`, headed by the rules version).
+const CORPUS: &str = include_str!("testdata/corpus.txt");
+const MINED: &str = "src/template/testdata/mined.tsv";
+const BLESS_ENV: &str = "LOGWARDEN_BLESS";
+
+fn mine_corpus() -> Vec<String> {
+    use crate::record::template_id_hex;
+    let mut m = miner();
+    CORPUS
+        .lines()
+        .map(|line| {
+            let (id, template) = m.observe(line);
+            format!("{}\t{template}", template_id_hex(id))
+        })
+        .collect()
+}
+
+fn mined_header(version: u32) -> String {
+    format!(
+        "# mining rules version {version}: template id and text of each line of corpus.txt, mined online; \
+         regenerate with {BLESS_ENV}=1 cargo test -p logwarden-ingest mining_rules"
+    )
+}
+
+/// A change to masking or mining that mines any corpus line differently
+/// must raise [`MINING_RULES_VERSION`], so that snapshots of older rules
+/// are not mined on (see [`TemplateMiner::restore`]). With `LOGWARDEN_BLESS`
+/// set, the test rewrites `mined.tsv`, and refuses to while the version
+/// still names the old results.
+#[test]
+fn mining_rules_version_changes_with_what_the_rules_mine() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(MINED);
+    let got = mine_corpus();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let recorded: Option<u32> = header
+        .strip_prefix("# mining rules version ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|v| v.parse().ok());
+    let expected: Vec<&str> = lines.collect();
+    let differ: Vec<String> = CORPUS
+        .lines()
+        .enumerate()
+        .filter(|&(i, _)| expected.get(i).copied() != got.get(i).map(String::as_str))
+        .map(|(i, line)| {
+            format!(
+                "line {}: {line:?}\n  recorded: {:?}\n  now:      {:?}",
+                i + 1,
+                expected.get(i).copied().unwrap_or("(none)"),
+                got[i]
+            )
+        })
+        .collect();
+    let same = differ.is_empty() && expected.len() == got.len();
+    if std::env::var_os(BLESS_ENV).is_some() {
+        assert!(
+            same || recorded != Some(MINING_RULES_VERSION),
+            "{} corpus lines mine differently than rules version {MINING_RULES_VERSION} \
+             recorded: raise MINING_RULES_VERSION, then bless again",
+            differ.len()
+        );
+        let mut out = mined_header(MINING_RULES_VERSION);
+        for l in &got {
+            out.push('\n');
+            out.push_str(l);
+        }
+        out.push('\n');
+        std::fs::write(&path, out).expect("writing mined.tsv");
+        return;
+    }
+    assert_eq!(
+        recorded,
+        Some(MINING_RULES_VERSION),
+        "{MINED} records another rules version: check the changes below, then \
+         regenerate it with {BLESS_ENV}=1"
+    );
+    assert!(
+        same,
+        "the mining rules now mine {} corpus lines differently than version \
+         {MINING_RULES_VERSION} did: raise MINING_RULES_VERSION and regenerate {MINED} \
+         with {BLESS_ENV}=1\n{}",
+        differ.len(),
+        differ
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 fn line_strategy() -> impl Strategy<Value = String> {
