@@ -188,6 +188,7 @@ mod tests {
     use super::*;
     use logwarden_detect::{DetectorConfig, Event};
     use logwarden_ingest::record::Level;
+    use logwarden_ingest::template::SnapshotToken;
 
     #[test]
     fn write_then_read_round_trips_and_replaces_atomically() {
@@ -268,7 +269,7 @@ mod tests {
             .is_none());
 
         let mut damaged = miner.snapshot();
-        damaged.templates[0].tokens[0] = None;
+        damaged.templates[0].tokens[0] = SnapshotToken::Unframed;
         let err = restore_templates(&cfg, damaged, &mut d).err().unwrap();
         assert!(
             format!("{err:#}").contains("generalized first token"),

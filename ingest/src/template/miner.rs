@@ -131,8 +131,9 @@ fn shape_of(message: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// Version of [`MinerSnapshot`]'s layout.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// Version of [`MinerSnapshot`]'s layout (2: generalized positions keep
+/// their frame).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Version of the mining rules: how lines are masked and when a line joins a
 /// template. Raised whenever a release mines some line differently (another
@@ -140,7 +141,7 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 /// snapshot taken by an older build is not mined on with rules that would
 /// not have produced it. `rules_v*.tsv` beside the tests records what this
 /// version mines from a fixed corpus, and fails the tests when that changes.
-pub const MINING_RULES_VERSION: u32 = 2;
+pub const MINING_RULES_VERSION: u32 = 3;
 
 /// Stable 64-bit FNV-1a: the template id function. Fixed forever: changing it
 /// changes every id in every archive.
@@ -153,10 +154,28 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// One position of a template.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// A (masked) token that every line of the template has here.
+    Lit(Box<str>),
+    /// A position seen to vary, as its frame: the punctuation and `key=`
+    /// that every value here has around the variable (`user=<*>`,
+    /// `(<*>)`, `<*>,`, or plain `<*>`).
+    Var(Box<str>),
+}
+
+impl Token {
+    fn text(&self) -> &str {
+        match self {
+            Self::Lit(t) | Self::Var(t) => t,
+        }
+    }
+}
+
 struct Cluster {
     id: u64,
-    /// `None` is a position that has been seen to vary.
-    tokens: Vec<Option<Box<str>>>,
+    tokens: Vec<Token>,
     template: Arc<str>,
     count: u64,
     last_used: u64,
@@ -165,24 +184,37 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn render(tokens: &[Option<Box<str>>]) -> Arc<str> {
+    fn render(tokens: &[Token]) -> Arc<str> {
         let mut s = String::new();
         for (i, t) in tokens.iter().enumerate() {
             if i > 0 {
                 s.push(' ');
             }
-            s.push_str(t.as_deref().unwrap_or(WILDCARD));
+            s.push_str(t.text());
         }
         Arc::from(s)
     }
+}
+
+/// One position of a template in a [`TemplateSnapshot`]: a literal token as
+/// a JSON string, a generalized position as `{"var": FRAME}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SnapshotToken {
+    Literal(String),
+    Variable {
+        var: String,
+    },
+    /// Format 1's generalized position (`null`), read only so that such a
+    /// snapshot parses and is refused for its version.
+    Unframed,
 }
 
 /// One template in a [`MinerSnapshot`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateSnapshot {
     pub id: u64,
-    /// The template's tokens; `null` for a generalized position.
-    pub tokens: Vec<Option<String>>,
+    pub tokens: Vec<SnapshotToken>,
     pub count: u64,
     pub last_used: u64,
 }
@@ -326,6 +358,30 @@ fn plural_of(p: &str, w: &str) -> bool {
 fn capitalized(w: &str) -> bool {
     let b = w.as_bytes();
     b.len() >= 3 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_lowercase)
+}
+
+/// The frame of a position generalized from the literal `t`: its
+/// punctuation and `key=` around the variable.
+fn frame_of(t: &str) -> Box<str> {
+    let head = match t.find('=') {
+        Some(a) => &t[..=a],
+        None => lead(t),
+    };
+    format!("{head}{WILDCARD}{}", trail(t)).into_boxed_str()
+}
+
+/// Whether the token `m` fits the frame of a generalized position: the
+/// same punctuation and `key=` as the values that made the variable (what
+/// [`compatible`] asked of them), with a value after the `=`.
+fn fits(frame: &str, m: &str) -> bool {
+    if lead(frame) != lead(m) || trail(frame) != trail(m) {
+        return false;
+    }
+    match (frame.find('='), m.find('=')) {
+        (None, None) => true,
+        (Some(a), Some(b)) => frame[..a] == m[..b] && !m[b + 1..].is_empty(),
+        _ => false,
+    }
 }
 
 /// Whether two different tokens can be values of one variable: same
@@ -547,10 +603,16 @@ impl TemplateMiner {
         }
         let (mut total, mut matched) = (0u32, 0u32);
         for (i, t) in c.tokens.iter().enumerate() {
-            let Some(t) = t.as_deref() else {
-                continue;
-            };
             let m = tok(i);
+            let t = match t {
+                Token::Lit(t) => &**t,
+                Token::Var(frame) => {
+                    if fits(frame, m) {
+                        continue;
+                    }
+                    return None;
+                }
+            };
             let w = if i == 1 { SECOND_TOKEN_WEIGHT } else { 1 };
             if t == m {
                 if t != WILDCARD {
@@ -677,10 +739,10 @@ impl TemplateMiner {
         };
         c.count += 1;
         let mut changed = false;
-        for i in 0..n {
-            if let Some(t) = c.tokens[i].as_deref() {
-                if t != tok(i) {
-                    c.tokens[i] = None;
+        for (i, t) in c.tokens.iter_mut().enumerate().take(n) {
+            if let Token::Lit(lit) = t {
+                if **lit != *tok(i) {
+                    *t = Token::Var(frame_of(lit));
                     c.wildcards += 1;
                     changed = true;
                 }
@@ -705,7 +767,7 @@ impl TemplateMiner {
         n: usize,
         tok: &impl Fn(usize) -> &'a str,
     ) -> ((u64, Arc<str>), u32) {
-        let tokens: Vec<Option<Box<str>>> = (0..n).map(|i| Some(Box::from(tok(i)))).collect();
+        let tokens: Vec<Token> = (0..n).map(|i| Token::Lit(Box::from(tok(i)))).collect();
         let template = Cluster::render(&tokens);
         let id = stable_hash(template.as_bytes());
         let cluster = Cluster {
@@ -772,7 +834,10 @@ impl TemplateMiner {
                 tokens: c
                     .tokens
                     .iter()
-                    .map(|t| t.as_deref().map(str::to_owned))
+                    .map(|t| match t {
+                        Token::Lit(t) => SnapshotToken::Literal(t.to_string()),
+                        Token::Var(f) => SnapshotToken::Variable { var: f.to_string() },
+                    })
                     .collect(),
                 count: c.count,
                 last_used: c.last_used,
@@ -840,20 +905,27 @@ impl TemplateMiner {
                     t.last_used
                 )));
             }
-            let tokens: Vec<Option<Box<str>>> =
-                t.tokens.into_iter().map(|x| x.map(Box::from)).collect();
+            let mut tokens = Vec::with_capacity(n);
+            for (i, x) in t.tokens.into_iter().enumerate() {
+                tokens.push(match x {
+                    SnapshotToken::Literal(s) => Token::Lit(s.into()),
+                    SnapshotToken::Variable { var } if i > 0 && var.contains(WILDCARD) => {
+                        Token::Var(var.into())
+                    }
+                    SnapshotToken::Variable { .. } | SnapshotToken::Unframed => {
+                        return Err(RestoreError::Invalid(format!(
+                            "template {:016x}: a generalized first token, or a variable without its {WILDCARD}",
+                            t.id
+                        )))
+                    }
+                });
+            }
             let first = match tokens.first() {
-                None => "",
-                Some(Some(s)) => s,
-                Some(None) => {
-                    return Err(RestoreError::Invalid(format!(
-                        "template {:016x} has a generalized first token",
-                        t.id
-                    )))
-                }
+                Some(Token::Lit(s)) => &**s,
+                _ => "",
             };
             let bucket = bucket_key(n, first);
-            let wildcards = tokens.iter().filter(|x| x.is_none()).count();
+            let wildcards = tokens.iter().filter(|x| matches!(x, Token::Var(_))).count();
             let template = Cluster::render(&tokens);
             miner.place(Cluster {
                 id: t.id,

@@ -14,7 +14,8 @@
 //!    token weighs triple, and a token may only stand for a variable if it
 //!    has the same surrounding punctuation and `key=` as the template's (so
 //!    `by (uid=0)` and `by LOGIN(uid=0)` stay apart). Differing positions of
-//!    the joined template become `<*>`.
+//!    the joined template become variables that keep that frame
+//!    (`user=<*>`, `(<*>)`), which later lines must fit in turn.
 //!
 //! # Template ids
 //! A template's id is [`stable_hash`] (64-bit FNV-1a, no seed) of its text at
@@ -63,7 +64,7 @@ pub use config::{
     DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_SIMILARITY_THRESHOLD,
 };
 pub use miner::{
-    stable_hash, MinerSnapshot, RestoreError, TemplateMiner, TemplateSnapshot,
+    stable_hash, MinerSnapshot, RestoreError, SnapshotToken, TemplateMiner, TemplateSnapshot,
     MINING_RULES_VERSION, SNAPSHOT_FORMAT_VERSION,
 };
 

@@ -84,6 +84,37 @@ fn two_wordings_of_one_place_are_two_events() {
 }
 
 #[test]
+fn a_variable_keeps_the_frame_of_its_values() {
+    let mut m = miner();
+    let (a, _) = m.observe("login failed for user=root from console");
+    let (b, t) = m.observe("login failed for user=guest from console");
+    assert_eq!(a, b);
+    assert_eq!(&*t, "login failed for user=<*> from console");
+    let (c, _) = m.observe("login failed for user=admin from console");
+    assert_eq!(a, c, "a value in the frame fits");
+    // Another key, a bare word, an empty value: not values of `user=`,
+    // whether or not the variable has formed yet.
+    for other in [
+        "login failed for host=admin from console",
+        "login failed for admin from console",
+        "login failed for user= from console",
+    ] {
+        let (d, _) = m.observe(other);
+        assert_ne!(a, d, "{other}");
+        let mut fresh = miner();
+        let (e, _) = fresh.observe("login failed for user=root from console");
+        let (f, _) = fresh.observe(other);
+        assert_ne!(e, f, "{other}, against the literal");
+    }
+    let (g, _) = m.observe("worker stopped after a restart (alpha) today");
+    let (h, t) = m.observe("worker stopped after a restart (beta) today");
+    assert_eq!(g, h);
+    assert_eq!(&*t, "worker stopped after a restart (<*>) today");
+    let (i, _) = m.observe("worker stopped after a restart gamma today");
+    assert_ne!(g, i, "the brackets are part of the frame");
+}
+
+#[test]
 fn id_is_fixed_at_creation_and_text_generalizes() {
     let mut m = miner();
     let (id, t0) = m.observe("Invalid user alice from 10.0.0.1");
@@ -173,7 +204,7 @@ fn a_snapshot_of_other_mining_rules_is_not_restored() {
     assert!(err.to_string().contains("rules version 0"), "{err}");
     // A damaged snapshot is not a matter of rules.
     let mut bad = m.snapshot();
-    bad.templates[0].tokens[0] = None;
+    bad.templates[0].tokens[0] = SnapshotToken::Unframed;
     let err = TemplateMiner::restore(&TemplateConfig::default(), bad).expect_err("damaged");
     assert!(!err.mined_differently(), "{err}");
 }
