@@ -297,6 +297,18 @@ impl Masker {
         while e > s && is_close(b[e - 1]) {
             e -= 1;
         }
+        // `[2001:db8::1]:443`: these brackets are the address's own syntax,
+        // as the colon of `10.0.0.1:443` is, and the whole is one variable.
+        if self.ip && s > 0 && b[s - 1] == b'[' {
+            if let Some((addr, port)) = tok[s..e].split_once("]:") {
+                if !port.is_empty() && port.bytes().all(|x| x.is_ascii_digit()) && is_ip(addr) {
+                    out.push_str(&tok[..s - 1]);
+                    out.push_str(WILDCARD);
+                    out.push_str(&tok[e..]);
+                    return;
+                }
+            }
+        }
         out.push_str(&tok[..s]);
         self.mask_core(&tok[s..e], out);
         out.push_str(&tok[e..]);
@@ -664,6 +676,15 @@ mod tests {
                 "PacketResponder <*> for block blk_<*> terminating",
             ),
             ("blk_-6952295868487656571", "blk_<*>"),
+            (
+                "dial tcp [::1]:6379: connect: connection refused",
+                "dial tcp <*>: connect: connection refused",
+            ),
+            (
+                "upstream ([2001:db8::7]:8080) and [fe80::1] and ([10.0.0.1]:80)",
+                "upstream (<*>) and [<*>] and (<*>)",
+            ),
+            ("[db8::1]: [x]:80", "[<*>]: [x]:<*>"),
             (
                 "Receiving block src: /10.251.30.6:33145 dest:",
                 "Receiving block src: <*> dest:",
