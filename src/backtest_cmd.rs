@@ -81,7 +81,7 @@ pub struct BacktestReport {
 }
 
 pub fn run(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport> {
-    cfg.detect.metric.validate().map_err(anyhow::Error::msg)?;
+    cfg.detect.metric.validate()?;
     let report = match &args.field {
         Some(field) => run_metric(cfg, args, field)?,
         None => run_logs(cfg, args)?,

@@ -168,7 +168,7 @@ impl Config {
     /// Checks the settings ingest uses.
     pub fn validate_ingest(&self, from_kafka: bool) -> anyhow::Result<()> {
         if from_kafka {
-            self.kafka.validate().map_err(anyhow::Error::msg)?;
+            self.kafka.validate()?;
             if self.ingest.group.trim().is_empty() {
                 bail!("ingest.group must not be empty");
             }
@@ -189,16 +189,16 @@ impl Config {
         {
             bail!("ingest.shutdown_timeout_secs must be positive");
         }
-        self.ingest.segment.validate().map_err(anyhow::Error::msg)?;
-        self.ingest.writer.validate().map_err(anyhow::Error::msg)?;
-        self.archive.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.segment.validate()?;
+        self.ingest.writer.validate()?;
+        self.archive.validate()?;
         self.telemetry.validate()?;
         Ok(())
     }
 
     /// Checks the settings detect uses.
     pub fn validate_detect(&self) -> anyhow::Result<()> {
-        self.kafka.validate().map_err(anyhow::Error::msg)?;
+        self.kafka.validate()?;
         if self.detect.group.trim().is_empty() {
             bail!("detect.group must not be empty");
         }
@@ -209,7 +209,7 @@ impl Config {
         {
             bail!("detect.idle_partition_secs must be a non-negative number of seconds");
         }
-        self.detect.metric.validate().map_err(anyhow::Error::msg)?;
+        self.detect.metric.validate()?;
         self.telemetry.validate()?;
         Ok(())
     }
@@ -346,7 +346,7 @@ mod tests {
             Config::from_toml("[kafka]\ntopics = [\"logs\"]\n[ingest.segment]\nmax_rows = 0\n")
                 .expect("parses");
         let err = c.validate_ingest(true).expect_err("max_rows 0");
-        assert!(err.to_string().contains("segment.max_rows"), "{err}");
+        assert!(err.to_string().contains("ingest.segment.max_rows"), "{err}");
         c.ingest.segment.max_rows = 10;
         c.validate_ingest(true).expect("valid");
         c.kafka.topics.clear();

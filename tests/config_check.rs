@@ -61,6 +61,14 @@ fn invalid_files_fail_naming_the_key() {
             "telemetry.ingest_listen",
         ),
         ("[kafka]\ntopics = []\n", "kafka.topics"),
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[archive.parquet]\nzstd_level = 40\n",
+            "archive.parquet.zstd_level: must be between 1 and 22",
+        ),
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[ingest.writer]\nretry_initial_ms = 0\n",
+            "ingest.writer.retry_initial_ms: must be positive",
+        ),
     ] {
         std::fs::write(&file, text).unwrap();
         let out = logwarden()

@@ -33,6 +33,8 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use logwarden_ingest::options::InvalidOption;
+
 use crate::incident::score;
 
 /// Default number of past values the robust centre and spread come from.
@@ -98,17 +100,18 @@ pub const MAX_MEMORY_ROWS: usize = 1_000_000;
 
 impl NumericConfig {
     /// Checks every field; the error names the first offending one.
-    pub fn validate(&self) -> Result<(), String> {
-        let field = |name: &str, ok: bool, range: &str, value: String| {
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        let field = |name: &'static str, ok: bool, range: &str, value: String| {
             if ok {
                 Ok(())
             } else {
-                Err(format!(
-                    "detect.metric.{name} must be in {range}, not {value}"
+                Err(InvalidOption::new(
+                    name,
+                    format!("must be in {range}, not {value}"),
                 ))
             }
         };
-        let rows = |name: &str, v: usize, min: usize| {
+        let rows = |name: &'static str, v: usize, min: usize| {
             field(
                 name,
                 (min..=MAX_MEMORY_ROWS).contains(&v),
@@ -116,35 +119,39 @@ impl NumericConfig {
                 v.to_string(),
             )
         };
-        rows("history", self.history, 3)?;
-        rows("short", self.short, 1)?;
+        rows("detect.metric.history", self.history, 3)?;
+        rows("detect.metric.short", self.short, 1)?;
         field(
-            "short",
+            "detect.metric.short",
             self.short <= self.history,
             "1..=history",
             self.short.to_string(),
         )?;
-        rows("long", self.long, self.short + 2)?;
+        rows("detect.metric.long", self.long, self.short + 2)?;
         field(
-            "warmup",
+            "detect.metric.warmup",
             self.warmup < self.history,
             "0..history (a series must be able to warm up)",
             self.warmup.to_string(),
         )?;
-        let unit = |name: &str, v: f64| field(name, v > 0.0 && v < 1.0, "(0, 1)", v.to_string());
-        unit("p_threshold", self.p_threshold)?;
-        unit("resolve_p_threshold", self.resolve_p_threshold)?;
+        let unit =
+            |name: &'static str, v: f64| field(name, v > 0.0 && v < 1.0, "(0, 1)", v.to_string());
+        unit("detect.metric.p_threshold", self.p_threshold)?;
+        unit(
+            "detect.metric.resolve_p_threshold",
+            self.resolve_p_threshold,
+        )?;
         field(
-            "resolve_p_threshold",
+            "detect.metric.resolve_p_threshold",
             self.resolve_p_threshold >= self.p_threshold,
             "[p_threshold, 1)",
             self.resolve_p_threshold.to_string(),
         )?;
-        rows("resolve_rows", self.resolve_rows, 1)?;
-        rows("max_incident_rows", self.max_incident_rows, 1)?;
-        rows("season_memory", self.season_memory, 0)?;
+        rows("detect.metric.resolve_rows", self.resolve_rows, 1)?;
+        rows("detect.metric.max_incident_rows", self.max_incident_rows, 1)?;
+        rows("detect.metric.season_memory", self.season_memory, 0)?;
         field(
-            "seasonal_gain",
+            "detect.metric.seasonal_gain",
             (0.0..=1.0).contains(&self.seasonal_gain),
             "[0, 1]",
             self.seasonal_gain.to_string(),
@@ -601,7 +608,12 @@ mod tests {
             let mut c = NumericConfig::default();
             spoil(&mut c);
             let err = c.validate().expect_err(name);
-            assert!(err.starts_with(&format!("detect.metric.{name} ")), "{err}");
+            assert_eq!(err.option, format!("detect.metric.{name}"), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("detect.metric.{name}: ")),
+                "{err}"
+            );
         }
     }
 

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dlq::{DeadLetter, DeadLetters, Gate};
 use crate::metrics::{IngestMetrics, KafkaClientMetrics, TopicCounters};
+use crate::options::{require, InvalidOption};
 use crate::parse::{ParseContext, ParseMode, Parser};
 use crate::pool::{ParsePool, Parsed, PoolError};
 use crate::record::{LogRecord, Provenance};
@@ -182,20 +183,27 @@ impl KafkaConfig {
         Ok(())
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        if self.brokers.trim().is_empty() {
-            return Err("kafka.brokers must not be empty".into());
-        }
-        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
-            return Err("kafka.topics must name at least one topic".into());
-        }
-        if self.group.trim().is_empty() {
-            return Err("kafka.group must not be empty".into());
-        }
-        if !(self.revoke_timeout_secs.is_finite() && self.revoke_timeout_secs > 0.0) {
-            return Err("kafka.revoke_timeout_secs must be positive".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            !self.brokers.trim().is_empty(),
+            "kafka.brokers",
+            "must not be empty",
+        )?;
+        require(
+            !self.topics.is_empty() && self.topics.iter().all(|t| !t.trim().is_empty()),
+            "kafka.topics",
+            "must name at least one topic, and no empty one",
+        )?;
+        require(
+            !self.group.trim().is_empty(),
+            "kafka.group",
+            "must not be empty",
+        )?;
+        require(
+            self.revoke_timeout_secs.is_finite() && self.revoke_timeout_secs > 0.0,
+            "kafka.revoke_timeout_secs",
+            "must be positive",
+        )
     }
 }
 

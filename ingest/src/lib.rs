@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod file;
 pub mod kafka;
 pub mod metrics;
+pub mod options;
 pub mod parse;
 pub mod pool;
 pub mod record;

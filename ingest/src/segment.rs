@@ -16,6 +16,7 @@ use arrow::compute::concat;
 use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
+use crate::options::{require, InvalidOption};
 use crate::record::{LogRecord, Provenance};
 use crate::schema::{col, LogBatchBuilder};
 use crate::sink::Segment;
@@ -67,22 +68,24 @@ impl Default for SegmentConfig {
 
 impl SegmentConfig {
     /// Checks the values, naming the offending option.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_rows == 0 {
-            return Err("segment.max_rows must be at least 1".into());
-        }
-        if !(self.max_age_secs.is_finite() && self.max_age_secs > 0.0) {
-            return Err("segment.max_age_secs must be a positive number of seconds".into());
-        }
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            self.max_rows > 0,
+            "ingest.segment.max_rows",
+            "must be at least 1",
+        )?;
+        require(
+            self.max_age_secs.is_finite() && self.max_age_secs > 0.0,
+            "ingest.segment.max_age_secs",
+            "must be a positive number of seconds",
+        )?;
         // The cap on buffered bytes is the Kafka segmenter's (a backfill has
         // one segment open), so it is checked against Kafka's segment size.
-        if self.max_buffered_bytes < self.max_bytes_or(KAFKA_MAX_BYTES) {
-            return Err(
-                "segment.max_buffered_bytes must be at least segment.max_bytes (32 MiB when 0)"
-                    .into(),
-            );
-        }
-        Ok(())
+        require(
+            self.max_buffered_bytes >= self.max_bytes_or(KAFKA_MAX_BYTES),
+            "ingest.segment.max_buffered_bytes",
+            "must be at least ingest.segment.max_bytes (32 MiB when 0)",
+        )
     }
 
     /// `max_bytes`, or `default` (the source's) when it is 0.
@@ -356,7 +359,10 @@ mod tests {
         assert_eq!(Segmenter::new(cfg.clone()).cfg.max_bytes, KAFKA_MAX_BYTES);
         // The buffer cap must hold one Kafka segment of the default size.
         cfg.max_buffered_bytes = KAFKA_MAX_BYTES - 1;
-        assert!(cfg.validate().is_err());
+        assert_eq!(
+            cfg.validate().map_err(|e| e.option),
+            Err("ingest.segment.max_buffered_bytes")
+        );
         cfg.max_bytes = 1 << 20;
         assert_eq!(cfg.validate(), Ok(()));
         assert_eq!(cfg.max_bytes_or(FILE_MAX_BYTES), 1 << 20);

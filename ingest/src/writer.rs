@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::IngestMetrics;
+use crate::options::{require, InvalidOption};
 use crate::sink::{Backoff, RetryHint, Segment, Sink, SinkError, WriteStats};
 use crate::template::{mine_batch, TemplateMiner};
 
@@ -49,16 +50,17 @@ impl Default for WriterConfig {
 }
 
 impl WriterConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.queue_segments == 0 {
-            return Err("writer.queue_segments must be at least 1".into());
-        }
-        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
-            return Err(
-                "writer.retry_initial_ms must be positive and at most writer.retry_max_ms".into(),
-            );
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            self.queue_segments > 0,
+            "ingest.writer.queue_segments",
+            "must be at least 1",
+        )?;
+        require(
+            self.retry_initial_ms > 0 && self.retry_max_ms >= self.retry_initial_ms,
+            "ingest.writer.retry_initial_ms",
+            "must be positive and at most ingest.writer.retry_max_ms",
+        )
     }
 }
 

@@ -49,6 +49,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
 use serde::{Deserialize, Serialize};
 
+use logwarden_ingest::options::{require, InvalidOption};
 use logwarden_ingest::schema::col;
 use logwarden_ingest::sink::{RetryHint, SinkError};
 
@@ -142,26 +143,27 @@ impl Default for CompactionConfig {
 }
 
 impl CompactionConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.min_file_bytes == 0 || self.target_file_bytes < self.min_file_bytes {
-            return Err(
-                "archive.compaction: min_file_bytes must be positive and at most target_file_bytes"
-                    .into(),
-            );
-        }
-        if self.max_merge_inputs < 2 {
-            return Err("archive.compaction.max_merge_inputs must be at least 2".into());
-        }
-        if self.lease_secs == 0 {
-            return Err("archive.compaction.lease_secs must be at least 1".into());
-        }
-        if self.in_ingest && self.interval_secs == 0 {
-            return Err(
-                "archive.compaction.interval_secs must be at least 1 when archive.compaction.in_ingest is on"
-                    .into(),
-            );
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            self.min_file_bytes > 0 && self.target_file_bytes >= self.min_file_bytes,
+            "archive.compaction.min_file_bytes",
+            "must be positive and at most archive.compaction.target_file_bytes",
+        )?;
+        require(
+            self.max_merge_inputs >= 2,
+            "archive.compaction.max_merge_inputs",
+            "must be at least 2",
+        )?;
+        require(
+            self.lease_secs > 0,
+            "archive.compaction.lease_secs",
+            "must be at least 1",
+        )?;
+        require(
+            !self.in_ingest || self.interval_secs > 0,
+            "archive.compaction.interval_secs",
+            "must be at least 1 when archive.compaction.in_ingest is on",
+        )
     }
 }
 
@@ -170,6 +172,8 @@ impl CompactionConfig {
 pub enum CompactError {
     #[error(transparent)]
     Storage(#[from] SinkError),
+    #[error(transparent)]
+    Option(#[from] InvalidOption),
     #[error("{0}")]
     Config(String),
     #[error("another compaction is running on this archive")]
@@ -336,7 +340,7 @@ pub fn compact_scoped(
     now: SystemTime,
     scope: RunScope<'_>,
 ) -> Result<CompactReport, CompactError> {
-    layout.validate().map_err(CompactError::Config)?;
+    layout.validate()?;
     let mut backend: Box<dyn Backend> = match location {
         Location::Local(root) => Box::new(LocalBackend::open(root, layout)?),
         Location::S3 { bucket, prefix } => {

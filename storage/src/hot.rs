@@ -19,6 +19,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use logwarden_ingest::options::{require, InvalidOption};
 use logwarden_ingest::schema::col;
 
 /// Longest column name accepted for a hot field.
@@ -80,31 +81,31 @@ impl HotField {
 
 /// Checks names: valid, unique, not clashing with the base schema or the
 /// partition keys.
-pub fn validate(fields: &[HotField], base: &Schema) -> Result<(), String> {
+pub fn validate(fields: &[HotField], base: &Schema) -> Result<(), InvalidOption> {
+    const OPTION: &str = "archive.hot_fields";
     let mut seen: Vec<String> = Vec::new();
     for f in fields {
         let name = f.column_name();
-        if f.key.is_empty() {
-            return Err("archive.hot_fields: empty key".into());
-        }
+        require(!f.key.is_empty(), OPTION, "empty key")?;
         if name.is_empty()
             || name.len() > MAX_COLUMN_NAME
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             || name.starts_with(|c: char| c.is_ascii_digit())
         {
-            return Err(format!(
-                "archive.hot_fields: column name `{name}` must be 1-{MAX_COLUMN_NAME} characters of [A-Za-z0-9_], not starting with a digit"
-            ));
+            return Err(InvalidOption::new(OPTION, format!(
+                "column name `{name}` must be 1-{MAX_COLUMN_NAME} characters of [A-Za-z0-9_], not starting with a digit"
+            )));
         }
         if base.index_of(&name).is_ok() || ["dt", "hour"].contains(&name.as_str()) {
-            return Err(format!(
-                "archive.hot_fields: column `{name}` already exists"
+            return Err(InvalidOption::new(
+                OPTION,
+                format!("column `{name}` already exists"),
             ));
         }
         if seen.contains(&name) || fields.iter().filter(|g| g.key == f.key).count() > 1 {
-            return Err(format!(
-                "archive.hot_fields: `{name}` / `{}` listed twice",
-                f.key
+            return Err(InvalidOption::new(
+                OPTION,
+                format!("`{name}` / `{}` listed twice", f.key),
             ));
         }
         seen.push(name);

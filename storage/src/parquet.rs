@@ -10,6 +10,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
+use logwarden_ingest::options::{require, InvalidOption};
 use logwarden_ingest::schema::{col, SCHEMA_VERSION};
 
 /// Default for [`ParquetConfig::zstd_level`]. On pages of about 1 MiB of
@@ -44,13 +45,17 @@ impl Default for ParquetConfig {
 }
 
 impl ParquetConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        ZstdLevel::try_new(self.zstd_level)
-            .map_err(|_| "archive.parquet.zstd_level must be between 1 and 22".to_string())?;
-        if self.row_group_rows == 0 {
-            return Err("archive.parquet.row_group_rows must be at least 1".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            ZstdLevel::try_new(self.zstd_level).is_ok(),
+            "archive.parquet.zstd_level",
+            "must be between 1 and 22",
+        )?;
+        require(
+            self.row_group_rows > 0,
+            "archive.parquet.row_group_rows",
+            "must be at least 1",
+        )
     }
 
     /// Threads to encode a file with.

@@ -12,6 +12,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use logwarden_ingest::options::{require, InvalidOption};
 use logwarden_ingest::schema::{col, log_schema};
 
 use crate::compact::CompactionConfig;
@@ -49,19 +50,23 @@ impl Default for ArchiveLayout {
 }
 
 impl ArchiveLayout {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidOption> {
         let mut seen = Vec::new();
         for k in &self.partition_by {
             if seen.contains(k) {
-                return Err(format!("archive.partition_by lists `{}` twice", k.name()));
+                return Err(InvalidOption::new(
+                    "archive.partition_by",
+                    format!("lists `{}` twice", k.name()),
+                ));
             }
             seen.push(*k);
         }
-        if self.partition_by.contains(&PartitionKey::Hour)
-            && !self.partition_by.contains(&PartitionKey::Dt)
-        {
-            return Err("archive.partition_by: `hour` needs `dt`".into());
-        }
+        require(
+            !self.partition_by.contains(&PartitionKey::Hour)
+                || self.partition_by.contains(&PartitionKey::Dt),
+            "archive.partition_by",
+            "`hour` needs `dt`",
+        )?;
         crate::hot::validate(&self.hot_fields, &log_schema())?;
         self.s3.validate()?;
         self.compaction.validate()?;

@@ -11,6 +11,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
+use logwarden_ingest::options::{require, InvalidOption};
+
 /// Default for [`S3Config::retry_max`].
 pub const DEFAULT_S3_RETRY_MAX: usize = 10;
 /// Default for [`S3Config::retry_timeout_secs`].
@@ -57,11 +59,12 @@ impl Default for S3Config {
 }
 
 impl S3Config {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.retry_timeout_secs.is_finite() && self.retry_timeout_secs >= 0.0) {
-            return Err("archive.s3.retry_timeout_secs must be a non-negative number".into());
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidOption> {
+        require(
+            self.retry_timeout_secs.is_finite() && self.retry_timeout_secs >= 0.0,
+            "archive.s3.retry_timeout_secs",
+            "must be a non-negative number",
+        )
     }
 }
 
