@@ -139,8 +139,9 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// template. Raised whenever a release mines some line differently (another
 /// template, or another template text) under the same settings, so that a
 /// snapshot taken by an older build is not mined on with rules that would
-/// not have produced it. `rules_v*.tsv` beside the tests records what this
-/// version mines from a fixed corpus, and fails the tests when that changes.
+/// not have produced it. `testdata/mined.tsv` records what this version
+/// mines from a fixed corpus, and the tests fail when that changes while
+/// the version does not.
 pub const MINING_RULES_VERSION: u32 = 4;
 
 /// Stable 64-bit FNV-1a: the template id function. Fixed forever: changing it
