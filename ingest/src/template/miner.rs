@@ -374,7 +374,7 @@ fn frame_of(t: &str) -> Box<str> {
 /// Whether the token `m` fits the frame of a generalized position: the
 /// same punctuation and `key=` as the values that made the variable (what
 /// [`compatible`] asked of them), with a value after the `=`.
-fn fits(frame: &str, m: &str) -> bool {
+pub(super) fn fits(frame: &str, m: &str) -> bool {
     if lead(frame) != lead(m) || trail(frame) != trail(m) {
         return false;
     }

@@ -282,24 +282,25 @@ fn mining_rules_version_changes_with_what_the_rules_mine() {
         std::fs::write(&path, out).expect("writing mined.tsv");
         return;
     }
+    let changes = differ
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     assert_eq!(
         recorded,
         Some(MINING_RULES_VERSION),
-        "{MINED} records another rules version: check the changes below, then \
-         regenerate it with {BLESS_ENV}=1"
+        "{MINED} records another rules version: check the {} changed lines, then \
+         regenerate it with {BLESS_ENV}=1\n{changes}",
+        differ.len()
     );
     assert!(
         same,
         "the mining rules now mine {} corpus lines differently than version \
          {MINING_RULES_VERSION} did: raise MINING_RULES_VERSION and regenerate {MINED} \
-         with {BLESS_ENV}=1\n{}",
-        differ.len(),
-        differ
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+         with {BLESS_ENV}=1\n{changes}",
+        differ.len()
     );
 }
 
@@ -360,6 +361,29 @@ fn shaped_lines() -> impl Strategy<Value = Vec<String>> {
     })
 }
 
+/// Lines of one event whose value comes in several frames (`user=root`,
+/// `(root)`, `root,`, an empty `user=`), in any order.
+fn framed_lines() -> impl Strategy<Value = Vec<String>> {
+    let value = prop::sample::select(vec![
+        "user=root",
+        "user=guest",
+        "user=",
+        "host=root",
+        "root",
+        "admin",
+        "(root)",
+        "(admin)",
+        "root,",
+        "[admin]",
+    ]);
+    prop::collection::vec(value, 1..30).prop_map(|values| {
+        values
+            .into_iter()
+            .map(|v| format!("login failed for {v} from the console"))
+            .collect()
+    })
+}
+
 #[test]
 fn lines_that_differ_in_their_numbers_share_a_cached_shape() {
     let mut m = miner();
@@ -406,6 +430,39 @@ proptest! {
         let mut reference = TemplateMiner::new(&cfg).expect("valid config");
         for l in &lines {
             prop_assert_eq!(cached.observe(l), reference.observe_unshaped(l), "line {:?}", l);
+        }
+    }
+
+    /// Every line fits the template it is given, as it is given it: each
+    /// position holds the line's masked token, or a variable whose frame
+    /// the token fits (whether the line was mined or its routing cached).
+    #[test]
+    fn every_line_fits_the_template_it_is_given(
+        lines in prop::collection::vec(line_strategy(), 1..60),
+        shaped in shaped_lines(),
+        framed in framed_lines(),
+    ) {
+        let cfg = TemplateConfig::default();
+        let mut m = TemplateMiner::new(&cfg).expect("valid config");
+        let masker = super::masking::Masker::new(&cfg);
+        let (mut out, mut spans) = (String::new(), Vec::new());
+        for l in lines.iter().chain(&shaped).chain(&framed) {
+            let (_, template) = m.observe(l);
+            masker.tokenize(l, cfg.max_tokens, &mut out, &mut spans);
+            let masked: Vec<&str> =
+                spans.iter().map(|&(a, b)| &out[a as usize..b as usize]).collect();
+            let positions: Vec<&str> = if template.is_empty() {
+                Vec::new()
+            } else {
+                template.split(' ').collect()
+            };
+            prop_assert_eq!(positions.len(), masked.len(), "{:?} for {:?}", template, l);
+            for (t, x) in positions.iter().zip(&masked) {
+                prop_assert!(
+                    t == x || (t.contains(super::masking::WILDCARD) && super::miner::fits(t, x)),
+                    "{:?} does not fit {:?} of {:?} for {:?}", x, t, template, l
+                );
+            }
         }
     }
 
