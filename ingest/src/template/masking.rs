@@ -300,8 +300,10 @@ impl Masker {
         // `[2001:db8::1]:443`: these brackets are the address's own syntax,
         // as the colon of `10.0.0.1:443` is, and the whole is one variable.
         if self.ip && s > 0 && b[s - 1] == b'[' {
-            if let Some((addr, port)) = tok[s..e].split_once("]:") {
-                if !port.is_empty() && port.bytes().all(|x| x.is_ascii_digit()) && is_ip(addr) {
+            // The core lost its closing punctuation, `]` included: a `]`
+            // is left at its end only when a `:port` followed it.
+            if let Some(addr) = strip_port(&tok[s..e]).strip_suffix(']') {
+                if is_ip(addr) {
                     out.push_str(&tok[..s - 1]);
                     out.push_str(WILDCARD);
                     out.push_str(&tok[e..]);

@@ -371,24 +371,12 @@ fn frame_of(t: &str) -> Box<str> {
     format!("{head}{WILDCARD}{}", trail(t)).into_boxed_str()
 }
 
-/// Whether the token `m` fits the frame of a generalized position: the
-/// same punctuation and `key=` as the values that made the variable (what
-/// [`compatible`] asked of them), with a value after the `=`.
-pub(super) fn fits(frame: &str, m: &str) -> bool {
-    if lead(frame) != lead(m) || trail(frame) != trail(m) {
-        return false;
-    }
-    match (frame.find('='), m.find('=')) {
-        (None, None) => true,
-        (Some(a), Some(b)) => frame[..a] == m[..b] && !m[b + 1..].is_empty(),
-        _ => false,
-    }
-}
-
 /// Whether two different tokens can be values of one variable: same
 /// surrounding punctuation, same `key=`, and not two wordings of one place
-/// (two capitalized words, or a word and its plural).
-fn compatible(t: &str, m: &str) -> bool {
+/// (two capitalized words, or a word and its plural). A generalized
+/// position's frame ([`frame_of`]) is held to the same test: its word holds
+/// the wildcard, so only the punctuation and `key=` count.
+pub(super) fn compatible(t: &str, m: &str) -> bool {
     let (lt, tt) = (lead(t), trail(t));
     if lt != lead(m) || tt != trail(m) {
         return false;
@@ -608,7 +596,7 @@ impl TemplateMiner {
             let t = match t {
                 Token::Lit(t) => &**t,
                 Token::Var(frame) => {
-                    if fits(frame, m) {
+                    if compatible(frame, m) {
                         continue;
                     }
                     return None;

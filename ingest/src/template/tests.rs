@@ -459,7 +459,7 @@ proptest! {
             prop_assert_eq!(positions.len(), masked.len(), "{:?} for {:?}", template, l);
             for (t, x) in positions.iter().zip(&masked) {
                 prop_assert!(
-                    t == x || (t.contains(super::masking::WILDCARD) && super::miner::fits(t, x)),
+                    t == x || (t.contains(super::masking::WILDCARD) && super::miner::compatible(t, x)),
                     "{:?} does not fit {:?} of {:?} for {:?}", x, t, template, l
                 );
             }
