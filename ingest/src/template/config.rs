@@ -28,8 +28,10 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 128;
 pub enum MaskKind {
     /// Decimal numbers, signed or not, with units (`16K`, `200ms`, and a
     /// time unit written apart: `200 ms`, `<1 sec`), version
-    /// and dotted/colon-separated numbers (`2.6.5-1`, `07:07:00`), and digit
-    /// runs glued to words (`blk_-123`, `CPU#0`, `part-00590`).
+    /// and dotted/colon-separated numbers (`2.6.5-1`, `07:07:00`), release
+    /// versions (`v1.2.3`, `1.2.4-rc1`), digit runs glued to words
+    /// (`blk_-123`, `CPU#0`, `part-00590`), and the random parts of
+    /// generated names, digits or not (`web-7d9f8b6c5d-xkcvb`).
     Numbers,
     /// IPv4 and IPv6 addresses, with or without a `:port`.
     Ip,

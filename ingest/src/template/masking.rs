@@ -58,6 +58,8 @@ const SPECIAL: u8 = 2;
 const EQUALS: u8 = 4;
 /// An ASCII digit: a token of digits only is a plain number.
 const DIGIT: u8 = 8;
+/// `-`: the token may be a generated name (`fluentd-xkcvb`).
+const HYPHEN: u8 = 16;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -73,6 +75,7 @@ static CLASS: [u8; 256] = {
         i += 1;
     }
     t[b'=' as usize] |= EQUALS;
+    t[b'-' as usize] = HYPHEN;
     let ws = b"\t\n\x0c\r ";
     let mut i = 0;
     while i < ws.len() {
@@ -192,7 +195,7 @@ impl Masker {
             } else if special {
                 self.mask_token(&message[i..end], out);
             } else {
-                self.mask_word(&message[i..end], out);
+                self.mask_word(&message[i..end], any & HYPHEN != 0, out);
             }
             i = end;
             if self.numbers {
@@ -272,14 +275,40 @@ impl Masker {
 
     /// [`Masker::mask_token`] of a token without any [`SPECIAL`] byte:
     /// only its length and the month and day names can make it a variable.
-    fn mask_word(&self, tok: &str, out: &mut String) {
-        let b = tok.as_bytes();
-        let variable = tok.len() > self.max_token_bytes
-            || (self.time
-                && b.len() == 3
-                && b[0].is_ascii_uppercase()
-                && MONTHS_AND_DAYS.contains(&tok));
-        out.push_str(if variable { WILDCARD } else { tok });
+    fn mask_word(&self, tok: &str, hyphen: bool, out: &mut String) {
+        if tok.len() > self.max_token_bytes {
+            out.push_str(WILDCARD);
+        } else {
+            self.push_word(tok, hyphen, out);
+        }
+    }
+
+    /// A word without digits or [`SPECIAL`] punctuation: a month or day
+    /// name is a variable; so are the generated parts of a hyphenated
+    /// name (`fluentd-xkcvb`, see [`is_generated_suffix`]), which `hyphen`
+    /// says may be present.
+    fn push_word(&self, w: &str, hyphen: bool, out: &mut String) {
+        let b = w.as_bytes();
+        if self.time && b.len() == 3 && b[0].is_ascii_uppercase() && MONTHS_AND_DAYS.contains(&w) {
+            out.push_str(WILDCARD);
+            return;
+        }
+        if !(hyphen && self.numbers) {
+            out.push_str(w);
+            return;
+        }
+        let mut prev_word = false;
+        for (k, seg) in w.split('-').enumerate() {
+            if k > 0 {
+                out.push('-');
+            }
+            if prev_word && is_generated_suffix(seg) {
+                out.push_str(WILDCARD);
+            } else {
+                out.push_str(seg);
+            }
+            prev_word = seg.as_bytes().last().is_some_and(|&c| is_word_byte(c));
+        }
     }
 
     /// Masks one whitespace-free token into `out`.
@@ -294,16 +323,22 @@ impl Masker {
             s += 1;
         }
         let mut e = b.len();
-        while e > s && is_close(b[e - 1]) {
+        // A closing bracket that an opening one inside the token balances
+        // belongs to it: `68M->32M(662M),` keeps its `)` with the sizes.
+        while e > s && is_close(b[e - 1]) && !opened_within(&b[s..e - 1], b[e - 1]) {
             e -= 1;
         }
         // `[2001:db8::1]:443`: these brackets are the address's own syntax,
         // as the colon of `10.0.0.1:443` is, and the whole is one variable.
         if self.ip && s > 0 && b[s - 1] == b'[' {
             // The core lost its closing punctuation, `]` included: a `]`
-            // is left at its end only when a `:port` followed it.
-            if let Some(addr) = strip_port(&tok[s..e]).strip_suffix(']') {
-                if is_ip(addr) {
+            // is left inside it only when a `:port` (a number or a service
+            // name, `[::1]:http`) followed it.
+            if let Some((addr, port)) = tok[s..e].split_once("]:") {
+                if !port.is_empty()
+                    && port.bytes().all(|c| c.is_ascii_alphanumeric())
+                    && is_ip(addr)
+                {
                     out.push_str(&tok[..s - 1]);
                     out.push_str(WILDCARD);
                     out.push_str(&tok[e..]);
@@ -323,10 +358,11 @@ impl Masker {
         // One pass to learn which shapes are possible at all; most tokens
         // are plain words and leave here.
         let (mut digits, mut dots, mut slashes, mut colons) = (0usize, 0usize, 0usize, 0usize);
-        let (mut at, mut eq) = (false, None);
+        let (mut at, mut eq, mut hyphen) = (false, None, false);
         for (i, &x) in c.as_bytes().iter().enumerate() {
             match x {
                 b'0'..=b'9' => digits += 1,
+                b'-' => hyphen = true,
                 b'.' => dots += 1,
                 b'/' | b'\\' => slashes += 1,
                 b':' => colons += 1,
@@ -341,12 +377,7 @@ impl Masker {
             return;
         }
         if digits == 0 && dots == 0 && slashes == 0 && colons == 0 && !at && eq.is_none() {
-            let b = c.as_bytes();
-            let time = self.time
-                && b.len() == 3
-                && b[0].is_ascii_uppercase()
-                && MONTHS_AND_DAYS.contains(&c);
-            out.push_str(if time { WILDCARD } else { c });
+            self.push_word(c, hyphen, out);
             return;
         }
         let whole = (self.url && colons > 0 && slashes >= 2 && c.contains("://"))
@@ -375,6 +406,12 @@ impl Masker {
             || (self.path && slashes > 0 && is_path(c))
             || (self.hostname && dots > 0 && is_hostname(strip_port(c)));
         if whole {
+            out.push_str(WILDCARD);
+            return;
+        }
+        if self.numbers && dots > 0 && is_version(c) {
+            // `v1.2.3`, `1.2.3-rc1`, `2.0.0+build.5`: one variable, whichever
+            // of these forms a release takes.
             out.push_str(WILDCARD);
             return;
         }
@@ -434,7 +471,16 @@ impl Masker {
                     i += 1;
                 }
                 let run = &c[start..i];
-                if digit_runs == 0 {
+                if self.numbers
+                    && start >= 2
+                    && b[start - 1] == b'-'
+                    && is_word_byte(b[start - 2])
+                    && is_generated_suffix(run)
+                {
+                    // `web-7d9f8b6c5d-xkcvb`, `fluentd-xkcvb`: the random
+                    // part of a generated (Kubernetes) name, letters or not.
+                    out.push_str(WILDCARD);
+                } else if digit_runs == 0 {
                     out.push_str(run);
                 } else if self.hex && all_hex {
                     out.push_str(WILDCARD);
@@ -470,6 +516,76 @@ impl Masker {
             }
         }
     }
+}
+
+/// Whether closing bracket `close` at the end of a token is balanced by an
+/// opening one in `before`, the token's core up to it.
+fn opened_within(before: &[u8], close: u8) -> bool {
+    let open = match close {
+        b')' => b'(',
+        b']' => b'[',
+        b'}' => b'{',
+        b'>' => b'<',
+        _ => return false,
+    };
+    let mut depth = 0i32;
+    for &c in before {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+        }
+    }
+    depth > 0
+}
+
+/// Whether `c` is a release version: an optional `v`, two or more dotted
+/// numbers, and an optional pre-release or build suffix after `-` or `+`
+/// (`v1.2.3`, `1.2.3-rc1`, `2.0.0+build.5`).
+fn is_version(c: &str) -> bool {
+    let b = c.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'v' | b'V')));
+    let mut numbers = 0;
+    loop {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        numbers += 1;
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if numbers < 2 {
+        return false;
+    }
+    match b.get(i) {
+        None => true,
+        Some(b'-' | b'+') => {
+            i + 1 < b.len()
+                && b[i + 1..]
+                    .iter()
+                    .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'-'))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a word run after a hyphen is the random part of a generated
+/// name: Kubernetes appends 5 characters (and a Deployment's pods also a
+/// 6 to 10 character hash) drawn from consonants and digits, never vowels,
+/// so that they spell no word. Any digit counts here, as masking must not
+/// depend on a digit's value (see `shape_of` in the miner).
+fn is_generated_suffix(run: &str) -> bool {
+    (5..=10).contains(&run.len())
+        && run
+            .bytes()
+            .all(|c| c.is_ascii_digit() || b"bcdfghjklmnpqrstvwxz".contains(&c))
 }
 
 /// Whether `w` names a unit of time (any case), as written after a number.
@@ -758,6 +874,27 @@ mod tests {
             ("5 ms-ish", "<*> ms-ish"),
             ("GET /search?q=jacket 200", "GET <*>"),
             ("next=/login?user=x", "next=<*>"),
+            // Brackets balanced inside a token stay with it.
+            ("Full GC 68M->32M(662M), 0.01 secs", "Full GC <*>, <*>"),
+            ("getBlock(42) (uid=0)", "getBlock(<*>) (uid=<*>)"),
+            ("(f(x)) (68M->32M(662M))", "(f(x)) (<*>)"),
+            ("connect [::1]:http failed", "connect <*> failed"),
+            // Versions, whatever their form.
+            (
+                "v1.2.3 a 1.2.4-rc1 b 2.0.0+build.5 c V3.1",
+                "<*> a <*> b <*> c <*>",
+            ),
+            ("v2 ssh2 1.2-beta", "v<*> ssh<*> <*>"),
+            ("1.2.3:x v1.x", "<*>:x v<*>.x"),
+            // The random parts of generated names, with digits or not.
+            (
+                "web-7d9f8b6c5d-xkcvb a web-bcdfghjk-q8zpt b fluentd-xkcvb c (web-bcdfghjk-xkcvb),",
+                "web-<*>-<*> a web-<*>-<*> b fluentd-<*> c (web-<*>-<*>),",
+            ),
+            (
+                "kube-proxy node-exporter x-ray -xkcvb web-xkcvbnmlkjh web-Xkcvb",
+                "kube-proxy node-exporter x-ray -xkcvb web-xkcvbnmlkjh web-Xkcvb",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(mask(input), want, "input: {input}");
@@ -777,9 +914,10 @@ mod tests {
             if b.is_ascii_digit() || b"@=/".contains(&b) {
                 assert_ne!(CLASS[b as usize] & SPECIAL, 0, "byte {b}");
             }
-            if b.is_ascii_alphabetic() || b >= 0x80 || b == b'_' || b == b'-' {
+            if b.is_ascii_alphabetic() || b >= 0x80 || b == b'_' {
                 assert_eq!(CLASS[b as usize], 0, "byte {b}");
             }
+            assert_eq!(CLASS[b as usize] & HYPHEN != 0, b == b'-', "byte {b}");
         }
     }
 
