@@ -10,7 +10,7 @@ use anyhow::Context;
 use logwarden_ingest::file::FileSource;
 use logwarden_ingest::kafka::{KafkaSource, StopWhen};
 use logwarden_ingest::metrics::IngestMetrics;
-use logwarden_ingest::parse::{ParseMode, Parser};
+use logwarden_ingest::parse::Parser;
 use logwarden_ingest::segment::Segmenter;
 use logwarden_ingest::sink::Sink;
 use logwarden_ingest::writer::Writer;
@@ -80,16 +80,7 @@ pub fn run(
             Box::new(if backfill { a.for_backfill() } else { a })
         }
     };
-    let mut parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
-    // Where templates are mined: in lenient mode (Kafka or file) parse
-    // threads parse chunks of messages, and the thread that reads them back
-    // in order mines each one. In strict mode from Kafka the poll thread
-    // parses, so mining goes to the writer thread, beside the Parquet
-    // encoding.
-    let miner = match (&input, cfg.parse.mode) {
-        (Input::Kafka { .. }, ParseMode::Strict) => parser.take_miner(),
-        _ => None,
-    };
+    let parser = Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?;
     if cfg.telemetry.enabled {
         // A local archive is checked for writability; an S3 one through the
         // sink's own failures.
@@ -110,7 +101,7 @@ pub fn run(
             checks,
         )?;
     }
-    let writer = Writer::spawn_mining(archive, &cfg.ingest.writer, metrics.clone(), force, miner);
+    let writer = Writer::spawn(archive, &cfg.ingest.writer, metrics.clone(), force);
     let started = Instant::now();
     let mut active = None;
     match input {

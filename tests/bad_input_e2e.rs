@@ -322,7 +322,7 @@ fn strict_mode_sends_unparseable_messages_to_the_dead_letter_topic() {
         "read_rows.py",
         &[
             archive.to_str().expect("utf-8"),
-            "SELECT kafka_offset, parse_error FROM a ORDER BY kafka_offset",
+            "SELECT kafka_offset, parse_error, template_id FROM a ORDER BY kafka_offset",
         ],
     );
     let rows = rows.as_array().expect("rows");
@@ -332,6 +332,10 @@ fn strict_mode_sends_unparseable_messages_to_the_dead_letter_topic() {
         .collect();
     assert_eq!(offsets, vec![0, 2, 5, 6]);
     assert_eq!(rows[3]["parse_error"], "field_type");
+    // Strict mode mines templates as lenient mode does.
+    for r in rows {
+        assert!(r["template_id"].is_string(), "no template: {r}");
+    }
 
     // Every offset was committed, the trailing dead letter's too: a second
     // run of the same group finds nothing to do and dead-letters nothing again.

@@ -4,9 +4,10 @@
 //!
 //! Threads: the poll loop runs on the caller's (dedicated, blocking) thread
 //! with a [`BaseConsumer`]; rebalance callbacks run inside `poll()` on that
-//! same thread. In lenient mode the poll thread copies messages into chunks
-//! that a [`ParsePool`] parses on its own threads, and mines each parsed
-//! chunk as it reads it back in order; in strict mode it parses them itself.
+//! same thread. The poll thread copies messages into chunks that a
+//! [`ParsePool`] parses on its own threads, and mines each parsed chunk as
+//! it reads it back in order; in strict mode it also dead-letters the
+//! chunk's unparseable messages then.
 //! The sink runs on the writer thread. Consumption pauses while
 //! the writer queue is full and polling continues (heartbeats, rebalances),
 //! so `max.poll.interval.ms` is never exceeded because of a slow sink.
@@ -25,16 +26,15 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::dlq::{DeadLetter, DeadLetters, Gate};
 use crate::metrics::{IngestMetrics, KafkaClientMetrics, TopicCounters};
 use crate::options::{require, InvalidOption};
-use crate::parse::{ParseContext, ParseMode, Parser};
-use crate::pool::{ParsePool, Parsed, PoolError};
-use crate::record::{LogRecord, Provenance};
+use crate::parse::{ParseMode, Parser};
+use crate::pool::{Incoming, ParsePool, Parsed, PoolError};
 use crate::segment::Segmenter;
 use crate::sink::Segment;
 use crate::template::{mine_batch, TemplateMiner};
@@ -302,13 +302,10 @@ type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 
 /// State shared by the poll loop and the rebalance callbacks.
 struct Core {
-    parser: Parser,
-    /// In lenient mode, the workers that parse the messages; without it
-    /// (strict mode, whose dead letters are decided message by message)
-    /// the poll thread parses them with `parser`.
-    pool: Option<ParsePool>,
-    /// With the pool: the miner, filling the template columns of each
-    /// parsed chunk as it is read back, in offset order.
+    /// The workers that parse the messages.
+    pool: ParsePool,
+    /// The miner, filling the template columns of each parsed chunk as it
+    /// is read back, in offset order.
     miner: Option<TemplateMiner>,
     /// When the pool's open chunk took its first message.
     chunk_opened: Option<Instant>,
@@ -322,7 +319,6 @@ struct Core {
     /// Jobs waiting for room in the writer queue.
     pending: VecDeque<(Key, Job)>,
     paused: bool,
-    rec: LogRecord,
     revoke_timeout: Duration,
     fatal: Option<String>,
     first_record: Option<Instant>,
@@ -395,98 +391,49 @@ impl Core {
             ));
         }
         let prev_next = part.next.replace(offset + 1);
-        if self.pool.is_some() {
-            self.pool_message(&topic, t, partition, offset, ts, payload);
-            return;
-        }
-        let now_us = now_micros();
-        let ctx = ParseContext {
-            transport_time_us: transport_time_us(ts),
-            ingest_time_us: now_us,
-        };
-        self.parser
-            .parse_topic(&topic, payload, &ctx, &mut self.rec);
-        self.topics[t]
-            .1
-            .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
-        if self.dlq.is_some() {
-            if let Some(issue) = self.rec.parse_issue.filter(|i| i.is_unparseable()) {
-                let d = DeadLetter {
-                    topic: &topic,
-                    partition,
-                    offset,
-                    epoch: part_epoch,
-                    issue,
-                    key: msg.key(),
-                    payload,
-                    headers: crate::dlq::copy_headers(msg.headers()),
-                };
-                self.dead_letter(&d, &key, prev_next.unwrap_or(offset));
-                return;
-            }
-        }
-        let prov = Provenance {
-            topic,
-            partition,
+        let incoming = Incoming {
             offset,
+            after: prev_next.unwrap_or(offset),
+            transport_time_us: transport_time_us(ts),
+            payload,
+            key: msg.key(),
         };
-        for segment in self
-            .segmenter
-            .append(&prov, &self.rec, now_us, Instant::now)
-        {
-            self.pending.push_back((
-                key.clone(),
-                Job::Write {
-                    segment,
-                    epoch: part_epoch,
-                },
-            ));
-        }
+        let headers = msg
+            .headers()
+            .into_iter()
+            .flat_map(|h| h.iter().map(|x| (x.key, x.value)));
+        self.pool_message(&topic, t, partition, incoming, headers);
     }
 
     /// Adds a message to the pool's open chunk, sending the chunk first if
     /// the message cannot join it.
-    fn pool_message(
+    fn pool_message<'a>(
         &mut self,
         topic: &Arc<str>,
         t: usize,
         partition: i32,
-        offset: i64,
-        ts: Timestamp,
-        payload: Option<&[u8]>,
+        msg: Incoming<'a>,
+        headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
         if self.fatal.is_some() {
             // Nothing after a failed chunk can be archived in order.
             return;
         }
-        if !self.pool.as_ref().is_some_and(|p| p.fits(topic, partition)) {
+        if !self.pool.fits(topic, partition) {
             self.send_chunk();
         }
-        let Some(pool) = self.pool.as_mut() else {
-            return;
-        };
-        if !pool.has_open() {
+        if !self.pool.has_open() {
             self.chunk_opened = Some(Instant::now());
         }
         let counters = &self.topics[t].1;
-        pool.add(
-            topic,
-            partition,
-            counters,
-            offset,
-            transport_time_us(ts),
-            payload,
-        );
+        self.pool.add(topic, partition, counters, msg, headers);
     }
 
     /// Sends the pool's open chunk to the workers, taking in the oldest
     /// parsed chunk if the workers had no room.
     fn send_chunk(&mut self) {
-        let Some(pool) = self.pool.as_mut() else {
-            return;
-        };
         self.chunk_opened = None;
-        match pool.send() {
+        match self.pool.send() {
             Ok(Some(parsed)) => self.take_parsed(parsed),
             Ok(None) => {}
             Err(e) => self.pool_failed(e),
@@ -503,8 +450,8 @@ impl Core {
         if all {
             self.send_chunk();
         }
-        while let Some(pool) = self.pool.as_mut() {
-            match pool.receive(all) {
+        loop {
+            match self.pool.receive(all) {
                 Ok(Some(parsed)) => self.take_parsed(parsed),
                 Ok(None) => break,
                 Err(e) => {
@@ -529,20 +476,48 @@ impl Core {
     /// Mines a parsed chunk's templates and appends it to its partition's
     /// segment, queueing the segments that close.
     fn take_parsed(&mut self, parsed: Parsed) {
+        let Parsed {
+            topic,
+            partition,
+            batch,
+            bytes,
+            dead,
+        } = parsed;
+        if !dead.is_empty() {
+            let key = (topic.clone(), partition);
+            let epoch = self.parts.get(&key).map_or(0, |p| p.epoch);
+            for d in &dead {
+                let letter = DeadLetter {
+                    topic: &topic,
+                    partition,
+                    offset: d.offset,
+                    epoch,
+                    issue: d.issue,
+                    key: d.key.as_deref(),
+                    payload: d.payload.as_deref(),
+                    headers: d
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_deref()))
+                        .collect(),
+                };
+                self.dead_letter(&letter, &key, d.after);
+            }
+        }
+        if batch.num_rows() == 0 {
+            return;
+        }
         let batch = match self.miner.as_mut() {
-            Some(m) => match mine_batch(m, &parsed.batch) {
+            Some(m) => match mine_batch(m, &batch) {
                 Ok(b) => b,
                 Err(e) => return self.pool_failed(e.into()),
             },
-            None => parsed.batch,
+            None => batch,
         };
-        for segment in self.segmenter.append_batch(
-            &parsed.topic,
-            parsed.partition,
-            batch,
-            parsed.bytes,
-            Instant::now(),
-        ) {
+        for segment in self
+            .segmenter
+            .append_batch(&topic, partition, batch, bytes, Instant::now())
+        {
             self.queue_write(segment);
         }
     }
@@ -562,7 +537,7 @@ impl Core {
         IngestMetrics::set(&m.open_segments, self.segmenter.open_segments());
         IngestMetrics::set(&m.buffered_bytes, self.segmenter.buffered_bytes());
         IngestMetrics::set(&m.buffered_records, self.segmenter.buffered_rows());
-        if let Some(miner) = self.miner.as_ref().or(self.parser.miner()) {
+        if let Some(miner) = &self.miner {
             IngestMetrics::set(&m.templates, miner.len());
         }
     }
@@ -924,12 +899,6 @@ pub fn transport_time_us(ts: Timestamp) -> Option<i64> {
     }
 }
 
-/// The ingest time of a record: now, to the millisecond. Finer digits
-/// would only be noise that compresses badly in the archive.
-fn now_micros() -> i64 {
-    crate::record::ingest_now_us()
-}
-
 /// The consumer context: routes rebalance callbacks to the shared core.
 pub struct IngestContext {
     core: Arc<Mutex<Core>>,
@@ -1023,8 +992,7 @@ pub struct KafkaSource {
     pub stop: StopWhen,
     /// Upper bound on the time a graceful shutdown spends flushing.
     pub shutdown_timeout: Duration,
-    /// Threads parsing the messages in lenient mode (at least one); in
-    /// strict mode the poll thread parses them.
+    /// Threads parsing the messages (at least one).
     pub parse_threads: usize,
 }
 
@@ -1052,26 +1020,19 @@ impl KafkaSource {
         metrics: Arc<IngestMetrics>,
         shutdown: Arc<AtomicBool>,
     ) -> Result<RunSummary, IngestError> {
-        let (dlq, pool, miner) = match parser.config().mode {
-            ParseMode::Strict => (
-                Some(DeadLetters::new(
-                    &self.kafka,
-                    &parser.config().dead_letter_topic,
-                )?),
-                None,
-                None,
-            ),
-            ParseMode::Lenient => (
-                None,
-                Some(ParsePool::start(&parser, self.parse_threads)?),
-                parser.take_miner(),
-            ),
+        let dlq = match parser.config().mode {
+            ParseMode::Strict => Some(DeadLetters::new(
+                &self.kafka,
+                &parser.config().dead_letter_topic,
+            )?),
+            ParseMode::Lenient => None,
         };
+        let pool = ParsePool::start(&parser, self.parse_threads)?;
+        let miner = parser.take_miner();
         for t in &self.kafka.topics {
             metrics.topic(t);
         }
         let core = Arc::new(Mutex::new(Core {
-            parser,
             pool,
             miner,
             chunk_opened: None,
@@ -1083,7 +1044,6 @@ impl KafkaSource {
             next_epoch: 1,
             pending: VecDeque::new(),
             paused: false,
-            rec: LogRecord::default(),
             revoke_timeout: Duration::from_secs_f64(self.kafka.revoke_timeout_secs),
             fatal: None,
             first_record: None,

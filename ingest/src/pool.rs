@@ -6,7 +6,12 @@
 //! rebalance, the end). Closed chunks go round-robin to the workers, which
 //! parse them into record batches; the batches are read back in the order
 //! the chunks were sent, so a partition's records reach its segment in
-//! offset order, as when the poll thread parsed them itself.
+//! offset order.
+//!
+//! In strict mode a chunk also carries each message's key and headers, and
+//! a message that cannot be parsed comes back as a [`DeadRow`] (with its
+//! original bytes) instead of a row of the batch, for the poll thread to
+//! dead-letter in the same order.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
@@ -16,8 +21,8 @@ use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 
 use crate::metrics::TopicCounters;
-use crate::parse::{ParseContext, Parser, ParserConfigError};
-use crate::record::{LogRecord, Provenance};
+use crate::parse::{ParseContext, ParseMode, Parser, ParserConfigError};
+use crate::record::{LogRecord, ParseIssue, Provenance};
 use crate::schema::LogBatchBuilder;
 
 /// A chunk closes at this many messages…
@@ -30,12 +35,35 @@ const IN_FLIGHT_PER_WORKER: usize = 2;
 /// (well under a millisecond's worth, the precision ingest time keeps).
 const CLOCK_EVERY: usize = 256;
 
-/// One message of a chunk: where its payload is in the chunk's data.
+/// A consumed message, as the poll thread hands it to [`ParsePool::add`].
+pub struct Incoming<'a> {
+    pub offset: i64,
+    /// The offset after the partition's previous message (this message's
+    /// own offset when it is the first): where a dead letter's wait for
+    /// the records before it ends (see `dlq::Gate`).
+    pub after: i64,
+    pub transport_time_us: Option<i64>,
+    pub payload: Option<&'a [u8]>,
+    pub key: Option<&'a [u8]>,
+}
+
+/// One message of a chunk: where its bytes are in the chunk's data.
 struct Row {
     offset: i64,
+    after: i64,
     transport_time_us: Option<i64>,
     /// Payload span in `data`; `None` for a message without a payload.
     span: Option<(usize, usize)>,
+    /// In strict mode: the key's span in `data`, and the range of the
+    /// message's headers in `headers`.
+    key: Option<(usize, usize)>,
+    headers: (usize, usize),
+}
+
+/// A header of a message of a strict-mode chunk: spans in the chunk's data.
+struct HeaderSpan {
+    name: (usize, usize),
+    value: Option<(usize, usize)>,
 }
 
 /// Consecutive messages of one partition, payloads copied into one buffer.
@@ -45,6 +73,7 @@ pub struct MessageChunk {
     counters: Arc<TopicCounters>,
     data: Vec<u8>,
     rows: Vec<Row>,
+    headers: Vec<HeaderSpan>,
 }
 
 impl MessageChunk {
@@ -55,12 +84,49 @@ impl MessageChunk {
             counters,
             data: Vec::new(),
             rows: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn bytes(&self, span: (usize, usize)) -> &[u8] {
+        &self.data[span.0..span.1]
+    }
+
+    /// The dead letter of row `i`: its original bytes, key and headers.
+    fn dead_row(&self, i: usize, issue: ParseIssue) -> DeadRow {
+        let row = &self.rows[i];
+        DeadRow {
+            offset: row.offset,
+            after: row.after,
+            issue,
+            key: row.key.map(|k| self.bytes(k).to_vec()),
+            payload: row.span.map(|p| self.bytes(p).to_vec()),
+            headers: self.headers[row.headers.0..row.headers.1]
+                .iter()
+                .map(|h| {
+                    (
+                        String::from_utf8_lossy(self.bytes(h.name)).into_owned(),
+                        h.value.map(|v| self.bytes(v).to_vec()),
+                    )
+                })
+                .collect(),
         }
     }
 
     fn full(&self) -> bool {
         self.rows.len() >= CHUNK_MESSAGES || self.data.len() >= CHUNK_BYTES
     }
+}
+
+/// A message that strict mode sends to the dead-letter topic, unchanged.
+pub struct DeadRow {
+    pub offset: i64,
+    /// See [`Incoming::after`].
+    pub after: i64,
+    pub issue: ParseIssue,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// The records of a parsed chunk.
@@ -70,6 +136,9 @@ pub struct Parsed {
     pub batch: RecordBatch,
     /// In-memory size of the records, as the segmenter counts it.
     pub bytes: usize,
+    /// In strict mode, the messages that could not be parsed, in offset
+    /// order; they are not in `batch`.
+    pub dead: Vec<DeadRow>,
 }
 
 /// A worker thread's state.
@@ -77,6 +146,7 @@ struct Worker {
     parser: Parser,
     rec: LogRecord,
     builder: LogBatchBuilder,
+    strict: bool,
 }
 
 impl Worker {
@@ -90,17 +160,24 @@ impl Worker {
             transport_time_us: None,
             ingest_time_us: 0,
         };
+        let mut dead = Vec::new();
         for (i, row) in chunk.rows.iter().enumerate() {
             if i % CLOCK_EVERY == 0 {
                 ctx.ingest_time_us = crate::record::ingest_now_us();
             }
             ctx.transport_time_us = row.transport_time_us;
-            let payload = row.span.map(|(a, b)| &chunk.data[a..b]);
+            let payload = row.span.map(|p| chunk.bytes(p));
             self.parser
                 .parse_topic(&chunk.topic, payload, &ctx, &mut self.rec);
             chunk
                 .counters
                 .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+            if self.strict {
+                if let Some(issue) = self.rec.parse_issue.filter(|i| i.is_unparseable()) {
+                    dead.push(chunk.dead_row(i, issue));
+                    continue;
+                }
+            }
             prov.offset = row.offset;
             self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
         }
@@ -110,6 +187,7 @@ impl Worker {
             partition: chunk.partition,
             batch: self.builder.finish()?,
             bytes,
+            dead,
         })
     }
 }
@@ -143,12 +221,17 @@ pub struct ParsePool {
     open: Option<MessageChunk>,
     /// Chunks that came back, kept to reuse their buffers.
     spare: Vec<MessageChunk>,
+    /// Strict mode: chunks keep keys and headers for dead letters.
+    strict: bool,
 }
 
 impl ParsePool {
-    /// Starts `threads` workers (at least one), each with a fork of `parser`.
+    /// Starts `threads` workers (at least one), each with a fork of `parser`
+    /// (whose mode says whether unparseable messages come back as
+    /// [`DeadRow`]s).
     pub fn start(parser: &Parser, threads: usize) -> Result<Self, PoolError> {
         let mut pool = Self {
+            strict: parser.config().mode == ParseMode::Strict,
             lanes: Vec::new(),
             threads: Vec::new(),
             sent: 0,
@@ -159,6 +242,7 @@ impl ParsePool {
         for _ in 0..threads.max(1) {
             let parser = parser.fork()?;
             let mut worker = Worker {
+                strict: parser.config().mode == ParseMode::Strict,
                 parser,
                 rec: LogRecord::default(),
                 builder: LogBatchBuilder::new(),
@@ -190,15 +274,15 @@ impl ParsePool {
     }
 
     /// Adds a message to the open chunk, opening one when there is none.
-    /// Call [`fits`](Self::fits) first.
-    pub fn add(
+    /// Call [`fits`](Self::fits) first. Its key and `headers` are kept in
+    /// strict mode only.
+    pub fn add<'a>(
         &mut self,
         topic: &Arc<str>,
         partition: i32,
         counters: &Arc<TopicCounters>,
-        offset: i64,
-        transport_time_us: Option<i64>,
-        payload: Option<&[u8]>,
+        msg: Incoming<'a>,
+        headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
     ) {
         let chunk = self.open.get_or_insert_with(|| match self.spare.pop() {
             Some(mut c) => {
@@ -209,15 +293,29 @@ impl ParsePool {
             }
             None => MessageChunk::empty(topic.clone(), partition, counters.clone()),
         });
-        let span = payload.map(|p| {
-            let start = chunk.data.len();
-            chunk.data.extend_from_slice(p);
-            (start, chunk.data.len())
-        });
+        let data = &mut chunk.data;
+        let mut copy = |b: &[u8]| {
+            let start = data.len();
+            data.extend_from_slice(b);
+            (start, data.len())
+        };
+        let span = msg.payload.map(&mut copy);
+        let (mut key, first_header) = (None, chunk.headers.len());
+        if self.strict {
+            key = msg.key.map(&mut copy);
+            for (name, value) in headers {
+                let name = copy(name.as_bytes());
+                let value = value.map(&mut copy);
+                chunk.headers.push(HeaderSpan { name, value });
+            }
+        }
         chunk.rows.push(Row {
-            offset,
-            transport_time_us,
+            offset: msg.offset,
+            after: msg.after,
+            transport_time_us: msg.transport_time_us,
             span,
+            key,
+            headers: (first_header, chunk.headers.len()),
         });
     }
 
@@ -267,6 +365,7 @@ impl ParsePool {
         self.received += 1;
         chunk.data.clear();
         chunk.rows.clear();
+        chunk.headers.clear();
         self.spare.push(chunk);
         Ok(Some(result?))
     }
@@ -291,6 +390,20 @@ mod tests {
     use crate::metrics::IngestMetrics;
     use crate::parse::ParserConfig;
     use crate::schema::col;
+
+    fn incoming(
+        offset: i64,
+        transport_time_us: Option<i64>,
+        payload: Option<&[u8]>,
+    ) -> Incoming<'_> {
+        Incoming {
+            offset,
+            after: offset,
+            transport_time_us,
+            payload,
+            key: None,
+        }
+    }
 
     fn offsets(batch: &RecordBatch) -> Vec<i64> {
         let c = batch.column_by_name(col::OFFSET).expect("offset column");
@@ -329,7 +442,13 @@ mod tests {
                 next[partition as usize] += 1 + offset % 3;
                 let line = format!(r#"{{"msg":"m {partition} {offset}","level":"warn"}}"#);
                 let payload = (offset % 11 != 0).then_some(line.as_bytes());
-                pool.add(&topic, partition, &counters, offset, Some(5), payload);
+                pool.add(
+                    &topic,
+                    partition,
+                    &counters,
+                    incoming(offset, Some(5), payload),
+                    std::iter::empty(),
+                );
                 sent.push((partition, offset, payload.is_some()));
             }
         }
@@ -368,12 +487,91 @@ mod tests {
         let mut pool = ParsePool::start(&parser, 1).expect("pool");
         assert!(pool.fits(&topic, 0));
         let big = vec![b'x'; CHUNK_BYTES];
-        pool.add(&topic, 0, &counters, 0, None, Some(&big));
+        pool.add(
+            &topic,
+            0,
+            &counters,
+            incoming(0, None, Some(&big)),
+            std::iter::empty(),
+        );
         assert!(!pool.fits(&topic, 0), "a chunk of CHUNK_BYTES is full");
         assert!(pool.send().expect("send").is_none());
         assert!(pool.fits(&topic, 1));
         let parsed = pool.receive(true).expect("receive").expect("a result");
         assert_eq!(parsed.batch.num_rows(), 1);
         assert!(parsed.bytes >= CHUNK_BYTES / 2, "{}", parsed.bytes);
+    }
+
+    /// Strict mode: a message that cannot be parsed comes back as a dead
+    /// row with its own bytes, key and headers, in offset order, and not in
+    /// the batch; the messages around it are archived as usual. Lenient
+    /// mode archives it, marked, and keeps no keys or headers.
+    #[test]
+    fn strict_mode_returns_unparseable_messages_as_dead_rows() {
+        let lines: [&[u8]; 6] = [
+            br#"{"msg":"a","level":"info"}"#,
+            b"\xff\xfe not utf-8",
+            br#"{"msg":"b","level":"info"}"#,
+            b"",
+            br#"{"msg":"c","level":"info"}"#,
+            br#"{"msg":"d","#,
+        ];
+        for strict in [true, false] {
+            let cfg = ParserConfig {
+                mode: if strict {
+                    ParseMode::Strict
+                } else {
+                    ParseMode::Lenient
+                },
+                ..ParserConfig::default()
+            };
+            let parser = Parser::new(cfg).expect("parser");
+            let counters = IngestMetrics::default().topic("t");
+            let topic: Arc<str> = "t".into();
+            let mut pool = ParsePool::start(&parser, 2).expect("pool");
+            for (i, line) in lines.iter().enumerate() {
+                let offset = 10 + i as i64;
+                let key = format!("k{offset}");
+                let headers = [("trace", Some(&b"x1"[..])), ("empty", None)];
+                pool.add(
+                    &topic,
+                    0,
+                    &counters,
+                    Incoming {
+                        offset,
+                        after: offset - 1,
+                        transport_time_us: None,
+                        payload: Some(line),
+                        key: Some(key.as_bytes()),
+                    },
+                    headers.into_iter(),
+                );
+            }
+            assert!(pool.send().expect("send").is_none());
+            let parsed = pool.receive(true).expect("receive").expect("a result");
+            if !strict {
+                assert!(parsed.dead.is_empty());
+                assert_eq!(offsets(&parsed.batch), (10..16).collect::<Vec<_>>());
+                continue;
+            }
+            assert_eq!(offsets(&parsed.batch), vec![10, 12, 14]);
+            assert_eq!(messages(&parsed.batch), vec!["a", "b", "c"]);
+            let dead: Vec<i64> = parsed.dead.iter().map(|d| d.offset).collect();
+            assert_eq!(dead, vec![11, 13, 15]);
+            for d in &parsed.dead {
+                let i = (d.offset - 10) as usize;
+                assert_eq!(d.payload.as_deref(), Some(lines[i]));
+                assert_eq!(d.after, d.offset - 1);
+                assert_eq!(d.key.as_deref(), Some(format!("k{}", d.offset).as_bytes()));
+                assert_eq!(
+                    d.headers,
+                    vec![
+                        ("trace".to_string(), Some(b"x1".to_vec())),
+                        ("empty".to_string(), None)
+                    ]
+                );
+                assert!(d.issue.is_unparseable(), "{:?}", d.issue);
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Segments: per source partition, records are appended to an Arrow builder
+//! Segments: per source partition, batches of parsed records are appended
 //! until the segment closes on rows, bytes or age; a closed segment covers a
 //! contiguous offset range and is handed to the writer as one [`Segment`].
 //!
@@ -17,8 +17,7 @@ use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 
 use crate::options::{require, InvalidOption};
-use crate::record::{LogRecord, Provenance};
-use crate::schema::{col, LogBatchBuilder};
+use crate::schema::col;
 use crate::sink::Segment;
 
 /// Default for [`SegmentConfig::max_rows`].
@@ -102,10 +101,8 @@ impl SegmentConfig {
     }
 }
 
-/// A segment being filled, either record by record (`builder`) or with
-/// batches parsed elsewhere (`pieces`), never both.
+/// A segment being filled with batches of parsed records.
 struct OpenSegment {
-    builder: LogBatchBuilder,
     pieces: Vec<RecordBatch>,
     piece_rows: usize,
     piece_bytes: usize,
@@ -115,9 +112,8 @@ struct OpenSegment {
 }
 
 impl OpenSegment {
-    fn new(spare: &mut Vec<LogBatchBuilder>, first_offset: i64, opened: Instant) -> Self {
+    fn new(first_offset: i64, opened: Instant) -> Self {
         Self {
-            builder: spare.pop().unwrap_or_default(),
             pieces: Vec::new(),
             piece_rows: 0,
             piece_bytes: 0,
@@ -128,11 +124,11 @@ impl OpenSegment {
     }
 
     fn rows(&self) -> usize {
-        self.builder.rows() + self.piece_rows
+        self.piece_rows
     }
 
     fn bytes(&self) -> usize {
-        self.builder.bytes() + self.piece_bytes
+        self.piece_bytes
     }
 }
 
@@ -142,8 +138,6 @@ type PartitionKey = (Arc<str>, i32);
 pub struct Segmenter {
     cfg: SegmentConfig,
     open: HashMap<PartitionKey, OpenSegment>,
-    /// Builders of closed segments, kept to reuse their allocations.
-    spare: Vec<LogBatchBuilder>,
     buffered_bytes: usize,
 }
 
@@ -155,7 +149,6 @@ impl Segmenter {
         Self {
             cfg,
             open: HashMap::new(),
-            spare: Vec::new(),
             buffered_bytes: 0,
         }
     }
@@ -175,40 +168,12 @@ impl Segmenter {
         self.open.values().map(OpenSegment::rows).sum()
     }
 
-    /// Appends a record. Returns the segments that closed because of it: its
-    /// own on rows or bytes, or the largest one when the global byte cap is
-    /// exceeded. `now` is read only when the record opens a segment.
-    pub fn append(
-        &mut self,
-        prov: &Provenance,
-        rec: &LogRecord,
-        ingest_time_us: i64,
-        now: impl FnOnce() -> Instant,
-    ) -> Vec<Segment> {
-        let key = (prov.topic.clone(), prov.partition);
-        let spare = &mut self.spare;
-        let seg = self
-            .open
-            .entry(key.clone())
-            .or_insert_with(|| OpenSegment::new(spare, prov.offset, now()));
-        debug_assert!(seg.pieces.is_empty(), "a segment is fed one way");
-        let before = seg.builder.bytes();
-        seg.builder.append(rec, prov, ingest_time_us);
-        seg.next_offset = prov.offset + 1;
-        self.buffered_bytes += seg.builder.bytes() - before;
-        let mut closed = Vec::new();
-        if seg.rows() >= self.cfg.max_rows || seg.bytes() >= self.cfg.max_bytes {
-            closed.extend(self.close(&key));
-        }
-        self.enforce_cap(&mut closed);
-        closed
-    }
-
     /// Appends records parsed elsewhere, in offset order after those
     /// already appended for the partition; `bytes` is their in-memory size.
     /// A batch that fills the segment is cut there (by rows; by bytes, in
     /// proportion), its rest opening the next one. Returns the segments
-    /// that closed, as [`append`](Self::append) does.
+    /// that closed: the partition's own on rows or bytes, and the largest
+    /// ones when the global byte cap is exceeded.
     pub fn append_batch(
         &mut self,
         topic: &Arc<str>,
@@ -225,12 +190,10 @@ impl Segmenter {
                 .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
                 .expect("a log batch has an Int64 offset column")
                 .clone();
-            let spare = &mut self.spare;
             let seg = self
                 .open
                 .entry(key.clone())
-                .or_insert_with(|| OpenSegment::new(spare, offsets.value(0), now));
-            debug_assert_eq!(seg.builder.rows(), 0, "a segment is fed one way");
+                .or_insert_with(|| OpenSegment::new(offsets.value(0), now));
             let n = batch.num_rows();
             // The segment has room for at least one row: it closes when full.
             let by_rows = self.cfg.max_rows - seg.rows();
@@ -308,17 +271,11 @@ impl Segmenter {
     }
 
     fn close(&mut self, key: &PartitionKey) -> Option<Segment> {
-        let mut seg = self.open.remove(key)?;
+        let seg = self.open.remove(key)?;
         self.buffered_bytes -= seg.bytes();
-        // The builder's output always matches the schema, and so do the
-        // pieces; a failure here is a bug, not bad input.
-        let batch = if seg.pieces.is_empty() {
-            seg.builder.finish()
-        } else {
-            concat_pieces(std::mem::take(&mut seg.pieces))
-        }
-        .expect("builder columns match the log schema");
-        self.spare.push(seg.builder);
+        // A segment opens with its first piece, and every piece has the
+        // log schema: a failure here is a bug, not bad input.
+        let batch = concat_pieces(seg.pieces).expect("pieces have the log schema");
         Some(Segment {
             topic: key.0.clone(),
             partition: key.1,
@@ -350,6 +307,8 @@ fn concat_pieces(pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{LogRecord, Provenance};
+    use crate::schema::LogBatchBuilder;
 
     #[test]
     fn max_bytes_of_zero_is_the_sources_default_and_bounds_the_buffer() {
@@ -385,6 +344,15 @@ mod tests {
         }
     }
 
+    /// Appends one record, as a batch of one row.
+    fn append(s: &mut Segmenter, prov: &Provenance, rec: &LogRecord, now: Instant) -> Vec<Segment> {
+        let mut b = LogBatchBuilder::new();
+        b.append(rec, prov, 0);
+        let bytes = b.bytes();
+        let batch = b.finish().expect("batch");
+        s.append_batch(&prov.topic, prov.partition, batch, bytes, now)
+    }
+
     #[test]
     fn closes_on_rows_with_contiguous_ranges() {
         let mut s = Segmenter::new(SegmentConfig {
@@ -394,7 +362,7 @@ mod tests {
         let now = Instant::now();
         let mut closed = Vec::new();
         for off in 10..17 {
-            closed.extend(s.append(&prov(0, off), &rec("x"), 0, || now));
+            closed.extend(append(&mut s, &prov(0, off), &rec("x"), now));
         }
         assert_eq!(closed.len(), 2);
         assert_eq!((closed[0].first_offset, closed[0].next_offset), (10, 13));
@@ -413,11 +381,9 @@ mod tests {
             ..Default::default()
         });
         let t0 = Instant::now();
-        assert!(s.append(&prov(0, 0), &rec("a"), 0, || t0).is_empty());
-        assert!(s
-            .append(&prov(1, 5), &rec("b"), 0, || t0
-                + Duration::from_millis(900))
-            .is_empty());
+        assert!(append(&mut s, &prov(0, 0), &rec("a"), t0).is_empty());
+        let later = t0 + Duration::from_millis(900);
+        assert!(append(&mut s, &prov(1, 5), &rec("b"), later).is_empty());
         let due = s.close_due(t0 + Duration::from_millis(1000));
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].partition, 0);
@@ -429,9 +395,9 @@ mod tests {
 
     /// Batches of parsed records, offsets with gaps: cut where a segment
     /// fills on rows, each segment's range from its first row's offset to
-    /// one past its last; the same segments as record by record.
+    /// one past its last; the same segments as one record at a time.
     #[test]
-    fn batches_fill_segments_like_records() {
+    fn batches_fill_segments_like_single_records() {
         let cfg = SegmentConfig {
             max_rows: 7,
             ..Default::default()
@@ -441,7 +407,7 @@ mod tests {
         let mut one = Segmenter::new(cfg.clone());
         let mut expected = Vec::new();
         for &o in &offsets {
-            expected.extend(one.append(&prov(3, o), &rec("x"), 0, || now));
+            expected.extend(append(&mut one, &prov(3, o), &rec("x"), now));
         }
         expected.extend(one.close_all());
         let mut batched = Segmenter::new(cfg);
@@ -524,11 +490,11 @@ mod tests {
         });
         let now = Instant::now();
         let mut closed = Vec::new();
-        closed.extend(s.append(&prov(0, 0), &rec(&big), 0, || now));
-        closed.extend(s.append(&prov(0, 1), &rec(&big), 0, || now));
-        closed.extend(s.append(&prov(1, 0), &rec(&big), 0, || now));
+        for (p, o) in [(0, 0), (0, 1), (1, 0)] {
+            closed.extend(append(&mut s, &prov(p, o), &rec(&big), now));
+        }
         assert!(closed.is_empty(), "under the cap nothing closes");
-        closed.extend(s.append(&prov(1, 1), &rec(&big), 0, || now));
+        closed.extend(append(&mut s, &prov(1, 1), &rec(&big), now));
         assert_eq!(closed.len(), 1, "over the cap the largest segment closes");
         assert!(s.buffered_bytes() <= 4000);
     }

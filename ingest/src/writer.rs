@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::IngestMetrics;
 use crate::options::{require, InvalidOption};
-use crate::sink::{Backoff, RetryHint, Segment, Sink, SinkError, WriteStats};
-use crate::template::{mine_batch, TemplateMiner};
+use crate::sink::{Backoff, Segment, Sink, SinkError, WriteStats};
 
 /// Default for [`WriterConfig::queue_segments`].
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 2;
@@ -110,20 +109,6 @@ impl Writer {
         metrics: Arc<IngestMetrics>,
         cancel: Arc<AtomicBool>,
     ) -> Self {
-        Self::spawn_mining(sink, cfg, metrics, cancel, None)
-    }
-
-    /// Like [`Writer::spawn`], and with a miner the writer thread fills each
-    /// segment's template columns before writing it (segments arrive in
-    /// the order they closed, each in offset order). The parser then must
-    /// not mine ([`Parser::take_miner`](crate::parse::Parser::take_miner)).
-    pub fn spawn_mining(
-        sink: Box<dyn Sink>,
-        cfg: &WriterConfig,
-        metrics: Arc<IngestMetrics>,
-        cancel: Arc<AtomicBool>,
-        miner: Option<TemplateMiner>,
-    ) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(cfg.queue_segments);
         let (acks_tx, acks_rx) = mpsc::channel::<Ack>();
         let backoff = Backoff::new(
@@ -133,17 +118,7 @@ impl Writer {
         let thread_cancel = cancel.clone();
         let handle = std::thread::Builder::new()
             .name("logwarden-writer".into())
-            .spawn(move || {
-                writer_loop(
-                    sink,
-                    miner,
-                    jobs_rx,
-                    acks_tx,
-                    backoff,
-                    metrics,
-                    thread_cancel,
-                )
-            })
+            .spawn(move || writer_loop(sink, jobs_rx, acks_tx, backoff, metrics, thread_cancel))
             .expect("spawning the writer thread");
         Self {
             jobs: Some(jobs_tx),
@@ -214,7 +189,6 @@ impl Writer {
 
 fn writer_loop(
     mut sink: Box<dyn Sink>,
-    mut miner: Option<TemplateMiner>,
     jobs: Receiver<Job>,
     acks: mpsc::Sender<Ack>,
     mut backoff: Backoff,
@@ -243,25 +217,9 @@ fn writer_loop(
                     result,
                 }
             }
-            Job::Write { mut segment, epoch } => {
+            Job::Write { segment, epoch } => {
                 let started = Instant::now();
-                let mined = match miner.as_mut() {
-                    Some(m) => {
-                        let mined = mine_batch(m, &segment.batch).map(|b| segment.batch = b);
-                        IngestMetrics::set(&metrics.templates, m.len());
-                        mined
-                    }
-                    None => Ok(()),
-                };
-                let result = match mined {
-                    Ok(()) => with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment)),
-                    Err(e) => Err(SinkError {
-                        context: "mining the templates of a segment".into(),
-                        hint: RetryHint::Fatal,
-                        kind: "encode",
-                        source: Box::new(e),
-                    }),
-                };
+                let result = with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment));
                 if let Ok(stats) = &result {
                     metrics.segment_write_seconds.observe(started.elapsed());
                     metrics

@@ -474,8 +474,9 @@ impl Parser {
     }
 
     /// Takes the template miner out of the parser, which then leaves the
-    /// template of every record empty: ingest hands it to the writer stage
-    /// ([`crate::writer::Writer::spawn_mining`]), which mines whole batches.
+    /// template of every record empty: ingest's parse threads parse without
+    /// it, and the thread that reads their batches back in input order
+    /// mines them whole ([`crate::template::mine_batch`]).
     pub fn take_miner(&mut self) -> Option<TemplateMiner> {
         self.miner.take()
     }

@@ -3,11 +3,10 @@
 //! rule as [`Parser`](crate::parse::Parser) applies to one record (an empty
 //! message gets no template).
 //!
-//! Ingest mines here rather than per record: in lenient mode the parse
-//! threads hand back Arrow batches, and the thread that reads them back in
-//! input order (the poll thread from Kafka, the reader from a file) mines
-//! each batch, so ids are assigned in the order the lines arrived. In strict
-//! mode from Kafka the poll thread parses, and the writer thread mines.
+//! Ingest mines here rather than per record: the parse threads hand back
+//! Arrow batches, and the thread that reads them back in input order (the
+//! poll thread from Kafka, the reader from a file) mines each batch, so ids
+//! are assigned in the order the lines arrived.
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
