@@ -2,7 +2,8 @@
 # Ingest throughput on this machine, all measured in one run:
 #   1. raw consume of the broker with a plain rdkafka consumer (the ceiling)
 #   2. logwarden ingest from the same broker (2b: template mining off; 2c:
-#      also every line taken as plain text, the least parsing)
+#      also every line taken as plain text, the least parsing; 2d: strict
+#      mode, dead letters on)
 #   3. logwarden ingest --input from a file of the same lines
 #   4. DuckDB converting the same JSONL file to zstd Parquet
 # Prints a table. Usage: [ROUNDS=3] bench/ingest.sh [LINES] (default 1000000).
@@ -84,6 +85,9 @@ for r in $(seq "$ROUNDS"); do
   # whole line is the message), no mining. (2) against this is what
   # parsing and mining cost.
   kafka_run kt "bench-text-$r" --set parse.templates.enabled=false --set parse.format=text
+  # Strict mode: every line parses, so nothing is dead-lettered; what the
+  # mode itself costs.
+  kafka_run ks "bench-strict-$r" --set parse.mode=strict
   rm -rf "$work/file"
   read -r secs rss cpu < <(measure $LW ingest --input "$work/lines.jsonl" --output "$work/file" 3>/dev/null)
   echo "file $secs $rss $cpu - $(du -sb "$work/file" | cut -f1)" >> "$results"
@@ -123,6 +127,7 @@ row("1. raw rdkafka consume (ceiling)", "raw")
 row("2. logwarden ingest from Kafka", "k")
 row("2b. the same, template mining off", "k0")
 row("2c. the same, lines as plain text, mining off", "kt")
+row("2d. the same as 2, strict mode", "ks")
 row("3. logwarden ingest --input file", "file")
 row("4. DuckDB read_json -> zstd Parquet", "duck")
 rounds = range(len(runs["raw"]))
@@ -135,7 +140,8 @@ print(f"\n(2) / (1) = {secs['raw'] / secs['k']:.0%} of the ceiling (rounds: {per
       f"(3) vs (4): {secs['duck'] / secs['file']:.2f}x DuckDB's speed (rounds: {per_round('duck', 'file', '.2f', 'x')}); "
       f"template mining costs {1 - secs['k0'] / secs['k']:.0%} of (2)'s lines/s, 2b vs 2 "
       f"(rounds: {cost_per_round('k0', 'k')}); "
-      f"JSON parsing and mining {1 - secs['kt'] / secs['k']:.0%}, 2c vs 2 (rounds: {cost_per_round('kt', 'k')})")
+      f"JSON parsing and mining {1 - secs['kt'] / secs['k']:.0%}, 2c vs 2 (rounds: {cost_per_round('kt', 'k')}); "
+      f"strict mode {1 - secs['k'] / secs['ks']:.0%} slower than lenient, 2d vs 2 (rounds: {cost_per_round('k', 'ks')})")
 # What 70% of the ceiling leaves for parsing and writing, when the broker,
 # the consumer and the pipeline share the machine's cores.
 _, _, raw_cpu, raw_bcpu, _ = best["raw"]
