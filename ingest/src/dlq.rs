@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
@@ -230,12 +230,6 @@ impl DeadLetters {
             .unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *r)
     }
-}
-
-/// Copies the headers of a consumed message for [`DeadLetter::headers`].
-pub fn copy_headers<H: Headers>(h: Option<&H>) -> Vec<(&str, Option<&[u8]>)> {
-    h.map(|h| h.iter().map(|x| (x.key, x.value)).collect())
-        .unwrap_or_default()
 }
 
 /// A dead letter waiting for its offset to be committed.
