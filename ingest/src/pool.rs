@@ -574,4 +574,63 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(32))]
+
+        /// Strict mode over many chunks of two partitions: every message
+        /// comes back once, as a row when it parses and as a dead row when
+        /// it does not, and each partition's rows and dead rows both come
+        /// back in offset order.
+        #[test]
+        fn strict_mode_accounts_for_every_message_in_order(
+            kinds in proptest::collection::vec((0..2i32, 0..5u8), 1..1500),
+        ) {
+            let cfg = ParserConfig {
+                mode: ParseMode::Strict,
+                ..ParserConfig::default()
+            };
+            let parser = Parser::new(cfg).expect("parser");
+            let counters = IngestMetrics::default().topic("t");
+            let topic: Arc<str> = "t".into();
+            let mut pool = ParsePool::start(&parser, 2).expect("pool");
+            let mut back = Vec::new();
+            let mut next = [0i64; 2];
+            let mut sent: [Vec<(i64, bool)>; 2] = [Vec::new(), Vec::new()];
+            for &(partition, kind) in &kinds {
+                let offset = next[partition as usize];
+                next[partition as usize] += 1;
+                let good = format!(r#"{{"msg":"m {offset}"}}"#);
+                let payload: Option<&[u8]> = match kind {
+                    0 | 1 => Some(good.as_bytes()),
+                    2 => Some(b"\xc3\x28 bad utf-8"),
+                    3 => None,
+                    _ => Some(br#"{"msg": "#),
+                };
+                if !pool.fits(&topic, partition) {
+                    back.extend(pool.send().expect("send"));
+                }
+                let msg = Incoming { offset, after: offset, transport_time_us: None, payload, key: None };
+                pool.add(&topic, partition, &counters, msg, std::iter::empty());
+                sent[partition as usize].push((offset, kind <= 1));
+            }
+            back.extend(pool.send().expect("send"));
+            while let Some(p) = pool.receive(true).expect("receive") {
+                back.push(p);
+            }
+            let mut rows: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+            let mut dead: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+            for p in &back {
+                let q = p.partition as usize;
+                rows[q].extend(offsets(&p.batch));
+                dead[q].extend(p.dead.iter().map(|d| d.offset));
+            }
+            for q in 0..2 {
+                let want_rows: Vec<i64> = sent[q].iter().filter(|s| s.1).map(|s| s.0).collect();
+                let want_dead: Vec<i64> = sent[q].iter().filter(|s| !s.1).map(|s| s.0).collect();
+                proptest::prop_assert_eq!(&rows[q], &want_rows);
+                proptest::prop_assert_eq!(&dead[q], &want_dead);
+            }
+        }
+    }
 }
