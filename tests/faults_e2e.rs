@@ -106,6 +106,91 @@ fn kill_9_twenty_times_during_a_stream() {
     report("kill-9 x20", &archive, &truth, total, Some(t.elapsed()));
 }
 
+/// Strict mode under kill -9: generated records with unparseable messages
+/// mixed into the stream, ingest killed four times mid-stream (each time
+/// after it committed), then a run that catches up. Every record is
+/// archived exactly once, no unparseable message is archived, and every
+/// one of them is on the dead-letter topic: at least once, since a kill
+/// between a dead letter's delivery and its commit sends it again.
+#[test]
+fn kill_9_in_strict_mode_archives_exactly_once_and_dead_letters_every_bad_message() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+    let (broker, _dir, truth, archive) = setup(&[("logs", 3), ("logs.dlq", 1)]);
+    let total = 40_000u64;
+    let bad = 200usize;
+    let bad_payload = |i: usize| [&[0xffu8, 0xfe][..], format!(" bad {i}").as_bytes()].concat();
+    let mut producer = paced_generator(&broker, "logs", total, 23, 4000, &truth);
+    let bootstrap = broker.bootstrap();
+    let bad_producer = std::thread::spawn(move || {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("producer");
+        for i in 0..bad {
+            let payload = bad_payload(i);
+            let key = format!("bad-{i}");
+            let rec = BaseRecord::<[u8], [u8]>::to("logs")
+                .partition((i % 3) as i32)
+                .key(key.as_bytes())
+                .payload(&payload);
+            p.send(rec).map_err(|(e, _)| e).expect("enqueue");
+            p.poll(Duration::ZERO);
+            // Spread over the generator's 10 seconds.
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        p.flush(Duration::from_secs(60)).expect("flush");
+    });
+    let strict = ["--set", "parse.mode=\"strict\""];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(23);
+    for _ in 0..4 {
+        let committed_before = broker.committed_total("g-strict", "logs");
+        let mut ingest = ingest_kafka_session(&broker, "logs", "g-strict", &archive, 3000)
+            .args(FAST_SEGMENTS)
+            .args(strict)
+            .spawn_quiet();
+        wait_until("this run commits", WAIT, || {
+            broker.committed_total("g-strict", "logs") > committed_before
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..600)));
+        ingest.kill().expect("kill -9");
+        ingest.wait().expect("reaped");
+    }
+    assert!(producer.wait().expect("generator ends").success());
+    bad_producer.join().expect("bad messages produced");
+    let t = Instant::now();
+    run_ok(
+        ingest_kafka(&broker, "logs", "g-strict", &archive)
+            .args(strict)
+            .arg("--stop-when-caught-up"),
+    );
+    report(
+        "kill-9 x4, strict mode",
+        &archive,
+        &truth,
+        total,
+        Some(t.elapsed()),
+    );
+    let dead = broker.read_all("logs.dlq");
+    let mut seen = vec![0usize; bad];
+    for (_, _, key, payload) in &dead {
+        let i: usize = std::str::from_utf8(key)
+            .ok()
+            .and_then(|k| k.strip_prefix("bad-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("dead letter with key {key:?}"));
+        assert_eq!(payload, &bad_payload(i), "dead letter {i}");
+        seen[i] += 1;
+    }
+    let missing: Vec<usize> = (0..bad).filter(|&i| seen[i] == 0).collect();
+    assert!(missing.is_empty(), "not dead-lettered: {missing:?}");
+    eprintln!(
+        "FAULT kill-9 x4, strict mode: {bad} unparseable messages, {} dead letters ({} sent again)",
+        dead.len(),
+        dead.len() - bad
+    );
+}
+
 /// The broker is killed and restarted mid-stream (its data kept by its
 /// storage): the generator, ingest and detect reconnect and continue, and
 /// ingest and detect commit every record without being restarted.
