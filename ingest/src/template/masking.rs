@@ -325,7 +325,23 @@ impl Masker {
         let mut e = b.len();
         // A closing bracket that an opening one inside the token balances
         // belongs to it: `68M->32M(662M),` keeps its `)` with the sizes.
-        while e > s && is_close(b[e - 1]) && !opened_within(&b[s..e - 1], b[e - 1]) {
+        // `depth` is, per kind of bracket, opening minus closing ones in
+        // `b[s..e]`.
+        let mut depth = [0i32; 4];
+        for &c in &b[s..] {
+            if let Some((k, open)) = bracket(c) {
+                depth[k] += if open { 1 } else { -1 };
+            }
+        }
+        while e > s && is_close(b[e - 1]) {
+            if let Some((k, _)) = bracket(b[e - 1]) {
+                // Without this one, the openings before it would outnumber
+                // the closings: one of them is its own.
+                if depth[k] >= 0 {
+                    break;
+                }
+                depth[k] += 1;
+            }
             e -= 1;
         }
         // `[2001:db8::1]:443`: these brackets are the address's own syntax,
@@ -518,25 +534,19 @@ impl Masker {
     }
 }
 
-/// Whether closing bracket `close` at the end of a token is balanced by an
-/// opening one in `before`, the token's core up to it.
-fn opened_within(before: &[u8], close: u8) -> bool {
-    let open = match close {
-        b')' => b'(',
-        b']' => b'[',
-        b'}' => b'{',
-        b'>' => b'<',
-        _ => return false,
-    };
-    let mut depth = 0i32;
-    for &c in before {
-        if c == open {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-        }
+/// The kind of a bracket byte (`()`, `[]`, `{}`, `<>`) and whether it opens.
+fn bracket(c: u8) -> Option<(usize, bool)> {
+    match c {
+        b'(' => Some((0, true)),
+        b')' => Some((0, false)),
+        b'[' => Some((1, true)),
+        b']' => Some((1, false)),
+        b'{' => Some((2, true)),
+        b'}' => Some((2, false)),
+        b'<' => Some((3, true)),
+        b'>' => Some((3, false)),
+        _ => None,
     }
-    depth > 0
 }
 
 /// Whether `c` is a release version: an optional `v`, two or more dotted
