@@ -344,10 +344,24 @@ fn line_strategy() -> impl Strategy<Value = String> {
 /// Lines that differ only in their digits: each `#` of a pattern becomes a
 /// digit drawn per line, so shapes repeat with other numbers in them. The
 /// alphabet reaches every masking rule that digits take part in (numbers
-/// with units, hex, IPs and ports, `key=value` with digits in the key,
-/// quotes, paths, host names, month names).
+/// with units, hex, IPs and ports, `[v6]:port`, versions, generated names,
+/// `key=value` with digits in the key, quotes, paths, host names, month
+/// names, brackets).
 fn shaped_lines() -> impl Strategy<Value = Vec<String>> {
-    let patterns = prop::collection::vec("[abcfxJnmsv#.:=/\"' _-]{1,30}", 1..6);
+    // Random patterns, and lines where the rules that look at whole tokens
+    // meet digits.
+    let pattern = prop_oneof![
+        4 => "[abcfxJnmsv#.:=/\"' _()\\[\\]+-]{1,30}",
+        1 => prop::sample::select(vec![
+            "pod web-#d#f#b-xk#vb restarted",
+            "pod fluentd-bc#df restarted",
+            "version v#.#.#-rc# deployed",
+            "GC #M->#M(#M), #.# secs",
+            "peer [fe#::#]:#### up",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let patterns = prop::collection::vec(pattern, 1..6);
     patterns.prop_flat_map(|patterns| {
         let n = patterns.len();
         prop::collection::vec((0..n, prop::collection::vec(0u8..10, 30)), 1..80).prop_map(
