@@ -129,8 +129,10 @@ struct DetectArgs {
         value_delimiter = ','
     )]
     metric_fields: Vec<String>,
-    /// Exit once every assigned partition is consumed to its end, closing the
-    /// windows the data covers.
+    /// Exit once every assigned partition is consumed to its end and the
+    /// group has committed its topics' other partitions to theirs (a member
+    /// that died holds its partitions until its session expires), closing
+    /// the windows the data covers.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
     stop_when_caught_up: bool,
     /// Listen address of /metrics, /healthz and /readyz
@@ -220,7 +222,9 @@ struct IngestArgs {
     /// inputs distinct names.
     #[arg(long, env = "LOGWARDEN_SOURCE_NAME", requires = "input")]
     source_name: Option<String>,
-    /// Exit once every assigned partition is consumed to its end. A
+    /// Exit once every assigned partition is consumed to its end and the
+    /// group has committed its topics' other partitions to theirs (a member
+    /// that died holds its partitions until its session expires). A
     /// partition's open segment is written as soon as it reaches its end.
     #[arg(long, env = "LOGWARDEN_STOP_WHEN_CAUGHT_UP")]
     stop_when_caught_up: bool,

@@ -1148,7 +1148,7 @@ impl KafkaSource {
                         .and_then(|(_, s)| s.next)
                 };
                 if caught_up(&consumer, &c.eof, next) {
-                    tracing::info!("caught up with the end of every assigned partition");
+                    tracing::info!("caught up: every partition consumed or committed to its end");
                     break;
                 }
             }
@@ -1243,6 +1243,12 @@ impl CatchUpCadence {
 /// watermarks late. `next` gives the next offset to consume of a partition
 /// when a message of it was seen; otherwise the group's committed offset (or
 /// the low watermark) stands for it.
+///
+/// The partitions of the subscribed topics that this member does not hold
+/// must also be committed by the group to their end. Otherwise another
+/// member still has work there, or one that died and whose session has not
+/// yet expired holds them; the rebalance that follows its expiry hands them
+/// over, and a run that had stopped already would leave them undone.
 pub fn caught_up<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     eof: &EofTracker,
@@ -1261,30 +1267,59 @@ pub fn caught_up<C: ConsumerContext>(
     {
         return false;
     }
+    let Some(all) = subscribed_partitions(consumer, &assignment) else {
+        return false;
+    };
     let committed = consumer
-        .committed_offsets(assignment.clone(), Duration::from_secs(5))
+        .committed_offsets(all.clone(), Duration::from_secs(5))
         .ok();
-    for e in assignment.elements() {
-        let Ok((low, high)) =
-            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))
+    for e in all.elements() {
+        let (topic, partition) = (e.topic(), e.partition());
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5))
         else {
             return false;
         };
         let committed_off = committed.as_ref().and_then(|c| {
-            c.find_partition(e.topic(), e.partition())
+            c.find_partition(topic, partition)
                 .and_then(|el| match el.offset() {
                     Offset::Offset(o) => Some(o),
                     _ => None,
                 })
         });
-        let pos = next(e.topic(), e.partition())
-            .or(committed_off)
-            .unwrap_or(low);
-        if pos < high {
+        let held = assignment.find_partition(topic, partition).is_some();
+        let consumed = if held { next(topic, partition) } else { None };
+        if consumed.or(committed_off).unwrap_or(low) < high {
             return false;
         }
     }
     true
+}
+
+/// The `assignment` and every other partition of the topics the consumer
+/// subscribed to by name (a `^` pattern stands for no topic in particular),
+/// from the cluster's metadata; `None` when it cannot be read.
+fn subscribed_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    assignment: &TopicPartitionList,
+) -> Option<TopicPartitionList> {
+    let subscription = consumer.subscription().ok()?;
+    let mut all = assignment.clone();
+    for e in subscription.elements() {
+        if e.topic().starts_with('^') {
+            continue;
+        }
+        let md = consumer
+            .fetch_metadata(Some(e.topic()), Duration::from_secs(5))
+            .ok()?;
+        for t in md.topics() {
+            for p in t.partitions() {
+                if all.find_partition(t.name(), p.id()).is_none() {
+                    all.add_partition(t.name(), p.id());
+                }
+            }
+        }
+    }
+    Some(all)
 }
 
 #[cfg(test)]
