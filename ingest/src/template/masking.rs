@@ -291,23 +291,12 @@ impl Masker {
         let b = w.as_bytes();
         if self.time && b.len() == 3 && b[0].is_ascii_uppercase() && MONTHS_AND_DAYS.contains(&w) {
             out.push_str(WILDCARD);
-            return;
-        }
-        if !(hyphen && self.numbers) {
+        } else if hyphen && self.numbers {
+            // Without digits, `scan` copies the word and masks only its
+            // generated parts, by the rule it applies to any token.
+            self.scan(w, out);
+        } else {
             out.push_str(w);
-            return;
-        }
-        let mut prev_word = false;
-        for (k, seg) in w.split('-').enumerate() {
-            if k > 0 {
-                out.push('-');
-            }
-            if prev_word && is_generated_suffix(seg) {
-                out.push_str(WILDCARD);
-            } else {
-                out.push_str(seg);
-            }
-            prev_word = seg.as_bytes().last().is_some_and(|&c| is_word_byte(c));
         }
     }
 
