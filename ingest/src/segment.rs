@@ -104,8 +104,10 @@ impl SegmentConfig {
 /// A segment being filled with batches of parsed records.
 struct OpenSegment {
     pieces: Vec<RecordBatch>,
-    piece_rows: usize,
-    piece_bytes: usize,
+    /// Rows of the pieces, and their in-memory size as the parse side
+    /// counted it.
+    rows: usize,
+    bytes: usize,
     first_offset: i64,
     next_offset: i64,
     opened: Instant,
@@ -115,20 +117,12 @@ impl OpenSegment {
     fn new(first_offset: i64, opened: Instant) -> Self {
         Self {
             pieces: Vec::new(),
-            piece_rows: 0,
-            piece_bytes: 0,
+            rows: 0,
+            bytes: 0,
             first_offset,
             next_offset: first_offset,
             opened,
         }
-    }
-
-    fn rows(&self) -> usize {
-        self.piece_rows
-    }
-
-    fn bytes(&self) -> usize {
-        self.piece_bytes
     }
 }
 
@@ -165,7 +159,7 @@ impl Segmenter {
 
     /// Records buffered across all open segments.
     pub fn buffered_rows(&self) -> usize {
-        self.open.values().map(OpenSegment::rows).sum()
+        self.open.values().map(|s| s.rows).sum()
     }
 
     /// Appends records parsed elsewhere, in offset order after those
@@ -196,19 +190,19 @@ impl Segmenter {
                 .or_insert_with(|| OpenSegment::new(offsets.value(0), now));
             let n = batch.num_rows();
             // The segment has room for at least one row: it closes when full.
-            let by_rows = self.cfg.max_rows - seg.rows();
+            let by_rows = self.cfg.max_rows - seg.rows;
             let by_bytes =
-                (self.cfg.max_bytes.saturating_sub(seg.bytes())).saturating_mul(n) / bytes.max(1);
+                (self.cfg.max_bytes.saturating_sub(seg.bytes)).saturating_mul(n) / bytes.max(1);
             let take = n.min(by_rows).min(by_bytes.max(1));
             let share = bytes * take / n;
             seg.pieces.push(batch.slice(0, take));
-            seg.piece_rows += take;
-            seg.piece_bytes += share;
+            seg.rows += take;
+            seg.bytes += share;
             seg.next_offset = offsets.value(take - 1) + 1;
             self.buffered_bytes += share;
             batch = batch.slice(take, n - take);
             bytes -= share;
-            if seg.rows() >= self.cfg.max_rows || seg.bytes() >= self.cfg.max_bytes || take < n {
+            if seg.rows >= self.cfg.max_rows || seg.bytes >= self.cfg.max_bytes || take < n {
                 closed.extend(self.close(&key));
             }
         }
@@ -222,7 +216,7 @@ impl Segmenter {
             let Some(largest) = self
                 .open
                 .iter()
-                .max_by_key(|(_, s)| s.bytes())
+                .max_by_key(|(_, s)| s.bytes)
                 .map(|(k, _)| k.clone())
             else {
                 break;
@@ -258,7 +252,7 @@ impl Segmenter {
         self.open.retain(|(t, p), s| {
             let keep = !(&**t == topic && *p == partition);
             if !keep {
-                self.buffered_bytes -= s.bytes();
+                self.buffered_bytes -= s.bytes;
             }
             keep
         });
@@ -272,7 +266,7 @@ impl Segmenter {
 
     fn close(&mut self, key: &PartitionKey) -> Option<Segment> {
         let seg = self.open.remove(key)?;
-        self.buffered_bytes -= seg.bytes();
+        self.buffered_bytes -= seg.bytes;
         // A segment opens with its first piece, and every piece has the
         // log schema: a failure here is a bug, not bad input.
         let batch = concat_pieces(seg.pieces).expect("pieces have the log schema");
