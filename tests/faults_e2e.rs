@@ -492,6 +492,65 @@ fn three_instances_share_the_partitions() {
     report("three instances", &archive, &truth, total, None);
 }
 
+/// Four instances started together with `--stop-when-caught-up` on a
+/// backlog of three partitions: each waits for the partitions the others
+/// hold (and one holds none at first), and yet every one of them exits by
+/// itself once the whole backlog is archived and committed.
+#[test]
+fn instances_catching_up_together_all_stop_once_everything_is_archived() {
+    let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
+    let total = 90_000u64;
+    generate(&broker, "logs", total, 26, &truth, &[]);
+    let logs: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("{i}.log")))
+        .collect();
+    let started = Instant::now();
+    let mut instances: Vec<Proc> = logs
+        .iter()
+        .map(|log| {
+            ingest_kafka(&broker, "logs", "g-catchup", &archive)
+                .args(["--log-format", "json", "--stop-when-caught-up"])
+                // Segments close at the end of a partition, not by age: an
+                // instance that held its segments open would keep the
+                // others waiting for its commits.
+                .args(["--segment-max-age-secs", "600"])
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(log).expect("log file"))
+                .spawn()
+                .map(Proc)
+                .expect("ingest starts")
+        })
+        .collect();
+    let mut shares = Vec::new();
+    for (p, log) in instances.iter_mut().zip(&logs) {
+        let status = wait_exit(p, Duration::from_secs(120));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let status = status.unwrap_or_else(|| panic!("an instance never stopped:\n{text}"));
+        assert!(status.success(), "{status}:\n{text}");
+        let mut out = String::new();
+        if let Some(mut s) = p.stdout.take() {
+            std::io::Read::read_to_string(&mut s, &mut out).expect("stdout");
+        }
+        shares.push(archived_in(&out));
+    }
+    let took = started.elapsed();
+    assert_eq!(broker.committed_total("g-catchup", "logs"), total as i64);
+    // Work dropped uncommitted at a rebalance is archived again by the next
+    // holder (into the same files), so the shares may add up to more.
+    assert!(
+        shares.iter().sum::<u64>() >= total,
+        "records archived per instance: {shares:?}"
+    );
+    eprintln!("FAULT catch-up together: records archived per instance {shares:?}");
+    report(
+        "four catch-up runs at once",
+        &archive,
+        &truth,
+        total,
+        Some(took),
+    );
+}
+
 /// A tmpfs mounted for the test and unmounted on drop.
 struct SmallFs {
     dir: std::path::PathBuf,

@@ -718,8 +718,6 @@ impl Core {
         }
     }
 
-    /// Writes and commits the given partitions' data, waiting up to `timeout`;
-    /// what is not durable by then stays uncommitted.
     /// Hands the open segments of partitions at their end to the writer. A
     /// run that stops when caught up ends with them: they are written while
     /// the broker is asked for the final offsets, not after.
@@ -751,6 +749,9 @@ impl Core {
         self.pending.push_back((key, Job::Write { segment, epoch }));
     }
 
+    /// Writes and commits the given partitions' data, waiting up to `timeout`;
+    /// what is not durable by then stays uncommitted. Whether everything
+    /// of `keys` was committed.
     fn flush_and_commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
