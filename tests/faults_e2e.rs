@@ -494,8 +494,9 @@ fn three_instances_share_the_partitions() {
 
 /// Four instances started together with `--stop-when-caught-up` on a
 /// backlog of three partitions: each waits for the partitions the others
-/// hold (and one holds none at first), and yet every one of them exits by
-/// itself once the whole backlog is archived and committed.
+/// hold (and while all four are members, one holds none), and yet every
+/// one of them exits by itself once the whole backlog is archived and
+/// committed.
 #[test]
 fn instances_catching_up_together_all_stop_once_everything_is_archived() {
     let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
