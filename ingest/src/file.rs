@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, TimestampMicrosecondArray};
@@ -13,10 +13,11 @@ use arrow::compute::concat_batches;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
+use crate::lanes::Lanes;
 use crate::metrics::{IngestMetrics, TopicCounters};
-use crate::parse::{ParseContext, Parser, ParserConfigError};
-use crate::record::{LogRecord, Provenance};
-use crate::schema::{col, LogBatchBuilder};
+use crate::parse::{Parser, ParserConfigError};
+use crate::pool::BatchParser;
+use crate::schema::col;
 use crate::segment::{SegmentConfig, FILE_MAX_BYTES};
 use crate::sink::Segment;
 use crate::template::mine_batch;
@@ -113,6 +114,8 @@ pub struct FileSource {
 const CHUNK_LINES: usize = 4_096;
 /// …or once it holds this many bytes of input (whole lines).
 const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks in flight per parse thread: one being parsed, one waiting.
+const IN_FLIGHT_PER_THREAD: usize = 2;
 
 /// Consecutive lines of the input, the first at `first_offset`, read in
 /// one block: `data` holds them with their endings, `spans` where each one
@@ -209,41 +212,22 @@ struct Piece {
 /// One parse thread's work: parses each line of `chunk` and returns the
 /// records as a batch.
 struct ChunkParser {
-    parser: Parser,
+    rows: BatchParser,
     name: Arc<str>,
     counters: Arc<TopicCounters>,
-    rec: LogRecord,
-    builder: LogBatchBuilder,
 }
-
-/// Lines parsed between two readings of the clock for their ingest time
-/// (well under a millisecond's worth, the precision ingest time keeps).
-const CLOCK_EVERY_LINES: usize = 256;
 
 impl ChunkParser {
     fn parse(&mut self, chunk: Chunk) -> Result<Piece, ArrowError> {
-        let mut prov = Provenance {
-            topic: self.name.clone(),
-            partition: 0,
-            offset: chunk.first_offset,
-        };
-        let mut ctx = ParseContext {
-            transport_time_us: None,
-            ingest_time_us: 0,
-        };
-        for (i, payload) in chunk.lines().enumerate() {
-            if i % CLOCK_EVERY_LINES == 0 {
-                ctx.ingest_time_us = crate::record::ingest_now_us();
-            }
-            self.parser
-                .parse_topic(&self.name, Some(payload), &ctx, &mut self.rec);
-            self.counters.count_parsed(&self.rec, payload.len());
-            self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
-            prov.offset += 1;
-        }
-        let bytes = self.builder.bytes();
+        let lines = chunk
+            .lines()
+            .zip(chunk.first_offset..)
+            .map(|(line, offset)| (offset, None, Some(line)));
+        let (batch, bytes) = self
+            .rows
+            .parse(&self.name, 0, &self.counters, lines, |_, _| true)?;
         Ok(Piece {
-            batch: self.builder.finish()?,
+            batch,
             bytes,
             chunk,
         })
@@ -522,89 +506,73 @@ impl FileSource {
                 .map(|_| parser.fork())
                 .collect::<Result<_, _>>()?
         };
-        let threads = parsers.len();
         let counters = metrics.topic(&self.name);
         let workers = parsers.into_iter().map(|parser| ChunkParser {
-            parser,
+            rows: BatchParser::new(parser),
             name: self.name.clone(),
             counters: counters.clone(),
-            rec: LogRecord::default(),
-            builder: LogBatchBuilder::new(),
         });
+        let mut lanes = Lanes::start(
+            "logwarden-parse",
+            workers,
+            IN_FLIGHT_PER_THREAD,
+            ChunkParser::parse,
+        )
+        .map_err(FileSourceError::Spawn)?;
         let mut reader = ChunkReader::new(input);
         let mut segments = Assembler::new(self.name.clone(), limits, self.time_partition_us);
-        std::thread::scope(|scope| {
-            // Chunk i goes to thread i % threads, and its piece comes back on
-            // that thread's channel: reading the channels in turn restores
-            // the input order. At most two chunks per thread are in flight.
-            let mut lanes = Vec::with_capacity(threads);
-            for mut worker in workers {
-                let (to_worker, chunks) = mpsc::sync_channel::<Chunk>(1);
-                let (to_reader, pieces) = mpsc::sync_channel(2);
-                let thread = std::thread::Builder::new().name("logwarden-parse".into());
-                thread
-                    .spawn_scoped(scope, move || {
-                        for chunk in chunks {
-                            if to_reader.send(worker.parse(chunk)).is_err() {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(FileSourceError::Spawn)?;
-                lanes.push((to_worker, pieces));
-            }
-            let mut spare: Vec<Chunk> = Vec::new();
-            let (mut sent, mut received) = (0usize, 0usize);
-            let mut take = |received: &mut usize,
-                            spare: &mut Vec<Chunk>,
-                            feed: &mut Feed<'_>|
-             -> Result<(), FileSourceError> {
-                let piece: Piece = lanes[*received % threads]
-                    .1
-                    .recv()
-                    .map_err(|_| FileSourceError::ParseThread)??;
-                *received += 1;
-                let first = piece.chunk.first_offset;
-                let batch = match miner.as_mut() {
-                    Some(m) => {
-                        let mined = mine_batch(m, &piece.batch)?;
-                        IngestMetrics::set(&metrics.templates, m.len());
-                        mined
-                    }
-                    None => piece.batch,
-                };
-                for segment in segments.push(batch, first, piece.bytes)? {
-                    feed.write(segment);
-                }
-                spare.push(piece.chunk);
-                Ok(())
+        let mut spare: Vec<Chunk> = Vec::new();
+        let mut take = |lanes: &mut Lanes<Chunk, Result<Piece, ArrowError>>,
+                        spare: &mut Vec<Chunk>,
+                        feed: &mut Feed<'_>|
+         -> Result<bool, FileSourceError> {
+            let Some(piece) = lanes
+                .receive(true)
+                .map_err(|_| FileSourceError::ParseThread)?
+            else {
+                return Ok(false);
             };
-            loop {
-                feed.check()?;
-                let mut chunk = spare.pop().unwrap_or_default();
-                reader.fill(&mut chunk)?;
-                if chunk.len() == 0 {
-                    break;
+            let piece = piece?;
+            let first = piece.chunk.first_offset;
+            let batch = match miner.as_mut() {
+                Some(m) => {
+                    let mined = mine_batch(m, &piece.batch)?;
+                    IngestMetrics::set(&metrics.templates, m.len());
+                    mined
                 }
-                if sent - received == 2 * threads {
-                    take(&mut received, &mut spare, feed)?;
-                }
-                lanes[sent % threads]
-                    .0
-                    .send(chunk)
-                    .map_err(|_| FileSourceError::ParseThread)?;
-                sent += 1;
-            }
-            while received < sent {
-                feed.check()?;
-                take(&mut received, &mut spare, feed)?;
-            }
-            if let Some(segment) = segments.close()? {
+                None => piece.batch,
+            };
+            for segment in segments.push(batch, first, piece.bytes)? {
                 feed.write(segment);
             }
+            spare.push(piece.chunk);
+            Ok(true)
+        };
+        loop {
             feed.check()?;
-            Ok(reader.offset as u64)
-        })
+            let mut chunk = spare.pop().unwrap_or_default();
+            reader.fill(&mut chunk)?;
+            if chunk.len() == 0 {
+                break;
+            }
+            if lanes.is_full() {
+                take(&mut lanes, &mut spare, feed)?;
+            }
+            lanes
+                .send(chunk)
+                .map_err(|_| FileSourceError::ParseThread)?;
+        }
+        loop {
+            feed.check()?;
+            if !take(&mut lanes, &mut spare, feed)? {
+                break;
+            }
+        }
+        if let Some(segment) = segments.close()? {
+            feed.write(segment);
+        }
+        feed.check()?;
+        Ok(reader.offset as u64)
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod dlq;
 pub mod file;
 pub mod kafka;
+pub mod lanes;
 pub mod metrics;
 pub mod options;
 pub mod parse;

@@ -13,13 +13,12 @@
 //! original bytes) instead of a row of the batch, for the poll thread to
 //! dead-letter in the same order.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 
+use crate::lanes::{Lanes, Stopped};
 use crate::metrics::TopicCounters;
 use crate::parse::{ParseContext, ParseMode, Parser, ParserConfigError};
 use crate::record::{LogRecord, ParseIssue, Provenance};
@@ -141,51 +140,99 @@ pub struct Parsed {
     pub dead: Vec<DeadRow>,
 }
 
-/// A worker thread's state.
-struct Worker {
+/// A parse thread's state: parses payloads into the rows of a batch. Both
+/// parse stages use it, this pool for Kafka chunks and the backfill's for
+/// chunks of lines.
+pub(crate) struct BatchParser {
     parser: Parser,
     rec: LogRecord,
     builder: LogBatchBuilder,
-    strict: bool,
 }
 
-impl Worker {
-    fn parse(&mut self, chunk: &MessageChunk) -> Result<Parsed, ArrowError> {
+/// A message to parse: its offset, transport time and payload.
+pub(crate) type Message<'a> = (i64, Option<i64>, Option<&'a [u8]>);
+
+impl BatchParser {
+    pub(crate) fn new(parser: Parser) -> Self {
+        Self {
+            parser,
+            rec: LogRecord::default(),
+            builder: LogBatchBuilder::new(),
+        }
+    }
+
+    /// Parses the `messages` of `(topic, partition)`, in order, into a
+    /// batch; returns it with the records' in-memory size, as the segmenter
+    /// counts it. A message whose record `keep` refuses (given its index
+    /// and its record) is counted but left out of the batch.
+    pub(crate) fn parse<'a>(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        counters: &TopicCounters,
+        messages: impl Iterator<Item = Message<'a>>,
+        mut keep: impl FnMut(usize, &LogRecord) -> bool,
+    ) -> Result<(RecordBatch, usize), ArrowError> {
         let mut prov = Provenance {
-            topic: chunk.topic.clone(),
-            partition: chunk.partition,
+            topic: topic.clone(),
+            partition,
             offset: 0,
         };
         let mut ctx = ParseContext {
             transport_time_us: None,
             ingest_time_us: 0,
         };
-        let mut dead = Vec::new();
-        for (i, row) in chunk.rows.iter().enumerate() {
+        for (i, (offset, transport_time_us, payload)) in messages.enumerate() {
             if i % CLOCK_EVERY == 0 {
                 ctx.ingest_time_us = crate::record::ingest_now_us();
             }
-            ctx.transport_time_us = row.transport_time_us;
-            let payload = row.span.map(|p| chunk.bytes(p));
-            self.parser
-                .parse_topic(&chunk.topic, payload, &ctx, &mut self.rec);
-            chunk
-                .counters
-                .count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
-            if self.strict {
-                if let Some(issue) = self.rec.parse_issue.filter(|i| i.is_unparseable()) {
-                    dead.push(chunk.dead_row(i, issue));
-                    continue;
-                }
+            ctx.transport_time_us = transport_time_us;
+            self.parser.parse_topic(topic, payload, &ctx, &mut self.rec);
+            counters.count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+            if keep(i, &self.rec) {
+                prov.offset = offset;
+                self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
             }
-            prov.offset = row.offset;
-            self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
         }
         let bytes = self.builder.bytes();
+        Ok((self.builder.finish()?, bytes))
+    }
+}
+
+/// A worker thread's state.
+struct Worker {
+    rows: BatchParser,
+    strict: bool,
+}
+
+impl Worker {
+    fn parse(&mut self, chunk: &MessageChunk) -> Result<Parsed, ArrowError> {
+        let mut dead = Vec::new();
+        let strict = self.strict;
+        let messages = chunk.rows.iter().map(|r| {
+            (
+                r.offset,
+                r.transport_time_us,
+                r.span.map(|p| chunk.bytes(p)),
+            )
+        });
+        let (batch, bytes) = self.rows.parse(
+            &chunk.topic,
+            chunk.partition,
+            &chunk.counters,
+            messages,
+            |i, rec| match rec.parse_issue.filter(|i| strict && i.is_unparseable()) {
+                Some(issue) => {
+                    dead.push(chunk.dead_row(i, issue));
+                    false
+                }
+                None => true,
+            },
+        )?;
         Ok(Parsed {
             topic: chunk.topic.clone(),
             partition: chunk.partition,
-            batch: self.builder.finish()?,
+            batch,
             bytes,
             dead,
         })
@@ -196,7 +243,7 @@ impl Worker {
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     #[error("a parse thread stopped")]
-    Stopped,
+    Stopped(#[from] Stopped),
     #[error("building a batch of parsed records: {0}")]
     Arrow(#[from] ArrowError),
     #[error("starting a parse thread: {0}")]
@@ -205,18 +252,9 @@ pub enum PoolError {
     Config(#[from] ParserConfigError),
 }
 
-type Lane = (
-    SyncSender<MessageChunk>,
-    Receiver<(Result<Parsed, ArrowError>, MessageChunk)>,
-);
-
 /// Workers parsing chunks of messages, results read back in order.
 pub struct ParsePool {
-    lanes: Vec<Lane>,
-    threads: Vec<JoinHandle<()>>,
-    /// Chunks sent and results read so far: `sent - received` are in flight.
-    sent: usize,
-    received: usize,
+    lanes: Lanes<MessageChunk, (Result<Parsed, ArrowError>, MessageChunk)>,
     /// The chunk being filled.
     open: Option<MessageChunk>,
     /// Chunks that came back, kept to reuse their buffers.
@@ -230,39 +268,30 @@ impl ParsePool {
     /// (whose mode says whether unparseable messages come back as
     /// [`DeadRow`]s).
     pub fn start(parser: &Parser, threads: usize) -> Result<Self, PoolError> {
-        let mut pool = Self {
-            strict: parser.config().mode == ParseMode::Strict,
-            lanes: Vec::new(),
-            threads: Vec::new(),
-            sent: 0,
-            received: 0,
+        let strict = parser.config().mode == ParseMode::Strict;
+        let workers = (0..threads.max(1))
+            .map(|_| {
+                Ok(Worker {
+                    rows: BatchParser::new(parser.fork()?),
+                    strict,
+                })
+            })
+            .collect::<Result<Vec<_>, ParserConfigError>>()?;
+        let lanes = Lanes::start(
+            "logwarden-parse",
+            workers,
+            IN_FLIGHT_PER_WORKER,
+            |w, chunk| {
+                let result = w.parse(&chunk);
+                (result, chunk)
+            },
+        )?;
+        Ok(Self {
+            lanes,
             open: None,
             spare: Vec::new(),
-        };
-        for _ in 0..threads.max(1) {
-            let parser = parser.fork()?;
-            let mut worker = Worker {
-                strict: parser.config().mode == ParseMode::Strict,
-                parser,
-                rec: LogRecord::default(),
-                builder: LogBatchBuilder::new(),
-            };
-            let (to_worker, chunks) = mpsc::sync_channel::<MessageChunk>(IN_FLIGHT_PER_WORKER);
-            let (to_poll, parsed) = mpsc::sync_channel(IN_FLIGHT_PER_WORKER);
-            let handle = std::thread::Builder::new()
-                .name("logwarden-parse".into())
-                .spawn(move || {
-                    for chunk in chunks {
-                        let result = worker.parse(&chunk);
-                        if to_poll.send((result, chunk)).is_err() {
-                            return;
-                        }
-                    }
-                })?;
-            pool.lanes.push((to_worker, parsed));
-            pool.threads.push(handle);
-        }
-        Ok(pool)
+            strict,
+        })
     }
 
     /// Whether a message of `(topic, partition)` can join the open chunk;
@@ -326,7 +355,7 @@ impl ParsePool {
 
     /// Chunks sent and not read back.
     pub fn in_flight(&self) -> usize {
-        self.sent - self.received
+        self.lanes.in_flight()
     }
 
     /// Sends the open chunk to its worker. When every worker already has
@@ -336,48 +365,25 @@ impl ParsePool {
         let Some(chunk) = self.open.take() else {
             return Ok(None);
         };
-        let done = if self.in_flight() == IN_FLIGHT_PER_WORKER * self.lanes.len() {
+        let done = if self.lanes.is_full() {
             self.receive(true)?
         } else {
             None
         };
-        let lane = &self.lanes[self.sent % self.lanes.len()];
-        lane.0.send(chunk).map_err(|_| PoolError::Stopped)?;
-        self.sent += 1;
+        self.lanes.send(chunk)?;
         Ok(done)
     }
 
     /// The oldest result, if it is ready (or, with `wait`, once it is).
     pub fn receive(&mut self, wait: bool) -> Result<Option<Parsed>, PoolError> {
-        if self.in_flight() == 0 {
+        let Some((result, mut chunk)) = self.lanes.receive(wait)? else {
             return Ok(None);
-        }
-        let lane = &self.lanes[self.received % self.lanes.len()];
-        let (result, mut chunk) = if wait {
-            lane.1.recv().map_err(|_| PoolError::Stopped)?
-        } else {
-            match lane.1.try_recv() {
-                Ok(r) => r,
-                Err(TryRecvError::Empty) => return Ok(None),
-                Err(TryRecvError::Disconnected) => return Err(PoolError::Stopped),
-            }
         };
-        self.received += 1;
         chunk.data.clear();
         chunk.rows.clear();
         chunk.headers.clear();
         self.spare.push(chunk);
         Ok(Some(result?))
-    }
-}
-
-impl Drop for ParsePool {
-    fn drop(&mut self) {
-        // Closing the chunk channels ends the workers.
-        self.lanes.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
