@@ -68,6 +68,25 @@ fn wait_committed(broker: &Broker, group: &str, topic: &str, total: u64) {
     });
 }
 
+/// Starts `cmd` with its log (stderr) in `log` and its summary (stdout)
+/// kept for [`archived_by`].
+fn spawn_logged(cmd: &mut std::process::Command, log: &Path) -> Proc {
+    cmd.stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .map(Proc)
+        .expect("ingest starts")
+}
+
+/// The records an exited instance started by [`spawn_logged`] archived.
+fn archived_by(p: &mut Proc) -> u64 {
+    let mut out = String::new();
+    if let Some(mut s) = p.stdout.take() {
+        std::io::Read::read_to_string(&mut s, &mut out).expect("stdout");
+    }
+    archived_in(&out)
+}
+
 /// kill -9 of ingest at random points, 20 times in a row while records
 /// keep arriving, then a run that catches up. Odd rounds kill at a random
 /// time after start (start-up, group join, consuming); even rounds kill a
@@ -452,13 +471,10 @@ fn three_instances_share_the_partitions() {
     let mut instances: Vec<Proc> = logs
         .iter()
         .map(|log| {
-            ingest_kafka(&broker, "logs", "g-three", &archive)
-                .args(["--log-format", "json"])
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(log).expect("log file"))
-                .spawn()
-                .map(Proc)
-                .expect("ingest starts")
+            spawn_logged(
+                ingest_kafka(&broker, "logs", "g-three", &archive).args(["--log-format", "json"]),
+                log,
+            )
         })
         .collect();
     // Records are produced once the group has settled with every instance
@@ -477,11 +493,7 @@ fn three_instances_share_the_partitions() {
         assert!(wait_exit(p, Duration::from_secs(60))
             .expect("exits")
             .success());
-        let mut out = String::new();
-        if let Some(mut s) = p.stdout.take() {
-            std::io::Read::read_to_string(&mut s, &mut out).expect("stdout");
-        }
-        shares.push(archived_in(&out));
+        shares.push(archived_by(p));
     }
     assert!(
         shares.iter().all(|&n| n > 0),
@@ -509,31 +521,41 @@ fn instances_catching_up_together_all_stop_once_everything_is_archived() {
     let mut instances: Vec<Proc> = logs
         .iter()
         .map(|log| {
-            ingest_kafka(&broker, "logs", "g-catchup", &archive)
-                .args(["--log-format", "json", "--stop-when-caught-up"])
-                // Segments close at the end of a partition, not by age: an
-                // instance that held its segments open would keep the
-                // others waiting for its commits.
-                .args(["--segment-max-age-secs", "600"])
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(log).expect("log file"))
-                .spawn()
-                .map(Proc)
-                .expect("ingest starts")
+            spawn_logged(
+                ingest_kafka(&broker, "logs", "g-catchup", &archive)
+                    .args(["--log-format", "json", "--stop-when-caught-up"])
+                    // Segments close at the end of a partition, not by age:
+                    // an instance that held its segments open would keep
+                    // the others waiting for its commits.
+                    .args(["--segment-max-age-secs", "600"]),
+                log,
+            )
         })
         .collect();
-    let mut shares = Vec::new();
-    for (p, log) in instances.iter_mut().zip(&logs) {
-        let status = wait_exit(p, Duration::from_secs(120));
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let status = status.unwrap_or_else(|| panic!("an instance never stopped:\n{text}"));
-        assert!(status.success(), "{status}:\n{text}");
-        let mut out = String::new();
-        if let Some(mut s) = p.stdout.take() {
-            std::io::Read::read_to_string(&mut s, &mut out).expect("stdout");
-        }
-        shares.push(archived_in(&out));
+    let statuses: Vec<_> = instances
+        .iter_mut()
+        .map(|p| {
+            wait_exit(
+                p,
+                Duration::from_secs(120).saturating_sub(started.elapsed()),
+            )
+        })
+        .collect();
+    if !statuses.iter().all(|s| s.is_some_and(|s| s.success())) {
+        let logs: Vec<String> = logs
+            .iter()
+            .zip(&statuses)
+            .map(|(log, s)| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                format!("instance {}, exit {s:?}:\n{text}", log.display())
+            })
+            .collect();
+        panic!(
+            "not every instance stopped by itself, successfully:\n{}",
+            logs.join("\n")
+        );
     }
+    let shares: Vec<u64> = instances.iter_mut().map(archived_by).collect();
     let took = started.elapsed();
     assert_eq!(broker.committed_total("g-catchup", "logs"), total as i64);
     // Work dropped uncommitted at a rebalance is archived again by the next
