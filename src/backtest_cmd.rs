@@ -75,6 +75,8 @@ pub struct BacktestArgs {
 #[derive(Debug, Default, Clone)]
 pub struct BacktestReport {
     pub records: u64,
+    /// Records older than the windows already closed, left out.
+    pub late_records: u64,
     pub alerts: u64,
     pub firing: u64,
     pub windows: u64,
@@ -87,8 +89,8 @@ pub fn run(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport> 
         None => run_logs(cfg, args)?,
     };
     eprintln!(
-        "backtest done: {} records, {} windows judged, {} alerts ({} firing)",
-        report.records, report.windows, report.alerts, report.firing
+        "backtest done: {} records ({} too late for their window), {} windows judged, {} alerts ({} firing)",
+        report.records, report.late_records, report.windows, report.alerts, report.firing
     );
     Ok(report)
 }
@@ -264,6 +266,9 @@ struct LineSource {
     reader: LineReader<Box<dyn Read>>,
     parser: Parser,
     now_us: i64,
+    /// The event time of the last record with its own, for the lines
+    /// without one (see [`LogRecord::inherit_time`]).
+    last_time: Option<i64>,
 }
 
 impl RecordSource for LineSource {
@@ -276,6 +281,7 @@ impl RecordSource for LineSource {
             ingest_time_us: self.now_us,
         };
         self.parser.parse(Some(line), &ctx, rec);
+        rec.inherit_time(&mut self.last_time);
         Ok(true)
     }
 }
@@ -295,6 +301,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
             reader: LineReader::new(open_input(&args.input)?),
             parser: Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?,
             now_us: chrono::Utc::now().timestamp_micros(),
+            last_time: None,
         })
     };
     let mut scores_out = match &args.scores_out {
@@ -392,6 +399,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
     let alerts = detector.flush();
     let windows = detector.take_window_scores();
     handle(alerts, windows, &mut report)?;
+    report.late_records = detector.late_records();
     if let Some(mut o) = scores_out {
         o.flush()?;
     }

@@ -188,3 +188,53 @@ fn log_backtest_finds_the_burst_and_the_archive_replays_the_same() {
     assert!(replay.iter().all(|a| a["samples"] == serde_json::json!([])));
     assert_eq!(no_samples(replay), no_samples(alerts));
 }
+
+/// A stack trace in a file (lines without a timestamp) takes the time of
+/// the line before it: the backtest's clock does not jump to the present,
+/// the records after it are not dropped as late, and the alerts are those
+/// of the file without it.
+#[test]
+fn a_stack_trace_in_the_file_changes_no_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = generated_file(dir.path());
+    let alerts = backtest_logs(&lines, &dir.path().join("plain.csv"));
+    let text = std::fs::read_to_string(&lines).expect("logs");
+    let mut traced = String::new();
+    for (i, line) in text.lines().enumerate() {
+        traced.push_str(line);
+        traced.push('\n');
+        if i == 2_000 {
+            traced.push_str("java.lang.IllegalStateException: pool exhausted\n");
+            traced.push_str("\tat com.example.Pool.take(Pool.java:42)\n");
+            traced.push_str("Caused by: java.util.concurrent.TimeoutException\n");
+        }
+    }
+    let with_trace = dir.path().join("traced.log");
+    std::fs::write(&with_trace, traced).expect("write");
+    let out = run_ok(
+        logwarden()
+            .args(["backtest", "--json", "--input"])
+            .arg(&with_trace),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("144003 records (0 too late for their window)"),
+        "every record counted, none late: {stderr}"
+    );
+    let traced_alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert JSON"))
+        .collect();
+    let key = |v: &[serde_json::Value]| -> Vec<(String, String, String)> {
+        v.iter()
+            .map(|a| {
+                (
+                    a["status"].to_string(),
+                    a["series"].to_string(),
+                    a["window_start"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(key(&traced_alerts), key(&alerts));
+}

@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, AsArray, DictionaryArray, Int32Array, StringArray, TimestampMicrosecondArray,
+};
 use arrow::compute::concat_batches;
+use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
@@ -17,6 +20,7 @@ use crate::lanes::Lanes;
 use crate::metrics::{IngestMetrics, TopicCounters};
 use crate::parse::{Parser, ParserConfigError};
 use crate::pool::BatchParser;
+use crate::record::TimeSource;
 use crate::schema::col;
 use crate::segment::{SegmentConfig, FILE_MAX_BYTES};
 use crate::sink::Segment;
@@ -522,6 +526,7 @@ impl FileSource {
         let mut reader = ChunkReader::new(input);
         let mut segments = Assembler::new(self.name.clone(), limits, self.time_partition_us);
         let mut spare: Vec<Chunk> = Vec::new();
+        let mut last_time: Option<i64> = None;
         let mut take = |lanes: &mut Lanes<Chunk, Result<Piece, ArrowError>>,
                         spare: &mut Vec<Chunk>,
                         feed: &mut Feed<'_>|
@@ -542,6 +547,7 @@ impl FileSource {
                 }
                 None => piece.batch,
             };
+            let batch = inherit_times(batch, &mut last_time)?;
             for segment in segments.push(batch, first, piece.bytes)? {
                 feed.write(segment);
             }
@@ -574,6 +580,68 @@ impl FileSource {
         feed.check()?;
         Ok(reader.offset as u64)
     }
+}
+
+/// [`LogRecord::inherit_time`](crate::record::LogRecord::inherit_time)
+/// over a parsed chunk's rows, in input order: a row whose time fell back
+/// to the ingest time takes the event time of the last row with its own
+/// before it (`last`, carried from chunk to chunk), and says `previous`.
+/// A line without a timestamp in a file of lines with one is most often the
+/// continuation of the line before it (a stack trace): this keeps it in
+/// that line's time partition and order instead of today's.
+fn inherit_times(batch: RecordBatch, last: &mut Option<i64>) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let (time_col, source_col) = (
+        schema.index_of(col::EVENT_TIME)?,
+        schema.index_of(col::TIME_SOURCE)?,
+    );
+    let times = batch
+        .column(time_col)
+        .as_primitive::<TimestampMicrosecondType>();
+    let sources = batch.column(source_col).as_dictionary::<Int32Type>();
+    let names = sources.values().as_string::<i32>();
+    let key_of = |name: &str| {
+        (0..names.len())
+            .find(|&k| names.is_valid(k) && names.value(k) == name)
+            .map(|k| k as i32)
+    };
+    let parsed = key_of(TimeSource::Parsed.as_str());
+    let Some(ingest) = key_of(TimeSource::Ingest.as_str()) else {
+        // Nothing to fill in: only `last` moves on.
+        let keys = sources.keys();
+        if let Some(row) = (0..keys.len())
+            .rev()
+            .find(|&r| Some(keys.value(r)) == parsed)
+        {
+            *last = Some(times.value(row));
+        }
+        return Ok(batch);
+    };
+    let previous = names.len() as i32;
+    let mut new_times = times.values().to_vec();
+    let mut new_keys = sources.keys().values().to_vec();
+    for (t, k) in new_times.iter_mut().zip(new_keys.iter_mut()) {
+        if Some(*k) == parsed {
+            *last = Some(*t);
+        } else if *k == ingest {
+            if let Some(l) = *last {
+                *t = l;
+                *k = previous;
+            }
+        }
+    }
+    let mut values: Vec<Option<&str>> = names.iter().collect();
+    values.push(Some(TimeSource::Previous.as_str()));
+    let new_sources = DictionaryArray::try_new(
+        Int32Array::new(new_keys.into(), sources.keys().nulls().cloned()),
+        Arc::new(StringArray::from(values)),
+    )?;
+    let new_times = TimestampMicrosecondArray::new(new_times.into(), times.nulls().cloned())
+        .with_data_type(times.data_type().clone());
+    let mut columns = batch.columns().to_vec();
+    columns[time_col] = Arc::new(new_times);
+    columns[source_col] = Arc::new(new_sources);
+    RecordBatch::try_new(schema, columns)
 }
 
 /// Hands segments to the writer and watches for the end of the run.
@@ -795,6 +863,60 @@ mod tests {
                     assert_eq!(ranges(&many), ranges(&one));
                 }
                 assert_eq!(rows(&many), expected, "{threads} threads");
+            }
+        }
+    }
+
+    /// A line without a timestamp takes the event time of the last line
+    /// before it with one, across chunks and parse threads, and says
+    /// `previous`; one before any such line keeps the ingest time.
+    #[test]
+    fn lines_without_a_time_take_the_time_of_the_line_before() {
+        use arrow::array::ArrayAccessor;
+        // Two lines before any time, so that the second chunk (at line
+        // 4,096) opens with a continuation line.
+        let mut input = b"no time yet\nstill none\n".to_vec();
+        for i in 0..3_000 {
+            input.extend_from_slice(
+                format!(
+                    "2024-05-01T{:02}:{:02}:{:02}Z ERROR request {i} failed\n\
+                     java.lang.IllegalStateException: boom {i}\n\
+                     \tat com.example.App.main(App.java:{i})\n",
+                    i / 3600,
+                    i / 60 % 60,
+                    i % 60
+                )
+                .as_bytes(),
+            );
+        }
+        for threads in [1, 2] {
+            let segments = backfill(&input, threads, SegmentConfig::default());
+            let batches: Vec<RecordBatch> = segments.iter().map(|s| s.batch.clone()).collect();
+            let all = concat_batches(&batches[0].schema(), &batches).expect("concat");
+            assert_eq!(all.num_rows(), 9_002);
+            let times = all
+                .column_by_name(col::EVENT_TIME)
+                .expect("event_time")
+                .as_primitive::<TimestampMicrosecondType>();
+            let sources = all
+                .column_by_name(col::TIME_SOURCE)
+                .expect("time_source")
+                .as_dictionary::<Int32Type>()
+                .downcast_dict::<StringArray>()
+                .expect("strings");
+            assert_eq!((sources.value(0), sources.value(1)), ("ingest", "ingest"));
+            let start = chrono::DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z")
+                .expect("time")
+                .timestamp_micros();
+            for r in 2..all.num_rows() {
+                let line = (r - 2) as i64 / 3;
+                let want = if (r - 2) % 3 == 0 {
+                    "parsed"
+                } else {
+                    "previous"
+                };
+                assert_eq!(sources.value(r), want, "row {r}, {threads} threads");
+                assert_eq!(times.value(r), start + line * 1_000_000, "row {r}");
             }
         }
     }

@@ -68,6 +68,10 @@ pub enum TimeSource {
     Kafka,
     /// Neither the line nor the transport had one: the ingest time was used.
     Ingest,
+    /// A line of a file or stdin without a usable timestamp (a stack
+    /// trace's continuation, say): the event time of the input's last
+    /// record before it that had its own was used.
+    Previous,
 }
 
 impl TimeSource {
@@ -76,6 +80,7 @@ impl TimeSource {
             TimeSource::Parsed => "parsed",
             TimeSource::Kafka => "kafka",
             TimeSource::Ingest => "ingest",
+            TimeSource::Previous => "previous",
         }
     }
 }
@@ -199,6 +204,23 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
+    /// For the records of one input read in order (a file, stdin): a record
+    /// that fell back to the ingest time takes `last`, the event time of
+    /// the last record with a time of its own, when there is one; a record
+    /// with its own time becomes `last`.
+    pub fn inherit_time(&mut self, last: &mut Option<i64>) {
+        match self.time_source {
+            TimeSource::Parsed => *last = Some(self.event_time_us),
+            TimeSource::Ingest => {
+                if let Some(t) = *last {
+                    self.event_time_us = t;
+                    self.time_source = TimeSource::Previous;
+                }
+            }
+            TimeSource::Kafka | TimeSource::Previous => {}
+        }
+    }
+
     /// Clears the record for reuse without giving back its allocations.
     pub fn clear(&mut self) {
         self.event_time_us = 0;
