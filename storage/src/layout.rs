@@ -61,6 +61,11 @@ pub fn encode_value(raw: &[u8]) -> String {
     if out == "." || out == ".." {
         out = out.replace('.', "%2E");
     }
+    // A value spelled like the null partition must not share its directory
+    // (and so its file names) with the records that have no value.
+    if out == NULL_PARTITION {
+        out.replace_range(..1, "%5F");
+    }
     if out.len() > MAX_VALUE_BYTES {
         let hash = fnv1a64(raw);
         // Everything is ASCII by now; do not split a %XX escape.
@@ -229,6 +234,11 @@ mod tests {
             );
             assert!(v != "." && v != ".." && !v.is_empty(), "{v}");
         }
+        assert_eq!(encode_value(b""), NULL_PARTITION);
+        assert_eq!(
+            encode_value(NULL_PARTITION.as_bytes()),
+            "%5F_HIVE_DEFAULT_PARTITION__"
+        );
         let long = "x".repeat(10_000);
         let v = encode_value(long.as_bytes());
         assert!(v.len() <= MAX_VALUE_BYTES, "{}", v.len());

@@ -146,11 +146,14 @@ pub fn split_segment(
         .as_any()
         .downcast_ref::<StringArray>()
         .ok_or_else(|| ArrowError::SchemaError("service is not a string dictionary".into()))?;
+    // An empty service is written to the null partition, as no service is:
+    // the two are one group (they sort next to each other), or they would
+    // be two files of the same name in one directory.
     let service_at = |i: usize| -> Option<&str> {
         if services.is_null(i) {
             None
         } else {
-            Some(service_values.value(services.keys().value(i) as usize))
+            Some(service_values.value(services.keys().value(i) as usize)).filter(|s| !s.is_empty())
         }
     };
     let by_service = layout.partition_by.contains(&PartitionKey::Service);
@@ -318,6 +321,7 @@ fn service_ranks(service: &ArrayRef) -> Result<(usize, Vec<u32>), ArrowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::NULL_PARTITION;
     use logwarden_ingest::record::{LogRecord, Provenance};
     use logwarden_ingest::schema::LogBatchBuilder;
     use proptest::prelude::*;
@@ -379,6 +383,42 @@ mod tests {
         assert_eq!(parts.len(), hours.len(), "one batch per hour");
         assert!(hours.len() >= 2);
         assert_eq!(got, expected);
+    }
+
+    /// Partitioned by service, records without a service and with an
+    /// empty one share one directory and so one batch; a service spelled
+    /// like the null partition gets a directory of its own.
+    #[test]
+    fn no_service_and_an_empty_one_are_one_partition() {
+        let t = 1_772_359_200_000_000i64;
+        let mut b = LogBatchBuilder::new();
+        let services = [None, Some(""), Some(NULL_PARTITION), Some("api"), Some("")];
+        for (i, service) in services.iter().enumerate() {
+            let rec = LogRecord {
+                event_time_us: t + i as i64,
+                service: service.map(str::to_string),
+                ..Default::default()
+            };
+            b.append(&rec, &prov(i as i64), 0);
+        }
+        let batch = b.finish().expect("batch");
+        let layout = ArchiveLayout {
+            partition_by: vec![PartitionKey::Dt, PartitionKey::Service],
+            ..ArchiveLayout::default()
+        };
+        let parts = split_segment(&layout, &batch).expect("split");
+        let dirs: Vec<(&str, usize)> = parts
+            .iter()
+            .map(|(d, p)| (d.as_str(), p.num_rows()))
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                ("dt=2026-03-01/service=__HIVE_DEFAULT_PARTITION__", 3),
+                ("dt=2026-03-01/service=%5F_HIVE_DEFAULT_PARTITION__", 1),
+                ("dt=2026-03-01/service=api", 1),
+            ]
+        );
     }
 
     /// The map column is taken entry by entry like Arrow's own `take`:
