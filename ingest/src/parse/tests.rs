@@ -1024,3 +1024,46 @@ fn text_service_tag_after_level() {
     assert_eq!(r.service, None);
     assert_eq!(r.message, "cache[hot]: evicted");
 }
+
+#[test]
+fn rsyslog_file_format() {
+    let r = parse("2024-05-01T10:00:00.123456+02:00 web01 myapp[99]: rsyslog file format");
+    assert_eq!(r.format, Format::Syslog);
+    assert_eq!(r.host.as_deref(), Some("web01"));
+    assert_eq!(r.service.as_deref(), Some("myapp"));
+    assert_eq!(attr(&r, "pid"), Some("99"));
+    assert_eq!(r.message, "rsyslog file format");
+    assert_eq!(r.event_time_us, 1_714_550_400_123_456);
+    // A level before a tagged service is no host.
+    let r = parse("2024-05-01 10:00:00 ERROR worker[12]: crashed");
+    assert_eq!(r.level, Level::Error);
+    assert_eq!((r.host, r.service.as_deref()), (None, Some("worker")));
+    // Without a pid, a word before `x:` is not taken for a host.
+    let r = parse("2024-05-01T10:00:00Z server started: ok");
+    assert_eq!((r.host, r.service), (None, None));
+    assert_eq!(r.message, "server started: ok");
+    // Nor is a numeric pid (HDFS).
+    let r = parse("081109 203615 148 INFO dfs.DataNode$PacketResponder: done");
+    assert_eq!((r.host.as_deref(), r.level), (None, Level::Info));
+    assert_eq!(attr(&r, "pid"), Some("148"));
+}
+
+#[test]
+fn python_logging_dashed_format() {
+    let r = parse("2024-05-01 10:00:00,123 - myapp.db - ERROR - query failed");
+    assert_eq!(r.level, Level::Error);
+    assert_eq!(attr(&r, "logger"), Some("myapp.db"));
+    assert_eq!(r.message, "query failed");
+    assert_eq!(r.event_time_us, 1_714_557_600_123_000);
+    let r = parse("2024-05-01 10:00:00,123 - WARNING - myapp - disk - 91% full");
+    assert_eq!(r.level, Level::Warn);
+    assert_eq!(attr(&r, "logger"), Some("myapp"));
+    assert_eq!(r.message, "disk - 91% full");
+    let r = parse("2024-05-01 10:00:00,123 - INFO - started in 3 s");
+    assert_eq!(r.level, Level::Info);
+    assert_eq!(r.message, "started in 3 s");
+    // A dash in a message without a level stays in it.
+    let r = parse("2024-05-01 10:00:00 - job done - 3 files");
+    assert_eq!(r.level, Level::Unknown);
+    assert_eq!(r.message, "- job done - 3 files");
+}

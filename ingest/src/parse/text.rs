@@ -4,8 +4,11 @@
 //!
 //! Examples: `2024-01-02 03:04:05,123 ERROR [main] com.x.Y - boom`,
 //! `081109 203615 148 INFO dfs.DataNode: ...`, `[Sun Dec 04 04:47:44 2005]
-//! [error] ...`, `Jun 14 15:16:01 combo sshd(pam_unix)[19939]: ...`
-//! (recorded as syslog), `WARNING:root:msg` (Python's default format).
+//! [error] ...`, `Jun 14 15:16:01 combo sshd(pam_unix)[19939]: ...` and
+//! `2024-05-01T10:00:00.123456+02:00 web01 app[99]: ...` (rsyslog's file
+//! format; both recorded as syslog), `WARNING:root:msg` (Python's default
+//! format), `2024-05-01 10:00:00,123 - app.db - ERROR - msg` (the Python
+//! logging documentation's).
 
 use crate::record::{Format, Level, LogRecord};
 
@@ -42,6 +45,18 @@ pub fn parse(s: &str, tc: &TimeCtx, scratch: &mut Scratch, rec: &mut LogRecord) 
             rec.format = Format::Syslog;
             return;
         }
+    }
+    // rsyslog's file format: an RFC 3339 time, then `host service[pid]:`.
+    // The pid is required, and the host may not be a level or a number:
+    // `ERROR worker[12]: crashed` is a level and a tagged service.
+    if let Some(h) = syslog::header_3164(rest, true).filter(|h| {
+        h.pid.is_some()
+            && h.host
+                .is_some_and(|host| looks_like_host(host) && level_token(host, true).is_none())
+    }) {
+        syslog::apply_header(&h, scratch, rec);
+        rec.format = Format::Syslog;
+        return;
     }
     let trimmed = rest.trim_start();
     if logfmt::looks_like(trimmed) {
@@ -87,6 +102,38 @@ fn looks_like_logger(tok: &str, need_dot: bool) -> bool {
         && (!need_dot || tok.bytes().any(|c| c == b'.' || c == b'$'))
 }
 
+/// A host name: letters, digits, `.`, `-` and `_`, with at least one
+/// letter (a number before the level is a pid).
+fn looks_like_host(tok: &str) -> bool {
+    tok.len() <= MAX_LOGGER_LEN
+        && tok.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && tok
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        && tok.bytes().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Python logging's ` - `-separated header after the time, as in its
+/// documentation's `%(asctime)s - %(name)s - %(levelname)s - %(message)s`
+/// (or level first): `(level, logger, message)`. Without a logger,
+/// `- LEVEL - message`.
+fn dashed_header(r: &str) -> Option<(Level, Option<&str>, &str)> {
+    let x = r.strip_prefix("- ")?;
+    let (a, rest) = x.split_once(" - ")?;
+    let word = |t: &str| !t.is_empty() && !t.contains([' ', '\t']);
+    if let Some(level) = parse_text_level(a).filter(|_| word(a)) {
+        if let Some((b, msg)) = rest.split_once(" - ") {
+            if word(b) && looks_like_logger(b, false) && parse_text_level(b).is_none() {
+                return Some((level, Some(b), msg));
+            }
+        }
+        return Some((level, None, rest));
+    }
+    let (b, msg) = rest.split_once(" - ")?;
+    let level = parse_text_level(b).filter(|_| word(b))?;
+    looks_like_logger(a, false).then_some((level, Some(a), msg))
+}
+
 fn split_token(s: &str) -> (&str, &str) {
     match s.find([' ', '\t']) {
         Some(i) => (&s[..i], &s[i + 1..]),
@@ -112,6 +159,17 @@ fn header(rest: &str, after_time: bool, scratch: &mut Scratch, rec: &mut LogReco
                     }
                 }
             }
+        }
+    }
+
+    if after_time {
+        if let Some((level, logger, msg)) = dashed_header(r) {
+            rec.level = level;
+            if let Some(logger) = logger {
+                scratch.attr(rec, "logger", logger);
+            }
+            Scratch::set_message(rec, msg.trim_end());
+            return;
         }
     }
 
