@@ -16,6 +16,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 
+use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, AlertStatus, Severity};
 use logwarden_ingest::kafka::StopWhen;
 use logwarden_ingest::metrics::IngestMetrics;
@@ -35,6 +36,9 @@ const DEMO_HOURS: f64 = 3.0;
 const DEMO_EVENTS_PER_SEC: f64 = 20.0;
 /// Share of the demo's duration spent producing; the rest lets the pipeline drain.
 const PRODUCE_SHARE: f64 = 0.6;
+/// Longest wait for ingest and detect to join their groups before logs are
+/// generated.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -68,7 +72,6 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     cfg.ingest.segment.max_age_secs = 5.0;
     let signals = shutdown::Signals::install()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
     let duration = Duration::from_secs_f64(args.duration_secs.max(5.0));
     println!("logwarden demo: embedded Kafka at {brokers}, {DEMO_HOURS} hours of logs from 6 services, incident {}", args.incident);
     println!("archive: {}\n", args.output.display());
@@ -89,8 +92,6 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
         truth: None,
         producer_properties: Vec::new(),
     };
-    let generator = std::thread::spawn(move || generate_cmd::run(&gen_args));
-
     let metrics = Arc::new(IngestMetrics::default());
     let ingest = {
         let (cfg, metrics, stop) = (cfg.clone(), metrics.clone(), stop.clone());
@@ -106,10 +107,30 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
             )
         })
     };
+    let detect_metrics = Arc::new(DetectMetrics::default());
     let detect = {
-        let (cfg, stop) = (cfg.clone(), stop.clone());
-        std::thread::spawn(move || detect_cmd::run(&cfg, StopWhen::Never, stop, |_| {}))
+        let (cfg, stop, metrics) = (cfg.clone(), stop.clone(), detect_metrics.clone());
+        std::thread::spawn(move || detect_cmd::run(&cfg, StopWhen::Never, stop, metrics, |_| {}))
     };
+    // The embedded cluster keeps only the last few MiB of each partition:
+    // logs produced before ingest and detect have joined their groups could
+    // be gone by the time they read, so the generator waits for both.
+    let joined = || {
+        [&metrics.kafka, &detect_metrics.kafka]
+            .iter()
+            .all(|k| k.snapshot().assigned_partitions > 0)
+    };
+    let join_deadline = Instant::now() + JOIN_TIMEOUT;
+    while !joined() && !signals.graceful.load(Ordering::Relaxed) {
+        if Instant::now() >= join_deadline {
+            tracing::warn!("ingest and detect have not joined their groups yet; generating anyway");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The demo's length counts from the first log.
+    let started = Instant::now();
+    let generator = std::thread::spawn(move || generate_cmd::run(&gen_args));
 
     // Subscriber: what a user of the alert topic sees.
     let alerts_consumer: BaseConsumer = ClientConfig::new()

@@ -56,12 +56,12 @@ pub fn run(
     cfg: &Config,
     stop: StopWhen,
     shutdown: Arc<AtomicBool>,
+    metrics: Arc<DetectMetrics>,
     mut on_alert: impl FnMut(&Alert),
 ) -> anyhow::Result<DetectReport> {
     cfg.validate_detect()?;
     let mut kafka = cfg.kafka.clone();
     kafka.group = cfg.detect.group.clone();
-    let metrics = Arc::new(DetectMetrics::default());
     if cfg.telemetry.enabled {
         crate::telemetry::serve(
             &cfg.telemetry.detect_listen,

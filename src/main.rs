@@ -373,8 +373,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 StopWhen::Never
             };
-            let report = detect_cmd::run(&cfg, stop, signals.graceful.clone(), |_| {})
-                .context("detect failed")?;
+            let report = detect_cmd::run(
+                &cfg,
+                stop,
+                signals.graceful.clone(),
+                Default::default(),
+                |_| {},
+            )
+            .context("detect failed")?;
             println!(
                 "detect done: {} records, {} windows closed, {} late records, {} alerts",
                 report.records, report.windows_closed, report.late_records, report.alerts

@@ -106,7 +106,10 @@ fn looks_like_logger(tok: &str, need_dot: bool) -> bool {
 /// letter (a number before the level is a pid).
 fn looks_like_host(tok: &str) -> bool {
     tok.len() <= MAX_LOGGER_LEN
-        && tok.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && tok
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
         && tok
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
