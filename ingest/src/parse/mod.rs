@@ -310,6 +310,30 @@ impl Scratch {
         self.kinds.push(kind);
     }
 
+    /// Keeps only the last of the attributes that share a key: a JSON
+    /// object or logfmt line that repeats a key, a dotted key that also
+    /// comes nested (`"http.status"` and `"http":{"status"}`), a field named
+    /// like one the parser adds. The keys of a Parquet map must be unique,
+    /// and engines such as Trino refuse a map that repeats one. Keys of
+    /// different lengths, most pairs, are told apart without reading them.
+    fn unique_keys(&mut self, rec: &mut LogRecord) {
+        let attrs = &mut rec.attributes;
+        let repeated = (1..attrs.len()).any(|j| attrs[..j].iter().any(|(k, _)| *k == attrs[j].0));
+        if !repeated {
+            return;
+        }
+        let mut i = 0;
+        while i < attrs.len() {
+            if attrs[i + 1..].iter().any(|(k, _)| *k == attrs[i].0) {
+                let (k, v) = attrs.remove(i);
+                Self::give(&mut self.pool, k);
+                Self::give(&mut self.pool, v);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Appends a text attribute.
     pub(crate) fn attr(&mut self, rec: &mut LogRecord, key: &str, value: &str) {
         self.push_attr(rec, key, value, Kind::Str);
@@ -527,6 +551,7 @@ impl Parser {
             rec.attributes
                 .push((roles::ATTRIBUTES_DROPPED.to_owned(), n));
         }
+        self.scratch.unique_keys(rec);
         if !self.scratch.have_time {
             match ctx.transport_time_us {
                 Some(t) => {

@@ -1067,3 +1067,23 @@ fn python_logging_dashed_format() {
     assert_eq!(r.level, Level::Unknown);
     assert_eq!(r.message, "- job done - 3 files");
 }
+
+/// A key that comes twice is kept once, with its last value: the archive's
+/// attribute map has unique keys.
+#[test]
+fn repeated_keys_keep_their_last_value() {
+    fn keys(r: &LogRecord) -> Vec<&str> {
+        let mut k: Vec<&str> = r.attributes.iter().map(|(k, _)| k.as_str()).collect();
+        k.sort_unstable();
+        k
+    }
+    let r = parse("level=info msg=x dup=1 dup=2 other=3");
+    assert_eq!(keys(&r), ["dup", "other"]);
+    assert_eq!(attr(&r, "dup"), Some("2"));
+    let r = parse(r#"{"msg":"x","a":1,"b":0,"a":2}"#);
+    assert_eq!(keys(&r), ["a", "b"]);
+    assert_eq!(attr(&r, "a"), Some("2"));
+    let r = parse(r#"{"msg":"x","http.status":"200","http":{"status":"500"}}"#);
+    assert_eq!(keys(&r), ["http.status"]);
+    assert_eq!(attr(&r, "http.status"), Some("500"));
+}
