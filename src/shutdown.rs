@@ -2,12 +2,20 @@
 //! stop polling, flush and commit; a second one exits at once. Data that is
 //! not durable is never committed either way, so a forced exit only costs a
 //! replay.
+//!
+//! A signal within [`REPEAT_WINDOW`] of the first is the same request
+//! delivered twice, not a second one: GNU `timeout` (without
+//! `--foreground`) sends its signal to the command and then to the
+//! command's whole process group, and a supervisor may do the same.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Exit status of a forced (second-signal) exit: 128 + SIGINT.
 const FORCED_EXIT_CODE: i32 = 130;
+/// Signals this soon after the first one repeat it.
+const REPEAT_WINDOW: Duration = Duration::from_secs(1);
 
 /// Flags set by signals.
 pub struct Signals {
@@ -31,11 +39,16 @@ impl Signals {
                 let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
                     return;
                 };
+                let mut first: Option<Instant> = None;
                 loop {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}
                     }
+                    if first.is_some_and(|t| t.elapsed() < REPEAT_WINDOW) {
+                        continue;
+                    }
+                    first.get_or_insert_with(Instant::now);
                     if g.swap(true, Ordering::SeqCst) {
                         f.store(true, Ordering::SeqCst);
                         tracing::warn!("second signal: exiting now; uncommitted data will be replayed");
