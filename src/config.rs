@@ -184,6 +184,7 @@ impl Config {
         if self.ingest.output.trim().is_empty() {
             bail!("ingest.output must not be empty");
         }
+        self.output_location()?;
         if !(self.ingest.shutdown_timeout_secs.is_finite()
             && self.ingest.shutdown_timeout_secs > 0.0)
         {

@@ -66,8 +66,20 @@ fn invalid_files_fail_naming_the_key() {
             "archive.parquet.zstd_level: must be between 1 and 22",
         ),
         (
+            "[kafka]\ntopics = [\"logs\"]\n[archive.parquet]\nzstd_level = 0\n",
+            "archive.parquet.zstd_level: must be between 1 and 22",
+        ),
+        (
             "[kafka]\ntopics = [\"logs\"]\n[ingest.writer]\nretry_initial_ms = 0\n",
             "ingest.writer.retry_initial_ms: must be positive",
+        ),
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[ingest]\noutput = \"gs://bucket/x\"\n",
+            "ingest.output `gs://bucket/x`: supported locations are",
+        ),
+        (
+            "[kafka]\ntopics = [\"logs\"]\n[ingest]\noutput = \"s3://\"\n",
+            "ingest.output `s3://`: no bucket name",
         ),
     ] {
         std::fs::write(&file, text).unwrap();

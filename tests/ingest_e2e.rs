@@ -67,6 +67,25 @@ fn backfill_from_file_is_idempotent() {
         .map(str::to_string)
         .collect();
     assert_eq!(online.len(), 20_000);
+    // A reader that stops early (`| head -1`) is no failure.
+    let mut head = logwarden()
+        .args(["templates", "--ids", "--input"])
+        .arg(&lines)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("templates starts");
+    let mut first = [0u8; 17];
+    std::io::Read::read_exact(head.stdout.as_mut().expect("stdout"), &mut first).expect("a line");
+    drop(head.stdout.take());
+    let out = head.wait_with_output().expect("templates ends");
+    assert_eq!(String::from_utf8_lossy(&first).trim(), online[0]);
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows = python_json(
         "read_rows.py",
         &[

@@ -47,7 +47,7 @@ impl Default for ParquetConfig {
 impl ParquetConfig {
     pub fn validate(&self) -> Result<(), InvalidOption> {
         require(
-            ZstdLevel::try_new(self.zstd_level).is_ok(),
+            (1..=22).contains(&self.zstd_level) && ZstdLevel::try_new(self.zstd_level).is_ok(),
             "archive.parquet.zstd_level",
             "must be between 1 and 22",
         )?;
