@@ -18,7 +18,7 @@ pub const TIMESTAMP_RAW: &str = "timestamp_raw";
 pub const ATTRIBUTES_DROPPED: &str = "attributes_dropped";
 
 /// Longest key checked against the aliases.
-const MAX_ALIAS_KEY: usize = 13;
+const MAX_ALIAS_KEY: usize = 15;
 
 /// The JSON type of an attribute value (text formats only produce `Str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,13 @@ const ALIAS_LIST: &[(&[u8], Role, u8)] = &[
     (b"short_message", Role::Message, 4),
     (b"log", Role::Message, 5),
     (b"text", Role::Message, 6),
-    (b"@mt", Role::Message, 7),
+    // Serilog's JSON formatter: the rendered message when it writes one,
+    // else the template (as `@mt` in its compact format).
+    (b"renderedmessage", Role::Message, 7),
+    (b"@mt", Role::Message, 8),
+    (b"messagetemplate", Role::Message, 8),
     // structlog's default key.
-    (b"event", Role::Message, 8),
+    (b"event", Role::Message, 9),
 ];
 const ALIAS_COUNT: usize = ALIAS_LIST.len();
 

@@ -1087,3 +1087,22 @@ fn repeated_keys_keep_their_last_value() {
     assert_eq!(keys(&r), ["http.status"]);
     assert_eq!(attr(&r, "http.status"), Some("500"));
 }
+
+/// Serilog's JSON formatter: `Timestamp`, `Level`, `MessageTemplate` and,
+/// when it renders one, `RenderedMessage`, which is the message.
+#[test]
+fn serilog_json() {
+    let r = parse(
+        r#"{"Timestamp":"2024-05-01T10:00:00.1234567+02:00","Level":"Warning","MessageTemplate":"Disk {Drive} at {Pct}%","Properties":{"Drive":"C","Pct":91}}"#,
+    );
+    assert_eq!(r.level, Level::Warn);
+    assert_eq!(r.message, "Disk {Drive} at {Pct}%");
+    assert_eq!(r.time_source, TimeSource::Parsed);
+    assert_eq!(attr(&r, "Properties.Pct"), Some("91"));
+    let r = parse(
+        r#"{"Timestamp":"2024-05-01T10:00:00Z","Level":"Error","MessageTemplate":"Disk {Drive} full","RenderedMessage":"Disk \"C\" full"}"#,
+    );
+    assert_eq!(r.level, Level::Error);
+    assert_eq!(r.message, "Disk \"C\" full");
+    assert_eq!(attr(&r, "MessageTemplate"), Some("Disk {Drive} full"));
+}
