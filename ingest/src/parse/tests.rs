@@ -1106,3 +1106,30 @@ fn serilog_json() {
     assert_eq!(r.message, "Disk \"C\" full");
     assert_eq!(attr(&r, "MessageTemplate"), Some("Disk {Drive} full"));
 }
+
+/// Kubernetes' klog (and glog): severity letter, month and day, time, thread
+/// id, `file:line]`.
+#[test]
+fn klog_header() {
+    let r = parse("I0501 10:00:00.123456    1234 main.go:42] Starting kubelet");
+    assert_eq!(r.level, Level::Info);
+    assert_eq!(r.message, "Starting kubelet");
+    assert_eq!(attr(&r, "thread"), Some("1234"));
+    assert_eq!(attr(&r, "source"), Some("main.go:42"));
+    assert_eq!(r.time_source, TimeSource::Parsed);
+    // 2024-05-01T10:00:00.123456Z, the year inferred from "now".
+    assert_eq!(r.event_time_us, 1_714_557_600_123_456);
+    let r = parse("E0501 10:00:01.000001 7 reflector.go:138] watch failed: EOF");
+    assert_eq!(r.level, Level::Error);
+    assert_eq!(r.message, "watch failed: EOF");
+    let r = parse("W0501 10:00:01.5 7 x.go:1] w");
+    assert_eq!(r.level, Level::Warn);
+    let r = parse("F0501 10:00:01.000000 7 x.go:1] died");
+    assert_eq!(r.level, Level::Fatal);
+    // Words that merely look alike stay text.
+    let r = parse("I0501 is not a klog line");
+    assert_eq!(
+        (r.level, r.message.as_str()),
+        (Level::Unknown, "I0501 is not a klog line")
+    );
+}

@@ -8,7 +8,8 @@
 //! `2024-05-01T10:00:00.123456+02:00 web01 app[99]: ...` (rsyslog's file
 //! format; both recorded as syslog), `WARNING:root:msg` (Python's default
 //! format), `2024-05-01 10:00:00,123 - app.db - ERROR - msg` (the Python
-//! logging documentation's).
+//! logging documentation's), `I0501 10:00:00.123456 1234 main.go:42] msg`
+//! (Kubernetes' klog, Google's glog).
 
 use crate::record::{Format, Level, LogRecord};
 
@@ -25,6 +26,11 @@ const MAX_LOGGER_LEN: usize = 128;
 pub fn parse(s: &str, tc: &TimeCtx, scratch: &mut Scratch, rec: &mut LogRecord) {
     rec.format = Format::Text;
     let line = s.trim_start();
+    if let Some((letter, us, n)) = timestamp::klog_prefix(line, tc) {
+        scratch.set_time(rec, us, &line[1..n]);
+        klog_header(letter, &line[n..], scratch, rec);
+        return;
+    }
     let (inner, bracketed) = match line.strip_prefix('[') {
         Some(r) => (r, true),
         None => (line, false),
@@ -100,6 +106,29 @@ fn looks_like_logger(tok: &str, need_dot: bool) -> bool {
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'$' | b'_' | b'-' | b'/'))
         && (!need_dot || tok.bytes().any(|c| c == b'.' || c == b'$'))
+}
+
+/// What follows klog's time: the thread id and `file:line]`, then the
+/// message: `I0501 10:00:00.123456    1234 main.go:42] msg`.
+fn klog_header(letter: u8, rest: &str, scratch: &mut Scratch, rec: &mut LogRecord) {
+    rec.level = match letter {
+        b'I' => Level::Info,
+        b'W' => Level::Warn,
+        b'E' => Level::Error,
+        _ => Level::Fatal,
+    };
+    let mut r = rest.trim_start();
+    let (tid, after) = split_token(r);
+    if !tid.is_empty() && tid.bytes().all(|c| c.is_ascii_digit()) {
+        scratch.attr(rec, "thread", tid);
+        r = after.trim_start();
+    }
+    let (source, after) = split_token(r);
+    if let Some(source) = source.strip_suffix(']').filter(|s| s.contains(':')) {
+        scratch.attr(rec, "source", source);
+        r = after;
+    }
+    Scratch::set_message(rec, r.trim_end());
 }
 
 /// A host name: letters, digits, `.`, `-` and `_`, with at least one

@@ -399,17 +399,57 @@ fn syslog_date(b: &[u8], at: usize, tc: &TimeCtx) -> Option<(i64, usize)> {
         offset = off;
         i += used;
     }
+    Some((in_recent_year(civil, offset, tc)?, i))
+}
+
+/// A date without a year: the most recent one not more than a day ahead of
+/// `now`.
+fn in_recent_year(mut civil: Civil, offset: i32, tc: &TimeCtx) -> Option<i64> {
     let limit = tc.now_us.saturating_add(US_PER_DAY);
     let this_year = year_of(tc.now_us);
     for y in (this_year - 8..=this_year + 1).rev() {
         civil.year = y;
         if let Some(us) = civil.to_us(offset) {
             if us <= limit {
-                return Some((us, i));
+                return Some(us);
             }
         }
     }
     None
+}
+
+/// The header of Kubernetes' klog and Google's glog, `Lmmdd
+/// hh:mm:ss.uuuuuu`: the severity letter (`I`, `W`, `E`, `F`), and the time
+/// in the default zone, its year inferred as for syslog. Returns the
+/// letter, the time and the bytes spanned.
+pub fn klog_prefix(s: &str, tc: &TimeCtx) -> Option<(u8, i64, usize)> {
+    let b = s.as_bytes();
+    let letter = *b.first()?;
+    if !matches!(letter, b'I' | b'W' | b'E' | b'F') || b.get(5) != Some(&b' ') {
+        return None;
+    }
+    let (month, day) = (num(b, 1, 2)?, num(b, 3, 2)?);
+    let (hour, minute, second, used) = hms(b, 6)?;
+    let mut i = 6 + used;
+    let (micros, used) = fraction(b, i);
+    i += used;
+    if b.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+        return None;
+    }
+    let civil = Civil {
+        year: 0,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
+    };
+    Some((
+        letter,
+        in_recent_year(civil, tc.default_offset_secs, tc)?,
+        i,
+    ))
 }
 
 /// Common log format `10/Oct/2000:13:55:36 -0700`.
