@@ -366,19 +366,8 @@ fn syslog_date(b: &[u8], at: usize, tc: &TimeCtx) -> Option<(i64, usize)> {
         return None;
     }
     i += 1;
-    let (hour, minute, second, used) = hms(b, i)?;
+    let (mut civil, used) = clock_on(b, i, month, day)?;
     i += used;
-    let (micros, used) = fraction(b, i);
-    i += used;
-    let mut civil = Civil {
-        year: 0,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-    };
     // ctime style: `... HH:MM:SS YYYY`.
     if b.get(i) == Some(&b' ') {
         if let Some(y) = num(b, i + 1, 4) {
@@ -400,6 +389,23 @@ fn syslog_date(b: &[u8], at: usize, tc: &TimeCtx) -> Option<(i64, usize)> {
         i += used;
     }
     Some((in_recent_year(civil, offset, tc)?, i))
+}
+
+/// `HH:MM:SS[.frac]` at `at` on a day of the year 0 (for the caller to
+/// set or find): the civil time and the bytes spanned.
+fn clock_on(b: &[u8], at: usize, month: u32, day: u32) -> Option<(Civil, usize)> {
+    let (hour, minute, second, used) = hms(b, at)?;
+    let (micros, frac) = fraction(b, at + used);
+    let civil = Civil {
+        year: 0,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
+    };
+    Some((civil, used + frac))
 }
 
 /// A date without a year: the most recent one not more than a day ahead of
@@ -428,23 +434,11 @@ pub fn klog_prefix(s: &str, tc: &TimeCtx) -> Option<(u8, i64, usize)> {
     if !matches!(letter, b'I' | b'W' | b'E' | b'F') || b.get(5) != Some(&b' ') {
         return None;
     }
-    let (month, day) = (num(b, 1, 2)?, num(b, 3, 2)?);
-    let (hour, minute, second, used) = hms(b, 6)?;
-    let mut i = 6 + used;
-    let (micros, used) = fraction(b, i);
-    i += used;
+    let (civil, used) = clock_on(b, 6, num(b, 1, 2)?, num(b, 3, 2)?)?;
+    let i = 6 + used;
     if b.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
         return None;
     }
-    let civil = Civil {
-        year: 0,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-    };
     Some((
         letter,
         in_recent_year(civil, tc.default_offset_secs, tc)?,
@@ -466,24 +460,14 @@ fn clf(b: &[u8], tc: &TimeCtx) -> Option<(i64, usize)> {
     if b.get(11) != Some(&b':') {
         return None;
     }
-    let (hour, minute, second, _) = hms(b, 12)?;
-    let mut i = 20;
-    let (micros, used) = fraction(b, i);
-    i += used;
+    let (mut civil, used) = clock_on(b, 12, month, day)?;
+    civil.year = i64::from(year);
+    let mut i = 12 + used;
     let mut offset = tc.default_offset_secs;
     if let Some((off, used)) = zone(b, i) {
         offset = off;
         i += used;
     }
-    let civil = Civil {
-        year: i64::from(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-    };
     Some((civil.to_us(offset)?, i))
 }
 
