@@ -1238,12 +1238,12 @@ impl CatchUpCadence {
 }
 
 /// True when every assigned partition is consumed to its end (and at least
-/// one partition is assigned): librdkafka
-/// reported its end since its last message, and the consumed position is at
-/// or past the high watermark. Both are checked because some Kafka-protocol
-/// brokers report high watermarks late. `next` gives the next offset to
-/// consume of a partition when a message of it was seen; otherwise the
-/// group's committed offset (or the low watermark) stands for it.
+/// one partition is assigned): librdkafka reported its end since its last
+/// message, and the consumed position is at or past the high watermark.
+/// Both are checked because some Kafka-protocol brokers report high
+/// watermarks late. `next` gives the next offset to consume of a partition
+/// when a message of it was seen; otherwise the group's committed offset (or
+/// the low watermark) stands for it.
 ///
 /// The partitions of the subscribed topics that this member does not hold
 /// must also be committed by the group to their end. Otherwise another
@@ -1276,9 +1276,6 @@ pub fn caught_up<C: ConsumerContext>(
     let Some(all) = subscribed_partitions(consumer, &assignment) else {
         return false;
     };
-    if all.count() == 0 {
-        return false;
-    }
     let committed = consumer
         .committed_offsets(all.clone(), Duration::from_secs(5))
         .ok();
