@@ -73,11 +73,11 @@ pub fn run(cfg: &Config, args: &AlertsArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| cfg.detect.alerts_topic.clone());
     kafka.group = format!("logwarden-alerts-reader-{}", std::process::id());
     // The metered context keeps end-of-partition events out of the log.
-    let consumer: BaseConsumer<MeteredContext> = kafka
-        .consumer_config()
-        .set("statistics.interval.ms", "0")
-        .set("enable.partition.eof", "true")
-        .create_with_context(MeteredContext(Arc::default()))
+    let mut cc = kafka.consumer_config();
+    cc.set("statistics.interval.ms", "0")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<MeteredContext> = cc
+        .create_with_context(MeteredContext::new(Arc::default(), &cc))
         .context("creating the consumer")?;
     let md = consumer
         .fetch_metadata(Some(&topic), METADATA_TIMEOUT)

@@ -24,7 +24,8 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, Detector, Event, PartitionClock};
 use logwarden_ingest::kafka::{
-    caught_up, transport_time_us, CatchUpCadence, EofTracker, MeteredContext, StopWhen,
+    caught_up, close_consumer, transport_time_us, CatchUpCadence, EofTracker, MeteredContext,
+    StopWhen, CLOSE_TIMEOUT,
 };
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::LogRecord;
@@ -82,7 +83,7 @@ pub fn run(
         kafka.set_catch_up(&mut cc);
     }
     let consumer: BaseConsumer<MeteredContext> = cc
-        .create_with_context(MeteredContext(metrics.kafka.clone()))
+        .create_with_context(MeteredContext::new(metrics.kafka.clone(), &cc))
         .context("creating the consumer")?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -352,9 +353,9 @@ pub fn run(
         if stop == StopWhen::CaughtUp
             && std::mem::take(&mut poll_idle)
             && cadence.due(&eof, Instant::now())
-            && caught_up(&consumer, &eof, |t, p| {
+            && cadence.stops(caught_up(&consumer, &eof, |t, p| {
                 positions.get(&(t.to_string(), p)).copied()
-            })
+            }))
         {
             // End of input: close the windows the data covers.
             let alerts = detector.flush();
@@ -370,6 +371,7 @@ pub fn run(
         &positions,
         &skip_below,
     )?;
+    close_consumer(consumer, CLOSE_TIMEOUT);
     let stats = detector.stats();
     metrics.set_stats(&stats);
     report.windows_closed = stats.windows_closed;

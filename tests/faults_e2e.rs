@@ -515,6 +515,130 @@ fn three_instances_share_the_partitions() {
     report("three instances", &archive, &truth, total, None);
 }
 
+/// Four instances started together with `--stop-when-caught-up` on a
+/// backlog of three partitions: each waits for the partitions the others
+/// hold (and while all four are members, one holds none), and yet every
+/// one of them exits by itself once the whole backlog is archived and
+/// committed.
+#[test]
+fn instances_catching_up_together_all_stop_once_everything_is_archived() {
+    let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
+    let total = 90_000u64;
+    generate(&broker, "logs", total, 26, &truth, &[]);
+    let logs: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("{i}.log")))
+        .collect();
+    let started = Instant::now();
+    let mut instances: Vec<Proc> = logs
+        .iter()
+        .map(|log| {
+            spawn_logged(
+                ingest_kafka(&broker, "logs", "g-catchup", &archive)
+                    .args(["--log-format", "json", "--stop-when-caught-up"])
+                    // Segments close at the end of a partition, not by age:
+                    // an instance that held its segments open would keep
+                    // the others waiting for its commits.
+                    .args(["--segment-max-age-secs", "600"]),
+                log,
+            )
+        })
+        .collect();
+    let statuses: Vec<_> = instances
+        .iter_mut()
+        .map(|p| {
+            wait_exit(
+                p,
+                Duration::from_secs(120).saturating_sub(started.elapsed()),
+            )
+        })
+        .collect();
+    if !statuses.iter().all(|s| s.is_some_and(|s| s.success())) {
+        let logs: Vec<String> = logs
+            .iter()
+            .zip(&statuses)
+            .map(|(log, s)| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                format!("instance {}, exit {s:?}:\n{text}", log.display())
+            })
+            .collect();
+        panic!(
+            "not every instance stopped by itself, successfully:\n{}",
+            logs.join("\n")
+        );
+    }
+    let shares: Vec<u64> = instances.iter_mut().map(archived_by).collect();
+    let took = started.elapsed();
+    assert_eq!(broker.committed_total("g-catchup", "logs"), total as i64);
+    // Work dropped uncommitted at a rebalance is archived again by the next
+    // holder (into the same files), so the shares may add up to more.
+    assert!(
+        shares.iter().sum::<u64>() >= total,
+        "records archived per instance: {shares:?}"
+    );
+    eprintln!("FAULT catch-up together: records archived per instance {shares:?}");
+    report(
+        "four catch-up runs at once",
+        &archive,
+        &truth,
+        total,
+        Some(took),
+    );
+}
+
+/// The messages of a JSON log (`--log-format json`), in order.
+fn log_messages(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Catch-up runs of a group that has committed everything: each finds the
+/// group done as soon as it can ask, which is as its group join completes,
+/// with its assignment on the way. It must not stop before that assignment
+/// (closing a consumer in the middle of a rebalance can leave librdkafka
+/// waiting on the closing group for good): each run exits by itself, was
+/// assigned its partitions before it stopped, and left its group in time.
+#[test]
+fn a_catch_up_run_with_nothing_left_stops_after_its_group_join() {
+    let (broker, dir, truth, archive) = setup(&[("logs", 3)]);
+    let total = 3_000u64;
+    generate(&broker, "logs", total, 27, &truth, &[]);
+    for run in 0..4 {
+        let log = dir.path().join(format!("{run}.log"));
+        let mut p = spawn_logged(
+            ingest_kafka(&broker, "logs", "g-done", &archive).args([
+                "--log-format",
+                "json",
+                "--stop-when-caught-up",
+            ]),
+            &log,
+        );
+        let status = wait_exit(&mut p, Duration::from_secs(60));
+        let messages = log_messages(&log);
+        let at = |m: &str| messages.iter().position(|x| x.starts_with(m));
+        let (assigned, caught_up) = (at("partitions assigned"), at("caught up"));
+        assert!(
+            status.is_some_and(|s| s.success())
+                && assigned.is_some()
+                && assigned < caught_up
+                && at("the consumer did not leave its group in time").is_none(),
+            "run {run}, exit {status:?}: {messages:#?}"
+        );
+        let archived = archived_by(&mut p);
+        assert_eq!(archived, if run == 0 { total } else { 0 }, "run {run}");
+    }
+    report(
+        "catch-up runs with nothing left",
+        &archive,
+        &truth,
+        total,
+        None,
+    );
+}
+
 /// A tmpfs mounted for the test and unmounted on drop.
 struct SmallFs {
     dir: std::path::PathBuf,

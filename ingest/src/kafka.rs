@@ -27,6 +27,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -904,6 +905,7 @@ pub fn transport_time_us(ts: Timestamp) -> Option<i64> {
 pub struct IngestContext {
     core: Arc<Mutex<Core>>,
     metrics: Arc<IngestMetrics>,
+    protocol: AssignProtocol,
 }
 
 impl IngestContext {
@@ -949,29 +951,166 @@ fn log_rebalance(rebalance: &Rebalance<'_>) {
     }
 }
 
+/// How a consumer hands the partitions of a rebalance to librdkafka: the
+/// eager protocol replaces the whole assignment, the cooperative one adds
+/// and removes partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignProtocol {
+    Eager,
+    Cooperative,
+}
+
+impl AssignProtocol {
+    /// The protocol a consumer created from `config` uses: cooperative with
+    /// the `consumer` group protocol (KIP-848) or a cooperative assignor
+    /// (librdkafka refuses a mix of cooperative and eager ones).
+    pub fn of(config: &ClientConfig) -> Self {
+        let consumer_protocol = config
+            .get("group.protocol")
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("consumer"));
+        let cooperative_assignor = config
+            .get("partition.assignment.strategy")
+            .is_some_and(|s| s.to_ascii_lowercase().contains("cooperative"));
+        if consumer_protocol || cooperative_assignor {
+            Self::Cooperative
+        } else {
+            Self::Eager
+        }
+    }
+}
+
+/// What rdkafka's default rebalance handling does, with the protocol known
+/// up front instead of asked of librdkafka inside the callback: that
+/// question waits, with no timeout, on the consumer group, and a group that
+/// has finished closing never answers. A rebalance that reaches a closed
+/// consumer (an assignment that arrived as it closed) is dropped for the
+/// same reason.
+fn handle_rebalance<C: ConsumerContext>(
+    ctx: &C,
+    consumer: &BaseConsumer<C>,
+    protocol: AssignProtocol,
+    err: RDKafkaRespErr,
+    tpl: &mut TopicPartitionList,
+) {
+    if consumer.closed() {
+        tracing::debug!(
+            partitions = tpl.count(),
+            "rebalance after the consumer closed: ignored"
+        );
+        return;
+    }
+    let rebalance = match err {
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+        other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+    };
+    ctx.pre_rebalance(consumer, &rebalance);
+    let applied = match (&rebalance, protocol) {
+        (Rebalance::Assign(tpl), AssignProtocol::Eager) => consumer.assign(tpl),
+        (Rebalance::Assign(tpl), AssignProtocol::Cooperative) => consumer.incremental_assign(tpl),
+        (Rebalance::Revoke(tpl), AssignProtocol::Cooperative) => consumer.incremental_unassign(tpl),
+        (Rebalance::Error(_), AssignProtocol::Cooperative) => consumer.incremental_unassign(tpl),
+        (_, AssignProtocol::Eager) => consumer.unassign(),
+    };
+    if let Err(e) = applied {
+        tracing::warn!(error = %e, "applying a rebalance failed");
+    }
+    ctx.post_rebalance(consumer, &rebalance);
+}
+
+/// Longest a consumer's close (leaving its group) may take once its data is
+/// durable and committed; see [`close_consumer`].
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes `consumer`, which leaves its group, on a thread of its own, and
+/// waits at most `timeout` for it. True when it closed in time. Call it once
+/// everything the consumer read is durable and committed: a close that does
+/// not finish in time is left behind (the group then notices the member's
+/// departure when its session expires, as after a crash), and nothing is
+/// lost or duplicated by that. librdkafka's close waits without a timeout
+/// on the consumer group for the calls of a rebalance that reaches it while
+/// it closes, and a group that finishes closing in between never answers.
+pub fn close_consumer<C>(consumer: BaseConsumer<C>, timeout: Duration) -> bool
+where
+    C: ConsumerContext + 'static,
+    BaseConsumer<C>: Send,
+{
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        // The consumer went with the thread's closure: dropped, so closed.
+        tracing::warn!(error = %e, "closing the consumer on this thread");
+        return true;
+    }
+    let in_time = closed.recv_timeout(timeout).is_ok();
+    if !in_time {
+        tracing::warn!(
+            timeout_secs = timeout.as_secs_f64(),
+            "the consumer did not leave its group in time; its session expiry will"
+        );
+    }
+    in_time
+}
+
 /// Context of consumers that need no rebalance hooks but report to
 /// `/metrics` (detect): counts client errors and keeps the statistics.
-pub struct MeteredContext(pub Arc<KafkaClientMetrics>);
+pub struct MeteredContext {
+    metrics: Arc<KafkaClientMetrics>,
+    protocol: AssignProtocol,
+}
+
+impl MeteredContext {
+    /// The context of a consumer created from `config`.
+    pub fn new(metrics: Arc<KafkaClientMetrics>, config: &ClientConfig) -> Self {
+        Self {
+            metrics,
+            protocol: AssignProtocol::of(config),
+        }
+    }
+}
 
 impl ClientContext for MeteredContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if log_client_error(error, reason) {
-            self.0.client_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.client_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
-        self.0.observe(&statistics);
+        self.metrics.observe(&statistics);
     }
 }
 
 impl ConsumerContext for MeteredContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        handle_rebalance(self, consumer, self.protocol, err, tpl);
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         log_rebalance(rebalance);
     }
 }
 
 impl ConsumerContext for IngestContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        handle_rebalance(self, consumer, self.protocol, err, tpl);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.core().revoke(consumer, tpl);
@@ -1052,14 +1191,15 @@ impl KafkaSource {
             backlog_since: None,
             dlq,
         }));
-        let ctx = IngestContext {
-            core: core.clone(),
-            metrics,
-        };
         let mut cc = self.kafka.consumer_config();
         if self.stop == StopWhen::CaughtUp {
             self.kafka.set_catch_up(&mut cc);
         }
+        let ctx = IngestContext {
+            core: core.clone(),
+            metrics,
+            protocol: AssignProtocol::of(&cc),
+        };
         let consumer: BaseConsumer<IngestContext> = cc.create_with_context(ctx)?;
         let topics: Vec<&str> = self.kafka.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
@@ -1136,6 +1276,7 @@ impl KafkaSource {
             c.update_gauges();
             if let Some(f) = c.fatal.clone() {
                 drop(c);
+                close_consumer(consumer, CLOSE_TIMEOUT);
                 return Err(IngestError::Sink(f));
             }
             if self.stop == StopWhen::CaughtUp
@@ -1148,7 +1289,7 @@ impl KafkaSource {
                         .find(|((pt, pp), _)| &**pt == t && *pp == p)
                         .and_then(|(_, s)| s.next)
                 };
-                if caught_up(&consumer, &c.eof, next) {
+                if cadence.stops(caught_up(&consumer, &c.eof, next)) {
                     tracing::info!("caught up: every partition consumed or committed to its end");
                     break;
                 }
@@ -1167,6 +1308,7 @@ impl KafkaSource {
         let active = c.first_record.map(|t| t.elapsed()).unwrap_or_default();
         drop(c);
         consumer.unsubscribe();
+        close_consumer(consumer, CLOSE_TIMEOUT);
         if let Some(f) = fatal {
             return Err(IngestError::Sink(f));
         }
@@ -1218,11 +1360,36 @@ const CATCH_UP_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 pub struct CatchUpCadence {
     last: Instant,
     ends: u64,
+    /// The last check found the group done while this member held nothing.
+    done_holding_none: bool,
 }
 
 impl CatchUpCadence {
     pub fn new(now: Instant) -> Self {
-        Self { last: now, ends: 0 }
+        Self {
+            last: now,
+            ends: 0,
+            done_holding_none: false,
+        }
+    }
+
+    /// Whether a check's result ends the run. A member that holds no
+    /// partition must find the group done on two checks in a row, with a
+    /// poll between them: the first check can return just as the member's
+    /// group join completes (its committed-offsets request waits for the
+    /// group coordinator), and the assignment is then on its way. Stopping
+    /// at that moment closes the consumer in the middle of a rebalance,
+    /// which librdkafka may never finish (see [`close_consumer`]); the poll
+    /// applies the assignment instead, and the run stops once the assigned
+    /// partitions report their end.
+    pub fn stops(&mut self, check: CatchUp) -> bool {
+        let stops = match check {
+            CatchUp::Behind => false,
+            CatchUp::Done => true,
+            CatchUp::DoneHoldingNone => self.done_holding_none,
+        };
+        self.done_holding_none = check == CatchUp::DoneHoldingNone;
+        stops
     }
 
     /// Whether to check now; if so, the check is counted as done at `now`.
@@ -1237,9 +1404,22 @@ impl CatchUpCadence {
     }
 }
 
-/// True when every assigned partition is consumed to its end (and at least
-/// one partition is assigned): librdkafka reported its end since its last
-/// message, and the consumed position is at or past the high watermark.
+/// The result of an end-of-input check ([`caught_up`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Something is left to read, here or at another member.
+    Behind,
+    /// Every partition this member holds is read to its end, and the group
+    /// has committed the others to theirs.
+    Done,
+    /// This member holds no partition, and the group has committed every
+    /// partition to its end.
+    DoneHoldingNone,
+}
+
+/// Done when every assigned partition is consumed to its end: librdkafka
+/// reported its end since its last message, and the consumed position is at
+/// or past the high watermark.
 /// Both are checked because some Kafka-protocol brokers report high
 /// watermarks late. `next` gives the next offset to consume of a partition
 /// when a message of it was seen; otherwise the group's committed offset (or
@@ -1251,31 +1431,35 @@ impl CatchUpCadence {
 /// yet expired holds them; the rebalance that follows its expiry hands them
 /// over, and a run that had stopped already would leave them undone.
 ///
-/// A member that holds no partition is not caught up: it waits for an
-/// assignment. (Stopping before its group join completes would let the
-/// assignment arrive while the consumer closes, and rdkafka's rebalance
-/// handling then waits on the closing group for good.)
+/// A member that holds no partition (more members than partitions, or
+/// between a revocation and the next assignment) is caught up once the group
+/// has committed every partition to its end: there is nothing left for it
+/// to read, and waiting for a rebalance to hand it partitions that are done
+/// would only delay its exit. At least one partition must be known, so a
+/// run whose topics the cluster does not list yet (or that subscribed by
+/// pattern only) waits for an assignment. [`CatchUpCadence::stops`] says
+/// when such a result ends the run.
 pub fn caught_up<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     eof: &EofTracker,
     next: impl Fn(&str, i32) -> Option<i64>,
-) -> bool {
+) -> CatchUp {
     let Ok(assignment) = consumer.assignment() else {
-        return false;
+        return CatchUp::Behind;
     };
-    if assignment.count() == 0 {
-        return false;
-    }
     if assignment
         .elements()
         .iter()
         .any(|e| !eof.at_end(e.partition()))
     {
-        return false;
+        return CatchUp::Behind;
     }
     let Some(all) = subscribed_partitions(consumer, &assignment) else {
-        return false;
+        return CatchUp::Behind;
     };
+    if all.count() == 0 {
+        return CatchUp::Behind;
+    }
     let committed = consumer
         .committed_offsets(all.clone(), Duration::from_secs(5))
         .ok();
@@ -1283,7 +1467,7 @@ pub fn caught_up<C: ConsumerContext>(
         let (topic, partition) = (e.topic(), e.partition());
         let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(5))
         else {
-            return false;
+            return CatchUp::Behind;
         };
         let committed_off = committed.as_ref().and_then(|c| {
             c.find_partition(topic, partition)
@@ -1295,10 +1479,14 @@ pub fn caught_up<C: ConsumerContext>(
         let held = assignment.find_partition(topic, partition).is_some();
         let consumed = if held { next(topic, partition) } else { None };
         if consumed.or(committed_off).unwrap_or(low) < high {
-            return false;
+            return CatchUp::Behind;
         }
     }
-    true
+    if assignment.count() == 0 {
+        CatchUp::DoneHoldingNone
+    } else {
+        CatchUp::Done
+    }
 }
 
 /// The `assignment` and every other partition of the topics the consumer
@@ -1373,6 +1561,79 @@ mod tests {
         assert!(!eof.at_end(0));
         eof.eof(0);
         assert!(cadence.due(&eof, ms(260)));
+    }
+
+    /// A member that holds no partition is caught up once the group has
+    /// committed every partition of its topics to the end, and not before;
+    /// a topic the cluster does not list gives no partition to go by.
+    #[test]
+    fn a_member_without_partitions_is_caught_up_when_the_group_is() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 2, 1).expect("topic");
+        let brokers = cluster.bootstrap_servers();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("producer");
+        for p in 0..2 {
+            for _ in 0..3 {
+                producer
+                    .send(BaseRecord::<(), _>::to("t").partition(p).payload("x"))
+                    .expect("queued");
+            }
+        }
+        producer.flush(Duration::from_secs(10)).expect("produced");
+        let consumer = |group: &str| -> BaseConsumer {
+            ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .create()
+                .expect("consumer")
+        };
+        // Offsets committed for a group with no members yet.
+        let commit = |group: &str, offsets: [i64; 2]| {
+            let mut tpl = TopicPartitionList::new();
+            for (p, o) in offsets.into_iter().enumerate() {
+                tpl.add_partition_offset("t", p as i32, Offset::Offset(o))
+                    .expect("offset");
+            }
+            consumer(group)
+                .commit(&tpl, CommitMode::Sync)
+                .expect("committed");
+        };
+        commit("one-left", [3, 2]);
+        commit("done", [3, 3]);
+        let eof = EofTracker::default();
+        // Subscribed, never polled: a member holding no partition.
+        let idle = |group: &str, topic: &str| {
+            let c = consumer(group);
+            c.subscribe(&[topic]).expect("subscribed");
+            assert_eq!(c.assignment().expect("assignment").count(), 0);
+            caught_up(&c, &eof, |_, _| None)
+        };
+        assert_eq!(idle("nothing-committed", "t"), CatchUp::Behind);
+        assert_eq!(idle("one-left", "t"), CatchUp::Behind, "one record left");
+        assert_eq!(idle("done", "t"), CatchUp::DoneHoldingNone);
+        assert_eq!(idle("done", "not-a-topic"), CatchUp::Behind);
+    }
+
+    /// A member holding no partition stops on the second check in a row
+    /// that finds the group done; one holding partitions on the first.
+    #[test]
+    fn holding_nothing_takes_two_done_checks_in_a_row() {
+        let mut cadence = CatchUpCadence::new(Instant::now());
+        assert!(!cadence.stops(CatchUp::DoneHoldingNone));
+        assert!(!cadence.stops(CatchUp::Behind));
+        assert!(!cadence.stops(CatchUp::DoneHoldingNone));
+        assert!(cadence.stops(CatchUp::DoneHoldingNone));
+        let mut cadence = CatchUpCadence::new(Instant::now());
+        assert!(cadence.stops(CatchUp::Done));
+        let mut cadence = CatchUpCadence::new(Instant::now());
+        assert!(!cadence.stops(CatchUp::DoneHoldingNone));
+        assert!(cadence.stops(CatchUp::Done));
     }
 
     #[test]
