@@ -337,6 +337,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => {
             args.apply(&mut cfg);
             let signals = shutdown::Signals::install()?;
+            if args.input.is_some() {
+                // Kafka's settings have no effect on a file; the records'
+                // topic is the source name.
+                if !args.kafka.topics.is_empty() {
+                    tracing::warn!(
+                        "--topic (LOGWARDEN_TOPICS) is ignored with --input: \
+                         the records' topic is --source-name"
+                    );
+                }
+                if args.stop_when_caught_up {
+                    tracing::warn!(
+                        "--stop-when-caught-up is ignored with --input, \
+                         which stops at the end of its input"
+                    );
+                }
+            }
             let input = match &args.input {
                 Some(p) => ingest_cmd::Input::File {
                     path: p.clone(),
@@ -359,8 +375,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 signals.forced.clone(),
             )
             .context("ingest failed")?;
+            let active = if report.consumed == 0 {
+                "no record".to_string()
+            } else {
+                format!("{:.2}s from the first record", report.active.as_secs_f64())
+            };
             println!(
-                "ingest done: {} records consumed, {} archived, {} with parse issues, {} dead-lettered, {} files ({} bytes) in {} ({:.2}s, {:.2}s from the first record); compaction merged {} small files into {}",
+                "ingest done: {} records consumed, {} archived, {} with parse issues, {} dead-lettered, {} files ({} bytes) in {} ({:.2}s, {active}); compaction merged {} small files into {}",
                 report.consumed,
                 report.archived,
                 report.parse_issues,
@@ -369,7 +390,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report.bytes_written,
                 report.archive,
                 report.elapsed.as_secs_f64(),
-                report.active.as_secs_f64(),
                 report.compacted_in,
                 report.compacted_out
             );
