@@ -26,7 +26,7 @@ use clap::Args;
 use logwarden_detect::numeric::{parse_timestamp_us, NumericScorer};
 use logwarden_detect::plot::{svg, PlotPoint};
 use logwarden_detect::{Alert, AlertStatus, Detector, Event, WindowScore};
-use logwarden_ingest::file::LineReader;
+use logwarden_ingest::file::{EventReader, LineReader};
 use logwarden_ingest::parse::{ParseContext, Parser};
 use logwarden_ingest::record::{Level, LogRecord};
 
@@ -263,7 +263,9 @@ pub(crate) trait RecordSource {
 }
 
 struct LineSource {
-    reader: LineReader<Box<dyn Read>>,
+    /// Lines grouped into events as a backfill groups them (a stack trace
+    /// is one record).
+    reader: EventReader<Box<dyn Read>>,
     parser: Parser,
     now_us: i64,
     /// The event time of the last record with its own, for the lines
@@ -273,7 +275,7 @@ struct LineSource {
 
 impl RecordSource for LineSource {
     fn next(&mut self, rec: &mut LogRecord) -> anyhow::Result<bool> {
-        let Some(line) = self.reader.next_line()? else {
+        let Some((line, rest)) = self.reader.next_event()? else {
             return Ok(false);
         };
         let ctx = ParseContext {
@@ -281,6 +283,9 @@ impl RecordSource for LineSource {
             ingest_time_us: self.now_us,
         };
         self.parser.parse(Some(line), &ctx, rec);
+        if let Some(rest) = rest {
+            rec.continue_message(rest);
+        }
         rec.inherit_time(&mut self.last_time);
         Ok(true)
     }
@@ -298,7 +303,7 @@ fn run_logs(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<BacktestReport>
         Box::new(crate::backtest_archive::ArchiveSource::open(&args.input)?)
     } else {
         Box::new(LineSource {
-            reader: LineReader::new(open_input(&args.input)?),
+            reader: EventReader::new(open_input(&args.input)?),
             parser: Parser::new(cfg.parse.clone()).context("invalid [parse] configuration")?,
             now_us: chrono::Utc::now().timestamp_micros(),
             last_time: None,

@@ -136,3 +136,69 @@ fn backfill_from_file_is_idempotent() {
     assert_eq!(rows[1]["kafka_topic"], "old.log", "{rows}");
     assert_eq!(rows[1]["n"], 20_000, "{rows}");
 }
+
+/// A backfill of a Java and a Python log archives each stack trace with
+/// the line that logged it: one record, its message the line's message and
+/// the trace under it, its template mined from the first line only. DuckDB
+/// reads the records back in input order, with contiguous offsets.
+#[test]
+fn a_stack_trace_in_a_backfill_is_one_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("app.log");
+    let archive = dir.path().join("archive");
+    std::fs::write(
+        &input,
+        "2024-05-01 10:00:00,001 ERROR [main] c.e.Service - request 7 failed\n\
+         java.lang.IllegalStateException: pool exhausted\n\
+         \tat com.example.Pool.take(Pool.java:42)\r\n\
+         Caused by: java.util.concurrent.TimeoutException\n\
+         \t... 3 more\n\
+         2024-05-01 10:00:01,000 INFO [main] c.e.Service - request 8 served\n\
+         2024-05-01 10:00:02,000 ERROR [main] c.e.Service - request 9 failed\n\
+         Traceback (most recent call last):\n\
+         \x20 File \"app.py\", line 3, in <module>\n\
+         ValueError: bad\n\
+         retry scheduled\n",
+    )
+    .expect("write");
+    let out = run_ok(
+        logwarden()
+            .args(["ingest", "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&archive),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("4 records consumed, 4 archived"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rows = python_json(
+        "read_rows.py",
+        &[
+            archive.to_str().expect("utf-8"),
+            "SELECT kafka_offset AS o, level, message, template, time_source FROM a ORDER BY o",
+        ],
+    );
+    let rows = rows.as_array().expect("rows");
+    let field = |r: usize, k: &str| rows[r][k].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        rows.iter().map(|r| r["o"].as_i64()).collect::<Vec<_>>(),
+        [Some(0), Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(
+        field(0, "message"),
+        "request 7 failed\n\
+         java.lang.IllegalStateException: pool exhausted\n\
+         \tat com.example.Pool.take(Pool.java:42)\n\
+         Caused by: java.util.concurrent.TimeoutException\n\
+         \t... 3 more"
+    );
+    assert_eq!(field(0, "level"), "error");
+    assert!(field(2, "message").ends_with("in <module>\nValueError: bad"));
+    assert_eq!(field(3, "message"), "retry scheduled");
+    assert_eq!(field(3, "time_source"), "previous");
+    // Same template for both failures: the traces below them differ.
+    assert_eq!(field(0, "template"), field(2, "template"));
+    assert!(!field(0, "template").contains('\n'));
+}

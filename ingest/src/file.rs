@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::lanes::Lanes;
 use crate::metrics::{IngestMetrics, TopicCounters};
+use crate::multiline::Joiner;
 use crate::parse::{Parser, ParserConfigError};
 use crate::pool::BatchParser;
 use crate::record::TimeSource;
@@ -87,6 +88,70 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// Reads events: a line and the lines that continue it ([`multiline`]),
+/// grouped as the backfill groups them.
+///
+/// [`multiline`]: crate::multiline
+pub struct EventReader<R> {
+    lines: LineReader<R>,
+    joiner: Joiner,
+    first: Vec<u8>,
+    rest: Vec<u8>,
+    /// The line read after the last event, which starts the next one.
+    next: Option<Vec<u8>>,
+}
+
+impl<R: Read> EventReader<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            lines: LineReader::new(input),
+            joiner: Joiner::default(),
+            first: Vec::new(),
+            rest: Vec::new(),
+            next: None,
+        }
+    }
+
+    /// The next event's first line and the lines continuing it (joined by
+    /// `\n`), if any; `None` at the end of the input.
+    #[allow(clippy::type_complexity)]
+    pub fn next_event(&mut self) -> std::io::Result<Option<(&[u8], Option<&[u8]>)>> {
+        match self.next.take() {
+            Some(line) => {
+                // The spare buffer goes back for the next read-ahead.
+                self.next = Some(std::mem::replace(&mut self.first, line));
+            }
+            None => match self.lines.next_line()? {
+                Some(line) => {
+                    self.joiner.next(line, line.len() + 1);
+                    self.first.clear();
+                    self.first.extend_from_slice(line);
+                }
+                None => return Ok(None),
+            },
+        }
+        let mut spare = self.next.take().unwrap_or_default();
+        self.rest.clear();
+        let mut ahead = false;
+        while let Some(line) = self.lines.next_line()? {
+            if self.joiner.next(line, line.len() + 1) {
+                if !self.rest.is_empty() {
+                    self.rest.push(b'\n');
+                }
+                self.rest.extend_from_slice(line);
+            } else {
+                spare.clear();
+                spare.extend_from_slice(line);
+                ahead = true;
+                break;
+            }
+        }
+        self.next = ahead.then_some(spare);
+        let rest = (!self.rest.is_empty()).then_some(self.rest.as_slice());
+        Ok(Some((self.first.as_slice(), rest)))
+    }
+}
+
 /// `line` without its `\n` or `\r\n`.
 fn strip_ending(line: &[u8]) -> &[u8] {
     match line.strip_suffix(b"\n") {
@@ -121,14 +186,16 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks in flight per parse thread: one being parsed, one waiting.
 const IN_FLIGHT_PER_THREAD: usize = 2;
 
-/// Consecutive lines of the input, the first at `first_offset`, read in
-/// one block: `data` holds them with their endings, `spans` where each one
-/// is without its ending.
+/// Consecutive events of the input, the first at `first_offset`, read in
+/// one block: `data` holds their lines with their endings, `spans` where
+/// each event is: its start, the end of its first line, and the end of its
+/// last line (without their endings). An event is one line, or a line and
+/// the lines that continue it ([`multiline`]).
 #[derive(Default)]
 struct Chunk {
     first_offset: i64,
     data: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    spans: Vec<(usize, usize, usize)>,
 }
 
 impl Chunk {
@@ -136,20 +203,35 @@ impl Chunk {
         self.spans.len()
     }
 
-    fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        self.spans.iter().map(|&(a, b)| &self.data[a..b])
+    /// Each event's first line, and the lines that continue it (with the
+    /// endings between them), if any.
+    fn events(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.spans.iter().map(|&(a, first_end, end)| {
+            let first = &self.data[a..first_end];
+            let rest = (end > first_end).then(|| {
+                let r = &self.data[first_end..end];
+                let r = r.strip_prefix(b"\r").unwrap_or(r);
+                r.strip_prefix(b"\n").unwrap_or(r)
+            });
+            (first, rest)
+        })
     }
 }
 
-/// Cuts the input into chunks of whole lines, reading straight into each
-/// chunk's buffer. The lines are split as [`LineReader`] splits them.
+/// Cuts the input into chunks of whole events, reading straight into each
+/// chunk's buffer. The lines are split as [`LineReader`] splits them, and
+/// grouped into events by [`Joiner`]: a chunk's last event is held back for
+/// the next chunk unless the input ends with it, since the lines after it
+/// may continue it. Events never straddle chunks, whatever the chunk sizes.
 struct ChunkReader<R> {
     input: R,
-    /// Bytes read past the last whole line of the previous chunk.
+    /// Bytes read past the last whole event of the previous chunk.
     carry: Vec<u8>,
     eof: bool,
-    /// Lines handed out so far: the next chunk's first offset.
+    /// Events handed out so far: the next chunk's first offset.
     offset: i64,
+    /// Lines handed out so far.
+    lines: u64,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -159,18 +241,32 @@ impl<R: Read> ChunkReader<R> {
             carry: Vec::new(),
             eof: false,
             offset: 0,
+            lines: 0,
         }
     }
 
-    /// Refills `chunk` (its buffers reused) with the next lines; no lines
-    /// at the end of the input.
+    /// Refills `chunk` (its buffers reused) with the next events; none at
+    /// the end of the input.
     fn fill(&mut self, chunk: &mut Chunk) -> std::io::Result<()> {
         chunk.first_offset = self.offset;
         chunk.spans.clear();
         chunk.data.clear();
         std::mem::swap(&mut chunk.data, &mut self.carry);
+        let mut joiner = Joiner::default();
+        let mut lines = 0u64;
         // Start of the next line, and how far `data` has no newline.
         let (mut start, mut searched) = (0, 0);
+        let mut add = |chunk: &mut Chunk, start: usize, next: usize| {
+            let line = strip_ending(&chunk.data[start..next]);
+            let end = start + line.len();
+            lines += 1;
+            // A fresh joiner starts an event with the chunk's first line.
+            let joins = joiner.next(line, next - start);
+            match chunk.spans.last_mut() {
+                Some(last) if joins => last.2 = end,
+                _ => chunk.spans.push((start, end, end)),
+            }
+        };
         loop {
             while chunk.spans.len() < CHUNK_LINES {
                 let from = start.max(searched);
@@ -179,8 +275,7 @@ impl<R: Read> ChunkReader<R> {
                     break;
                 };
                 let next = from + at + 1;
-                let line = strip_ending(&chunk.data[start..next]);
-                chunk.spans.push((start, start + line.len()));
+                add(chunk, start, next);
                 start = next;
             }
             if chunk.spans.len() >= CHUNK_LINES || start >= CHUNK_BYTES || self.eof {
@@ -195,12 +290,21 @@ impl<R: Read> ChunkReader<R> {
         }
         // A last line without an ending is kept as it is.
         if self.eof && chunk.spans.len() < CHUNK_LINES && start < chunk.data.len() {
-            chunk.spans.push((start, chunk.data.len()));
-            start = chunk.data.len();
+            let end = chunk.data.len();
+            add(chunk, start, end);
+            start = end;
+        }
+        let ended = self.eof && start == chunk.data.len();
+        if !ended && chunk.spans.len() > 1 {
+            if let Some((first, _, _)) = chunk.spans.pop() {
+                start = first;
+                lines -= joiner.event_lines() as u64;
+            }
         }
         self.carry.extend_from_slice(&chunk.data[start..]);
         chunk.data.truncate(start);
         self.offset += chunk.spans.len() as i64;
+        self.lines += lines;
         Ok(())
     }
 }
@@ -224,9 +328,9 @@ struct ChunkParser {
 impl ChunkParser {
     fn parse(&mut self, chunk: Chunk) -> Result<Piece, ArrowError> {
         let lines = chunk
-            .lines()
+            .events()
             .zip(chunk.first_offset..)
-            .map(|(line, offset)| (offset, None, Some(line)));
+            .map(|((line, rest), offset)| (offset, None, Some(line), rest));
         let (batch, bytes) = self
             .rows
             .parse(&self.name, 0, &self.counters, lines, |_, _| true)?;
@@ -578,7 +682,7 @@ impl FileSource {
             feed.write(segment);
         }
         feed.check()?;
-        Ok(reader.offset as u64)
+        Ok(reader.lines)
     }
 }
 
@@ -723,7 +827,8 @@ mod tests {
         out
     }
 
-    /// The lines of `r` as the backfill's chunks hold them.
+    /// The events of `r` as the backfill's chunks hold them: each one's
+    /// lines joined by `\n`.
     fn chunked(r: impl Read) -> Vec<Vec<u8>> {
         let mut reader = ChunkReader::new(r);
         let mut chunk = Chunk::default();
@@ -735,8 +840,77 @@ mod tests {
             }
             assert_eq!(chunk.first_offset, out.len() as i64);
             assert!(chunk.len() <= CHUNK_LINES);
-            out.extend(chunk.lines().map(<[u8]>::to_vec));
+            // Endings between an event's lines become `\n`, as in its message.
+            out.extend(chunk.events().map(|(first, rest)| match rest {
+                Some(rest) => {
+                    let rest = String::from_utf8_lossy(rest).replace("\r\n", "\n");
+                    [first, b"\n", rest.as_bytes()].concat()
+                }
+                None => first.to_vec(),
+            }));
         }
+    }
+
+    /// The events of `lines` as one [`Joiner`] groups them, line by line.
+    fn joined(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut joiner = Joiner::default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for line in lines {
+            if joiner.next(line, line.len() + 1) {
+                let last = out.last_mut().expect("an event to continue");
+                last.push(b'\n');
+                last.extend_from_slice(line);
+            } else {
+                out.push(line.clone());
+            }
+        }
+        out
+    }
+
+    /// The event reader groups lines as the backfill's chunks do.
+    #[test]
+    fn the_event_reader_groups_lines_as_the_backfill_does() {
+        let text = "ERROR a\njava.io.IOException: x\n\tat a.B(B.java:1)\r\nplain\n\n\tat after an empty line\nERROR b\n  indented\nlast";
+        let mut reader = EventReader::new(text.as_bytes());
+        let mut events = Vec::new();
+        while let Some((first, rest)) = reader.next_event().expect("read") {
+            events.push(match rest {
+                Some(rest) => [first, b"\n", rest].concat(),
+                None => first.to_vec(),
+            });
+        }
+        assert_eq!(events, chunked(text.as_bytes()));
+        assert_eq!(events.len(), 6, "{events:?}");
+    }
+
+    /// Stack traces are whole events whatever the chunks and reads cut:
+    /// the same events as one joiner over the whole input, trace lines
+    /// included across chunk boundaries.
+    #[test]
+    fn events_are_whole_whatever_the_chunks() {
+        let mut text = String::new();
+        for i in 0..2 * CHUNK_LINES + 100 {
+            text.push_str(&format!("2024-05-01 10:00:00 ERROR event {i}\n"));
+            if i % 7 == 0 {
+                text.push_str("java.lang.IllegalStateException: boom\n");
+                for f in 0..i % 5 {
+                    text.push_str(&format!("\tat a.B.c{f}(B.java:{i})\r\n"));
+                }
+            }
+        }
+        let expected = joined(&lines(text.as_bytes()));
+        assert_eq!(expected.len(), 2 * CHUNK_LINES + 100);
+        assert!(
+            expected[7].ends_with(b"(B.java:7)"),
+            "{:?}",
+            String::from_utf8_lossy(&expected[7])
+        );
+        assert_eq!(chunked(text.as_bytes()), expected);
+        let trickle = Trickle {
+            data: text.as_bytes(),
+            chunk: 3000,
+        };
+        assert_eq!(chunked(trickle), expected);
     }
 
     /// Records what it is asked to write.
@@ -785,13 +959,19 @@ mod tests {
                 parser,
                 &cfg,
                 writer,
-                metrics,
+                metrics.clone(),
                 Arc::new(AtomicBool::new(false)),
             )
             .expect("backfill");
         let segments = std::mem::take(&mut *written.lock().expect("capture"));
         let rows: usize = segments.iter().map(|s| s.batch.num_rows()).sum();
-        assert_eq!(rows as u64, lines, "{threads} threads");
+        // A record per event: a line, or a line and the lines continuing it.
+        let records = metrics.total(|t| IngestMetrics::get(&t.records_consumed));
+        assert_eq!(rows as u64, records, "{threads} threads");
+        assert!(
+            records <= lines && (records > 0) == (lines > 0),
+            "{records} records, {lines} lines"
+        );
         segments
     }
 
@@ -873,15 +1053,18 @@ mod tests {
     #[test]
     fn lines_without_a_time_take_the_time_of_the_line_before() {
         use arrow::array::ArrayAccessor;
-        // Two lines before any time, so that the second chunk (at line
-        // 4,096) opens with a continuation line.
+        // Two lines before any time, so that the second chunk (at event
+        // 4,095: a chunk's last event waits for the next chunk) opens with
+        // a line without a time. Each error line has a stack trace, which
+        // joins it, and a line of its own without a time after it.
         let mut input = b"no time yet\nstill none\n".to_vec();
         for i in 0..3_000 {
             input.extend_from_slice(
                 format!(
                     "2024-05-01T{:02}:{:02}:{:02}Z ERROR request {i} failed\n\
                      java.lang.IllegalStateException: boom {i}\n\
-                     \tat com.example.App.main(App.java:{i})\n",
+                     \tat com.example.App.main(App.java:{i})\n\
+                     retry scheduled for request {i}\n",
                     i / 3600,
                     i / 60 % 60,
                     i % 60
@@ -893,7 +1076,11 @@ mod tests {
             let segments = backfill(&input, threads, SegmentConfig::default());
             let batches: Vec<RecordBatch> = segments.iter().map(|s| s.batch.clone()).collect();
             let all = concat_batches(&batches[0].schema(), &batches).expect("concat");
-            assert_eq!(all.num_rows(), 9_002);
+            assert_eq!(all.num_rows(), 6_002);
+            let messages = all
+                .column_by_name(col::MESSAGE)
+                .expect("message")
+                .as_string::<i32>();
             let times = all
                 .column_by_name(col::EVENT_TIME)
                 .expect("event_time")
@@ -909,14 +1096,22 @@ mod tests {
                 .expect("time")
                 .timestamp_micros();
             for r in 2..all.num_rows() {
-                let line = (r - 2) as i64 / 3;
-                let want = if (r - 2) % 3 == 0 {
-                    "parsed"
+                let i = (r - 2) / 2;
+                let (want, message) = if (r - 2) % 2 == 0 {
+                    (
+                        "parsed",
+                        format!(
+                            "request {i} failed\n\
+                             java.lang.IllegalStateException: boom {i}\n\
+                             \tat com.example.App.main(App.java:{i})"
+                        ),
+                    )
                 } else {
-                    "previous"
+                    ("previous", format!("retry scheduled for request {i}"))
                 };
                 assert_eq!(sources.value(r), want, "row {r}, {threads} threads");
-                assert_eq!(times.value(r), start + line * 1_000_000, "row {r}");
+                assert_eq!(times.value(r), start + i as i64 * 1_000_000, "row {r}");
+                assert_eq!(messages.value(r), message, "row {r}, {threads} threads");
             }
         }
     }

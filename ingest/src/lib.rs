@@ -7,6 +7,7 @@ pub mod file;
 pub mod kafka;
 pub mod lanes;
 pub mod metrics;
+pub mod multiline;
 pub mod options;
 pub mod parse;
 pub mod pool;

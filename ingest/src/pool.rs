@@ -150,7 +150,9 @@ pub(crate) struct BatchParser {
 }
 
 /// A message to parse: its offset, transport time and payload.
-pub(crate) type Message<'a> = (i64, Option<i64>, Option<&'a [u8]>);
+/// A message to parse: its offset, its transport time, its payload, and
+/// lines that continue the payload's event (file input only).
+pub(crate) type Message<'a> = (i64, Option<i64>, Option<&'a [u8]>, Option<&'a [u8]>);
 
 impl BatchParser {
     pub(crate) fn new(parser: Parser) -> Self {
@@ -182,13 +184,18 @@ impl BatchParser {
             transport_time_us: None,
             ingest_time_us: 0,
         };
-        for (i, (offset, transport_time_us, payload)) in messages.enumerate() {
+        for (i, (offset, transport_time_us, payload, rest)) in messages.enumerate() {
             if i % CLOCK_EVERY == 0 {
                 ctx.ingest_time_us = crate::record::ingest_now_us();
             }
             ctx.transport_time_us = transport_time_us;
             self.parser.parse_topic(topic, payload, &ctx, &mut self.rec);
-            counters.count_parsed(&self.rec, payload.map_or(0, <[u8]>::len));
+            let mut len = payload.map_or(0, <[u8]>::len);
+            if let Some(rest) = rest {
+                self.rec.continue_message(rest);
+                len += rest.len() + 1;
+            }
+            counters.count_parsed(&self.rec, len);
             if keep(i, &self.rec) {
                 prov.offset = offset;
                 self.builder.append(&self.rec, &prov, ctx.ingest_time_us);
@@ -214,6 +221,7 @@ impl Worker {
                 r.offset,
                 r.transport_time_us,
                 r.span.map(|p| chunk.bytes(p)),
+                None,
             )
         });
         let (batch, bytes) = self.rows.parse(

@@ -221,6 +221,19 @@ impl LogRecord {
         }
     }
 
+    /// Appends `rest`, the lines that continue the record's line (a stack
+    /// trace; see [`crate::multiline`]), to the message after a newline.
+    /// Line endings become `\n`; invalid UTF-8 is replaced.
+    pub fn continue_message(&mut self, rest: &[u8]) {
+        self.message.push('\n');
+        let text = String::from_utf8_lossy(rest);
+        if text.contains('\r') {
+            self.message.push_str(&text.replace("\r\n", "\n"));
+        } else {
+            self.message.push_str(&text);
+        }
+    }
+
     /// Clears the record for reuse without giving back its allocations.
     pub fn clear(&mut self) {
         self.event_time_us = 0;

@@ -472,6 +472,13 @@ impl TemplateMiner {
     /// and returns the template's id and its current text. The id is final:
     /// it never changes for the lines already given it.
     pub fn observe(&mut self, message: &str) -> (u64, Arc<str>) {
+        // A multi-line message (a line and its stack trace) takes the
+        // template of its first line: the frames below it vary with the
+        // code path, the line says what happened.
+        let message = match memchr::memchr(b'\n', message.as_bytes()) {
+            Some(at) => message[..at].strip_suffix('\r').unwrap_or(&message[..at]),
+            None => message,
+        };
         self.tick += 1;
         let mut shape = std::mem::take(&mut self.shape);
         let shaped = message.len() <= CACHE_MAX_KEY && self.shape_stats.active(self.tick);
