@@ -183,6 +183,10 @@ pub struct FileSource {
 const CHUNK_LINES: usize = 4_096;
 /// …or once it holds this many bytes of input (whole lines).
 const CHUNK_BYTES: usize = 1 << 20;
+
+// An event always fits a chunk, with room for the next one.
+const _: () =
+    assert!(crate::multiline::MAX_BYTES < CHUNK_BYTES && crate::multiline::MAX_LINES < CHUNK_LINES);
 /// Chunks in flight per parse thread: one being parsed, one waiting.
 const IN_FLIGHT_PER_THREAD: usize = 2;
 
@@ -232,6 +236,13 @@ struct ChunkReader<R> {
     offset: i64,
     /// Lines handed out so far.
     lines: u64,
+    /// Events a chunk closes at ([`CHUNK_LINES`]; fewer in tests). At
+    /// least two: a chunk that closes on its count holds back its last
+    /// event, and one event alone could not be held back. (A chunk that
+    /// closes on its bytes with one event holds a line of about
+    /// [`CHUNK_BYTES`], longer than any event may grow, so nothing could
+    /// continue it.)
+    max_events: usize,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -242,6 +253,7 @@ impl<R: Read> ChunkReader<R> {
             eof: false,
             offset: 0,
             lines: 0,
+            max_events: CHUNK_LINES,
         }
     }
 
@@ -268,7 +280,7 @@ impl<R: Read> ChunkReader<R> {
             }
         };
         loop {
-            while chunk.spans.len() < CHUNK_LINES {
+            while chunk.spans.len() < self.max_events {
                 let from = start.max(searched);
                 let Some(at) = memchr::memchr(b'\n', &chunk.data[from..]) else {
                     searched = chunk.data.len();
@@ -278,7 +290,7 @@ impl<R: Read> ChunkReader<R> {
                 add(chunk, start, next);
                 start = next;
             }
-            if chunk.spans.len() >= CHUNK_LINES || start >= CHUNK_BYTES || self.eof {
+            if chunk.spans.len() >= self.max_events || start >= CHUNK_BYTES || self.eof {
                 break;
             }
             // Into the buffer's spare room, which need not be zeroed first.
@@ -289,7 +301,7 @@ impl<R: Read> ChunkReader<R> {
             self.eof = n == 0;
         }
         // A last line without an ending is kept as it is.
-        if self.eof && chunk.spans.len() < CHUNK_LINES && start < chunk.data.len() {
+        if self.eof && chunk.spans.len() < self.max_events && start < chunk.data.len() {
             let end = chunk.data.len();
             add(chunk, start, end);
             start = end;
@@ -830,7 +842,13 @@ mod tests {
     /// The events of `r` as the backfill's chunks hold them: each one's
     /// lines joined by `\n`.
     fn chunked(r: impl Read) -> Vec<Vec<u8>> {
+        chunked_by(r, CHUNK_LINES)
+    }
+
+    /// [`chunked`], with chunks of at most `max_events` events.
+    fn chunked_by(r: impl Read, max_events: usize) -> Vec<Vec<u8>> {
         let mut reader = ChunkReader::new(r);
+        reader.max_events = max_events.max(2);
         let mut chunk = Chunk::default();
         let mut out: Vec<Vec<u8>> = Vec::new();
         loop {
@@ -839,7 +857,7 @@ mod tests {
                 return out;
             }
             assert_eq!(chunk.first_offset, out.len() as i64);
-            assert!(chunk.len() <= CHUNK_LINES);
+            assert!(chunk.len() <= max_events.max(2));
             // Endings between an event's lines become `\n`, as in its message.
             out.extend(chunk.events().map(|(first, rest)| match rest {
                 Some(rest) => {
@@ -881,6 +899,55 @@ mod tests {
         }
         assert_eq!(events, chunked(text.as_bytes()));
         assert_eq!(events.len(), 6, "{events:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// Whatever the lines, chunk sizes and read sizes, the chunks hold
+        /// the events one joiner finds over the whole input, in order.
+        #[test]
+        fn chunks_hold_the_events_of_one_joiner(
+            picks in proptest::collection::vec((0..12usize, 0..3usize), 0..120),
+            max_events in 2..6usize,
+            read in 1..40usize,
+            last_ending in proptest::bool::ANY,
+        ) {
+            const LINES: [&str; 12] = [
+                "2024-05-01 10:00:00 ERROR failed",
+                "\tat a.B.c(B.java:1)",
+                "Caused by: java.io.IOException: x",
+                "java.lang.IllegalStateException: boom",
+                "ValueError: bad",
+                "Traceback (most recent call last):",
+                "{\"msg\":\"json\"}",
+                "",
+                "  ",
+                "plain line",
+                "  indented",
+                "ts=1 level=info",
+            ];
+            const ENDINGS: [&str; 3] = ["\n", "\r\n", "\n"];
+            let mut text = String::new();
+            for (k, &(line, ending)) in picks.iter().enumerate() {
+                text.push_str(LINES[line]);
+                if k + 1 < picks.len() || last_ending {
+                    text.push_str(ENDINGS[ending]);
+                }
+            }
+            let expected = joined(&lines(text.as_bytes()));
+            let trickle = Trickle { data: text.as_bytes(), chunk: read };
+            proptest::prop_assert_eq!(&chunked_by(trickle, max_events), &expected);
+            let mut reader = EventReader::new(Trickle { data: text.as_bytes(), chunk: read });
+            let mut events = Vec::new();
+            while let Some((first, rest)) = reader.next_event().expect("read") {
+                events.push(match rest {
+                    Some(rest) => [first, b"\n", rest].concat(),
+                    None => first.to_vec(),
+                });
+            }
+            proptest::prop_assert_eq!(events, expected);
+        }
     }
 
     /// Stack traces are whole events whatever the chunks and reads cut:
