@@ -11,7 +11,7 @@ par=${PAR:-2}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(json logfmt syslog access container text auto timestamps custom_pattern template_miner)
+  targets=(json logfmt syslog access container text auto timestamps custom_pattern template_miner multiline)
 fi
 export RUSTC_BOOTSTRAP=1
 nice -n 19 cargo fuzz build -s none -O >/dev/null

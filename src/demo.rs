@@ -18,7 +18,7 @@ use rdkafka::mocking::MockCluster;
 
 use logwarden_detect::metrics::DetectMetrics;
 use logwarden_detect::{Alert, AlertStatus, Severity};
-use logwarden_ingest::kafka::StopWhen;
+use logwarden_ingest::kafka::{close_consumer, MeteredContext, StopWhen, CLOSE_TIMEOUT};
 use logwarden_ingest::metrics::IngestMetrics;
 
 use crate::config::Config;
@@ -133,12 +133,14 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
     let generator = std::thread::spawn(move || generate_cmd::run(&gen_args));
 
     // Subscriber: what a user of the alert topic sees.
-    let alerts_consumer: BaseConsumer = ClientConfig::new()
+    let mut alerts_config = ClientConfig::new();
+    alerts_config
         .set("bootstrap.servers", &brokers)
         .set("group.id", "logwarden-demo-alerts")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()?;
+        .set("session.timeout.ms", "6000");
+    let alerts_consumer: BaseConsumer<MeteredContext> =
+        alerts_config.create_with_context(MeteredContext::new(Arc::default(), &alerts_config))?;
     alerts_consumer.subscribe(&[cfg.detect.alerts_topic.as_str()])?;
     let mut alerts = Vec::new();
     while started.elapsed() < duration && !signals.graceful.load(Ordering::Relaxed) {
@@ -156,6 +158,7 @@ pub fn run(mut cfg: Config, args: &DemoArgs) -> anyhow::Result<()> {
             }
         }
     }
+    close_consumer(alerts_consumer, CLOSE_TIMEOUT);
     stop.store(true, Ordering::SeqCst);
     println!("\nstopping: flushing open segments and committing");
     let gen_result = generator
