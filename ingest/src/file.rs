@@ -116,25 +116,23 @@ impl<R: Read> EventReader<R> {
     /// `\n`), if any; `None` at the end of the input.
     #[allow(clippy::type_complexity)]
     pub fn next_event(&mut self) -> std::io::Result<Option<(&[u8], Option<&[u8]>)>> {
-        match self.next.take() {
-            Some(line) => {
-                // The spare buffer goes back for the next read-ahead.
-                self.next = Some(std::mem::replace(&mut self.first, line));
+        let mut spare = match self.next.take() {
+            // The line read ahead starts this event; the buffer it replaces
+            // takes the next read-ahead.
+            Some(line) => std::mem::replace(&mut self.first, line),
+            None => {
+                let Some(line) = self.lines.next_line()? else {
+                    return Ok(None);
+                };
+                self.joiner.next(line);
+                self.first.clear();
+                self.first.extend_from_slice(line);
+                Vec::new()
             }
-            None => match self.lines.next_line()? {
-                Some(line) => {
-                    self.joiner.next(line, line.len() + 1);
-                    self.first.clear();
-                    self.first.extend_from_slice(line);
-                }
-                None => return Ok(None),
-            },
-        }
-        let mut spare = self.next.take().unwrap_or_default();
+        };
         self.rest.clear();
-        let mut ahead = false;
         while let Some(line) = self.lines.next_line()? {
-            if self.joiner.next(line, line.len() + 1) {
+            if self.joiner.next(line) {
                 if !self.rest.is_empty() {
                     self.rest.push(b'\n');
                 }
@@ -142,11 +140,10 @@ impl<R: Read> EventReader<R> {
             } else {
                 spare.clear();
                 spare.extend_from_slice(line);
-                ahead = true;
+                self.next = Some(spare);
                 break;
             }
         }
-        self.next = ahead.then_some(spare);
         let rest = (!self.rest.is_empty()).then_some(self.rest.as_slice());
         Ok(Some((self.first.as_slice(), rest)))
     }
@@ -273,7 +270,7 @@ impl<R: Read> ChunkReader<R> {
             let end = start + line.len();
             lines += 1;
             // A fresh joiner starts an event with the chunk's first line.
-            let joins = joiner.next(line, next - start);
+            let joins = joiner.next(line);
             match chunk.spans.last_mut() {
                 Some(last) if joins => last.2 = end,
                 _ => chunk.spans.push((start, end, end)),
@@ -859,44 +856,64 @@ mod tests {
             assert_eq!(chunk.first_offset, out.len() as i64);
             assert!(chunk.len() <= max_events.max(2));
             // Endings between an event's lines become `\n`, as in its message.
-            out.extend(chunk.events().map(|(first, rest)| match rest {
-                Some(rest) => {
-                    let rest = String::from_utf8_lossy(rest).replace("\r\n", "\n");
-                    [first, b"\n", rest.as_bytes()].concat()
-                }
-                None => first.to_vec(),
+            out.extend(chunk.events().map(|(first, rest)| {
+                let rest = rest.map(|r| String::from_utf8_lossy(r).replace("\r\n", "\n"));
+                event_text(first, rest.as_ref().map(|r| r.as_bytes()))
             }));
         }
     }
 
     /// The events of `lines` as one [`Joiner`] groups them, line by line.
     fn joined(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let mut joiner = Joiner::default();
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        for line in lines {
-            if joiner.next(line, line.len() + 1) {
-                let last = out.last_mut().expect("an event to continue");
-                last.push(b'\n');
-                last.extend_from_slice(line);
-            } else {
-                out.push(line.clone());
-            }
+        crate::multiline::group(lines.iter().map(Vec::as_slice))
+    }
+
+    /// An event's text as the readers give it: its first line, and the
+    /// lines continuing it after a `\n`.
+    fn event_text(first: &[u8], rest: Option<&[u8]>) -> Vec<u8> {
+        match rest {
+            Some(rest) => [first, b"\n", rest].concat(),
+            None => first.to_vec(),
         }
-        out
+    }
+
+    /// The events an [`EventReader`] reads from `r`.
+    fn read_events(r: impl Read) -> Vec<Vec<u8>> {
+        let mut reader = EventReader::new(r);
+        let mut events = Vec::new();
+        while let Some((first, rest)) = reader.next_event().expect("read") {
+            events.push(event_text(first, rest));
+        }
+        events
+    }
+
+    /// An event that reaches the byte cap is cut at the same line whether
+    /// the file ends its lines with `\r\n` or `\n`, in the backfill's
+    /// chunks as in the event reader.
+    #[test]
+    fn long_events_are_cut_alike_whatever_the_line_endings() {
+        let frame = format!("\tat {}", "x".repeat(196));
+        let text = |ending: &str| {
+            let mut t = format!("ERROR first{ending}");
+            for _ in 0..400 {
+                t.push_str(&frame);
+                t.push_str(ending);
+            }
+            t
+        };
+        let (crlf, lf) = (text("\r\n"), text("\n"));
+        let expected = joined(&lines(lf.as_bytes()));
+        assert!(expected.len() > 1, "the cap splits the trace");
+        assert_eq!(chunked(lf.as_bytes()), expected);
+        assert_eq!(chunked(crlf.as_bytes()), expected);
+        assert_eq!(read_events(crlf.as_bytes()), expected);
     }
 
     /// The event reader groups lines as the backfill's chunks do.
     #[test]
     fn the_event_reader_groups_lines_as_the_backfill_does() {
         let text = "ERROR a\njava.io.IOException: x\n\tat a.B(B.java:1)\r\nplain\n\n\tat after an empty line\nERROR b\n  indented\nlast";
-        let mut reader = EventReader::new(text.as_bytes());
-        let mut events = Vec::new();
-        while let Some((first, rest)) = reader.next_event().expect("read") {
-            events.push(match rest {
-                Some(rest) => [first, b"\n", rest].concat(),
-                None => first.to_vec(),
-            });
-        }
+        let events = read_events(text.as_bytes());
         assert_eq!(events, chunked(text.as_bytes()));
         assert_eq!(events.len(), 6, "{events:?}");
     }
@@ -938,14 +955,7 @@ mod tests {
             let expected = joined(&lines(text.as_bytes()));
             let trickle = Trickle { data: text.as_bytes(), chunk: read };
             proptest::prop_assert_eq!(&chunked_by(trickle, max_events), &expected);
-            let mut reader = EventReader::new(Trickle { data: text.as_bytes(), chunk: read });
-            let mut events = Vec::new();
-            while let Some((first, rest)) = reader.next_event().expect("read") {
-                events.push(match rest {
-                    Some(rest) => [first, b"\n", rest].concat(),
-                    None => first.to_vec(),
-                });
-            }
+            let events = read_events(Trickle { data: text.as_bytes(), chunk: read });
             proptest::prop_assert_eq!(events, expected);
         }
     }

@@ -1419,11 +1419,10 @@ pub enum CatchUp {
 
 /// Done when every assigned partition is consumed to its end: librdkafka
 /// reported its end since its last message, and the consumed position is at
-/// or past the high watermark.
-/// Both are checked because some Kafka-protocol brokers report high
-/// watermarks late. `next` gives the next offset to consume of a partition
-/// when a message of it was seen; otherwise the group's committed offset (or
-/// the low watermark) stands for it.
+/// or past the high watermark. Both are checked because some Kafka-protocol
+/// brokers report high watermarks late. `next` gives the next offset to
+/// consume of a partition when a message of it was seen; otherwise the
+/// group's committed offset (or the low watermark) stands for it.
 ///
 /// The partitions of the subscribed topics that this member does not hold
 /// must also be committed by the group to their end. Otherwise another

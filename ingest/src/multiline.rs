@@ -87,9 +87,12 @@ impl Joiner {
         self.lines
     }
 
-    /// Whether `line` (whose length with its ending is `len`) joins the
-    /// current event; otherwise it starts the next one.
-    pub fn next(&mut self, line: &[u8], len: usize) -> bool {
+    /// Whether `line` (without its ending) joins the current event;
+    /// otherwise it starts the next one. An event's bytes count each line
+    /// with one byte for its ending, whatever the file's endings: the size
+    /// of its message, whose lines are joined by `\n`, plus one.
+    pub fn next(&mut self, line: &[u8]) -> bool {
+        let len = line.len() + 1;
         let joins = self.anchored
             && self.lines < MAX_LINES
             && self.bytes + len <= MAX_BYTES
@@ -108,24 +111,36 @@ impl Joiner {
     }
 }
 
+/// The events of `lines` as one [`Joiner`] groups them, each one's lines
+/// joined by `\n`: what the readers of files must agree with.
+#[cfg(test)]
+pub(crate) fn group<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Vec<Vec<u8>> {
+    let mut joiner = Joiner::default();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for line in lines {
+        // A fresh joiner starts an event with the first line.
+        let joins = joiner.next(line);
+        match out.last_mut() {
+            Some(last) if joins => {
+                last.push(b'\n');
+                last.extend_from_slice(line);
+            }
+            _ => out.push(line.to_vec()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Events of `text` as the joiner groups its lines.
     fn events(text: &str) -> Vec<String> {
-        let mut joiner = Joiner::default();
-        let mut out: Vec<String> = Vec::new();
-        for line in text.lines() {
-            if joiner.next(line.as_bytes(), line.len() + 1) {
-                let last = out.last_mut().expect("a line to continue");
-                last.push('\n');
-                last.push_str(line);
-            } else {
-                out.push(line.to_string());
-            }
-        }
-        out
+        group(text.lines().map(str::as_bytes))
+            .into_iter()
+            .map(|e| String::from_utf8(e).expect("utf-8"))
+            .collect()
     }
 
     #[test]

@@ -149,7 +149,6 @@ pub(crate) struct BatchParser {
     builder: LogBatchBuilder,
 }
 
-/// A message to parse: its offset, transport time and payload.
 /// A message to parse: its offset, its transport time, its payload, and
 /// lines that continue the payload's event (file input only).
 pub(crate) type Message<'a> = (i64, Option<i64>, Option<&'a [u8]>, Option<&'a [u8]>);
