@@ -21,7 +21,8 @@
 
 /// Most lines one event takes (its first line included).
 pub const MAX_LINES: usize = 512;
-/// Most bytes one event takes, line endings included.
+/// Most bytes one event takes, each line ending counted as one byte (the
+/// size of its message, whose lines are joined by `\n`, plus one).
 pub const MAX_BYTES: usize = 64 * 1024;
 
 /// Whether `line` continues the event of the lines before it. `in_trace`:
