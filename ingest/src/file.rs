@@ -11,7 +11,6 @@ use std::time::Duration;
 use arrow::array::{
     Array, AsArray, DictionaryArray, Int32Array, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -439,7 +438,7 @@ impl Assembler {
         mut batch: RecordBatch,
         mut first_offset: i64,
         mut bytes: usize,
-    ) -> Result<Vec<Segment>, ArrowError> {
+    ) -> Vec<Segment> {
         let mut full = Vec::new();
         while batch.num_rows() > 0 {
             if self.batches.is_empty() {
@@ -461,19 +460,19 @@ impl Assembler {
             first_offset += take as i64;
             bytes -= share;
             if turn.is_some() {
-                full.extend(self.close_first(self.rows)?);
+                full.extend(self.close_first(self.rows));
                 self.latest_partition = None;
             } else if self.rows >= self.max_rows || self.bytes >= self.max_bytes {
                 let rows = self.partition_end().unwrap_or(self.rows);
-                full.extend(self.close_first(rows)?);
+                full.extend(self.close_first(rows));
                 self.latest_partition = self.open_latest_partition();
             }
         }
-        Ok(full)
+        full
     }
 
     /// The open segment, if it has records.
-    fn close(&mut self) -> Result<Option<Segment>, ArrowError> {
+    fn close(&mut self) -> Option<Segment> {
         self.close_first(self.rows)
     }
 
@@ -509,11 +508,10 @@ impl Assembler {
 
     /// Closes the first `rows` rows of the open segment (all of them, or the
     /// rows before a change of partition); the rest stay open.
-    fn close_first(&mut self, rows: usize) -> Result<Option<Segment>, ArrowError> {
-        let Some(first) = self.batches.first() else {
-            return Ok(None);
-        };
-        let schema = first.schema();
+    fn close_first(&mut self, rows: usize) -> Option<Segment> {
+        if self.batches.is_empty() {
+            return None;
+        }
         let mut head = Vec::new();
         let mut left = rows;
         let mut rest = std::mem::take(&mut self.batches).into_iter();
@@ -537,7 +535,7 @@ impl Assembler {
             partition: 0,
             first_offset: self.first_offset,
             next_offset: self.first_offset + rows as i64,
-            batch: concat_batches(&schema, &head)?,
+            batches: head,
         };
         // The byte count is an estimate: the rows kept take their share
         // (`self.rows` is not 0: there were batches).
@@ -545,7 +543,7 @@ impl Assembler {
         self.bytes = self.bytes * kept / self.rows;
         self.rows = kept;
         self.first_offset += rows as i64;
-        Ok(Some(segment))
+        Some(segment)
     }
 }
 
@@ -661,7 +659,7 @@ impl FileSource {
                 None => piece.batch,
             };
             let batch = inherit_times(batch, &mut last_time)?;
-            for segment in segments.push(batch, first, piece.bytes)? {
+            for segment in segments.push(batch, first, piece.bytes) {
                 feed.write(segment);
             }
             spare.push(piece.chunk);
@@ -687,7 +685,7 @@ impl FileSource {
                 break;
             }
         }
-        if let Some(segment) = segments.close()? {
+        if let Some(segment) = segments.close() {
             feed.write(segment);
         }
         feed.check()?;
@@ -810,6 +808,7 @@ fn send(writer: &mut Writer, mut job: Job, failure: &mut Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::compute::concat_batches;
 
     /// A reader that hands out at most `chunk` bytes per read, so lines
     /// straddle reads.
@@ -1041,7 +1040,7 @@ mod tests {
             )
             .expect("backfill");
         let segments = std::mem::take(&mut *written.lock().expect("capture"));
-        let rows: usize = segments.iter().map(|s| s.batch.num_rows()).sum();
+        let rows: usize = segments.iter().map(Segment::num_rows).sum();
         // A record per event: a line, or a line and the lines continuing it.
         let records = metrics.total(|t| IngestMetrics::get(&t.records_consumed));
         assert_eq!(rows as u64, records, "{threads} threads");
@@ -1075,7 +1074,7 @@ mod tests {
     /// The batches' rows in order, without the columns that hold the time
     /// of ingest (which differs between two runs).
     fn rows(segments: &[Segment]) -> RecordBatch {
-        let batches: Vec<RecordBatch> = segments.iter().map(|s| s.batch.clone()).collect();
+        let batches: Vec<RecordBatch> = segments.iter().flat_map(|s| s.batches.clone()).collect();
         let all = concat_batches(&batches[0].schema(), &batches).expect("concat");
         let keep: Vec<usize> = (0..all.num_columns())
             .filter(|&i| {
@@ -1110,8 +1109,8 @@ mod tests {
                 let mut next = 0;
                 for s in &many {
                     assert_eq!(s.first_offset, next, "{threads} threads: contiguous");
-                    assert_eq!(s.batch.num_rows() as i64, s.next_offset - s.first_offset);
-                    assert!(s.batch.num_rows() <= cfg.max_rows);
+                    assert_eq!(s.num_rows() as i64, s.next_offset - s.first_offset);
+                    assert!(s.num_rows() <= cfg.max_rows);
                     next = s.next_offset;
                 }
                 assert_eq!(next, 11_000);
@@ -1151,7 +1150,8 @@ mod tests {
         }
         for threads in [1, 2] {
             let segments = backfill(&input, threads, SegmentConfig::default());
-            let batches: Vec<RecordBatch> = segments.iter().map(|s| s.batch.clone()).collect();
+            let batches: Vec<RecordBatch> =
+                segments.iter().flat_map(|s| s.batches.clone()).collect();
             let all = concat_batches(&batches[0].schema(), &batches).expect("concat");
             assert_eq!(all.num_rows(), 6_002);
             let messages = all

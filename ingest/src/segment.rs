@@ -11,9 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
-use arrow::compute::concat;
-use arrow::error::ArrowError;
+use arrow::array::{Array, Int64Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::options::{require, InvalidOption};
@@ -267,35 +265,14 @@ impl Segmenter {
     fn close(&mut self, key: &PartitionKey) -> Option<Segment> {
         let seg = self.open.remove(key)?;
         self.buffered_bytes -= seg.bytes;
-        // A segment opens with its first piece, and every piece has the
-        // log schema: a failure here is a bug, not bad input.
-        let batch = concat_pieces(seg.pieces).expect("pieces have the log schema");
         Some(Segment {
             topic: key.0.clone(),
             partition: key.1,
             first_offset: seg.first_offset,
             next_offset: seg.next_offset,
-            batch,
+            batches: seg.pieces,
         })
     }
-}
-
-/// One batch of `pieces`' rows, column by column, each column's pieces
-/// released once it is copied: the copy costs about one column's worth of
-/// memory at a time, not the whole segment's.
-fn concat_pieces(pieces: Vec<RecordBatch>) -> Result<RecordBatch, ArrowError> {
-    let schema = pieces[0].schema();
-    let mut columns: Vec<Vec<Option<ArrayRef>>> = pieces
-        .into_iter()
-        .map(|b| b.columns().iter().cloned().map(Some).collect())
-        .collect();
-    let mut out = Vec::with_capacity(schema.fields().len());
-    for i in 0..schema.fields().len() {
-        let parts: Vec<ArrayRef> = columns.iter_mut().filter_map(|c| c[i].take()).collect();
-        let refs: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
-        out.push(concat(&refs)?);
-    }
-    RecordBatch::try_new(schema, out)
 }
 
 #[cfg(test)]
@@ -364,8 +341,42 @@ mod tests {
         let rest = s.close_all();
         assert_eq!(rest.len(), 1);
         assert_eq!((rest[0].first_offset, rest[0].next_offset), (16, 17));
-        assert_eq!(rest[0].batch.num_rows(), 1);
+        assert_eq!(rest[0].num_rows(), 1);
         assert_eq!(s.buffered_bytes(), 0);
+    }
+
+    /// A closed segment holds the batches it was appended in; joined (as
+    /// the writer does before writing) it is one batch of the same rows in
+    /// the same order, whatever each piece's dictionaries.
+    #[test]
+    fn a_closed_segments_pieces_join_into_one_batch_of_the_same_rows() {
+        let mut s = Segmenter::new(SegmentConfig::default());
+        let now = Instant::now();
+        for off in 0..7 {
+            let r = LogRecord {
+                service: Some(format!("svc{}", 7 - off)),
+                ..rec(&format!("m{off}"))
+            };
+            assert!(append(&mut s, &prov(0, off), &r, now).is_empty());
+        }
+        let mut closed = s.close_all();
+        assert_eq!(closed.len(), 1);
+        let seg = &mut closed[0];
+        assert_eq!(seg.batches.len(), 7);
+        let expected = seg.to_batch().expect("rows");
+        seg.join().expect("join");
+        assert_eq!(seg.batches.len(), 1);
+        assert_eq!(seg.batches[0], expected);
+        assert_eq!(seg.num_rows(), 7);
+        // Joining again, or a segment without batches, changes nothing.
+        seg.join().expect("join");
+        assert_eq!(seg.batches, [expected]);
+        let mut empty = Segment {
+            batches: Vec::new(),
+            ..seg.clone()
+        };
+        empty.join().expect("join");
+        assert!(empty.batches.is_empty() && empty.to_batch().is_none());
     }
 
     #[test]
@@ -419,22 +430,15 @@ mod tests {
         got.extend(batched.close_all());
         let ranges = |s: &[Segment]| {
             s.iter()
-                .map(|s| {
-                    (
-                        s.partition,
-                        s.first_offset,
-                        s.next_offset,
-                        s.batch.num_rows(),
-                    )
-                })
+                .map(|s| (s.partition, s.first_offset, s.next_offset, s.num_rows()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(ranges(&got), ranges(&expected));
         assert_eq!(got.len(), 6);
         for (g, e) in got.iter().zip(&expected) {
             assert_eq!(
-                g.batch.column_by_name(col::OFFSET),
-                e.batch.column_by_name(col::OFFSET)
+                g.to_batch().expect("rows").column_by_name(col::OFFSET),
+                e.to_batch().expect("rows").column_by_name(col::OFFSET)
             );
         }
         assert_eq!(batched.buffered_bytes(), 0);
@@ -464,11 +468,7 @@ mod tests {
         let mut next = 0;
         for c in &closed {
             assert_eq!(c.first_offset, next);
-            assert!(
-                c.batch.num_rows() * per <= 10_000 + per,
-                "{} rows",
-                c.batch.num_rows()
-            );
+            assert!(c.num_rows() * per <= 10_000 + per, "{} rows", c.num_rows());
             next = c.next_offset;
         }
         assert_eq!(next, 95);

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::concat;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 /// A contiguous range of offsets `[first_offset, next_offset)` of one source
-/// partition, parsed into one Arrow batch. Every offset in the range is in the
-/// batch: a segment is the unit of durability and of offset commits.
+/// partition, parsed into Arrow batches. Every offset in the range is in the
+/// batches: a segment is the unit of durability and of offset commits.
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub topic: Arc<str>,
@@ -17,7 +20,52 @@ pub struct Segment {
     pub first_offset: i64,
     /// One past the last offset in the segment: the offset to commit.
     pub next_offset: i64,
-    pub batch: RecordBatch,
+    /// The records, in offset order, in batches of the log schema: the
+    /// pieces they were parsed in until the writer joins them
+    /// ([`Segment::join`]), off the thread that reads the source.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Segment {
+    /// The number of records.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Joins the batches into one, column by column, each column's pieces
+    /// released once it is copied: the copy costs about one column's worth
+    /// of memory at a time, not the whole segment's.
+    pub fn join(&mut self) -> Result<(), ArrowError> {
+        let Some(first) = self.batches.first() else {
+            return Ok(());
+        };
+        if self.batches.len() == 1 {
+            return Ok(());
+        }
+        let schema = first.schema();
+        let mut columns: Vec<Vec<Option<ArrayRef>>> = std::mem::take(&mut self.batches)
+            .into_iter()
+            .map(|b| b.columns().iter().cloned().map(Some).collect())
+            .collect();
+        let mut out = Vec::with_capacity(schema.fields().len());
+        for i in 0..schema.fields().len() {
+            let parts: Vec<ArrayRef> = columns.iter_mut().filter_map(|c| c[i].take()).collect();
+            let refs: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
+            out.push(concat(&refs)?);
+        }
+        self.batches = vec![RecordBatch::try_new(schema, out)?];
+        Ok(())
+    }
+
+    /// The records as one batch (a copy; `None` when there are no
+    /// batches). For checks and tools.
+    pub fn to_batch(&self) -> Option<RecordBatch> {
+        let first = self.batches.first()?;
+        Some(
+            arrow::compute::concat_batches(&first.schema(), &self.batches)
+                .expect("a segment's batches share the log schema"),
+        )
+    }
 }
 
 /// What a sink wrote for one segment.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::IngestMetrics;
 use crate::options::{require, InvalidOption};
-use crate::sink::{Backoff, Segment, Sink, SinkError, WriteStats};
+use crate::sink::{Backoff, RetryHint, Segment, Sink, SinkError, WriteStats};
 
 /// Default for [`WriterConfig::queue_segments`].
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 2;
@@ -217,9 +217,19 @@ fn writer_loop(
                     result,
                 }
             }
-            Job::Write { segment, epoch } => {
+            Job::Write { mut segment, epoch } => {
                 let started = Instant::now();
-                let result = with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment));
+                let result = match segment.join() {
+                    Ok(()) => with_retry(&mut backoff, &metrics, &cancel, || sink.write(&segment)),
+                    // Pieces of one segment share the log schema and hold
+                    // far less than 2 GiB of text: this is a bug.
+                    Err(e) => Err(SinkError {
+                        context: "joining a segment's batches".into(),
+                        hint: RetryHint::Fatal,
+                        kind: "encode",
+                        source: Box::new(e),
+                    }),
+                };
                 if let Ok(stats) = &result {
                     metrics.segment_write_seconds.observe(started.elapsed());
                     metrics
@@ -238,7 +248,7 @@ fn writer_loop(
                     partition: segment.partition,
                     first_offset: segment.first_offset,
                     next_offset: Some(segment.next_offset),
-                    rows: segment.batch.num_rows(),
+                    rows: segment.num_rows(),
                     epoch,
                     result,
                 }

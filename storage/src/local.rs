@@ -223,7 +223,7 @@ pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<(), 
 
 impl Sink for LocalArchive {
     fn write(&mut self, segment: &Segment) -> Result<WriteStats, SinkError> {
-        let parts = split_segment(&self.layout, &segment.batch).map_err(|e| SinkError {
+        let parts = split_segment(&self.layout, &segment.batches).map_err(|e| SinkError {
             context: "partitioning a segment".into(),
             hint: RetryHint::Fatal,
             kind: "encode",
@@ -570,7 +570,7 @@ mod tests {
             partition: 0,
             first_offset: 0,
             next_offset: hostile.len() as i64,
-            batch: b.finish().expect("batch"),
+            batches: vec![b.finish().expect("batch")],
         };
         let stats = a.write(&seg).expect("write");
         assert_eq!(stats.files, hostile.len());

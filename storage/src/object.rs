@@ -425,7 +425,7 @@ pub(crate) async fn delete_all(
 
 impl Sink for ObjectStoreArchive {
     fn write(&mut self, segment: &Segment) -> Result<WriteStats, SinkError> {
-        let parts = split_segment(&self.layout, &segment.batch).map_err(|e| SinkError {
+        let parts = split_segment(&self.layout, &segment.batches).map_err(|e| SinkError {
             context: "partitioning a segment".into(),
             hint: RetryHint::Fatal,
             kind: "encode",

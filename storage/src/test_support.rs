@@ -7,9 +7,11 @@ use logwarden_ingest::schema::LogBatchBuilder;
 use logwarden_ingest::sink::Segment;
 
 /// A segment of `n` records from `first` on, one hour apart from the
-/// second half on, so it spans two partitions.
+/// second half on, so it spans two partitions; in batches of up to
+/// [`PIECE_ROWS`] records, as parsing hands them over.
 pub(crate) fn segment(first: i64, n: i64) -> Segment {
     let mut b = LogBatchBuilder::new();
+    let mut batches = Vec::new();
     for off in first..first + n {
         let hour = if off - first < n / 2 { 0 } else { 1 };
         let rec = LogRecord {
@@ -24,15 +26,24 @@ pub(crate) fn segment(first: i64, n: i64) -> Segment {
             offset: off,
         };
         b.append(&rec, &prov, 0);
+        if (off - first + 1) % PIECE_ROWS == 0 {
+            batches.push(b.finish().expect("batch"));
+        }
+    }
+    if n % PIECE_ROWS != 0 {
+        batches.push(b.finish().expect("batch"));
     }
     Segment {
         topic: "t".into(),
         partition: 0,
         first_offset: first,
         next_offset: first + n,
-        batch: b.finish().expect("batch"),
+        batches,
     }
 }
+
+/// Most records per batch of a test segment.
+pub(crate) const PIECE_ROWS: i64 = 64;
 
 /// `n` records of one topic partition with varied columns: four services,
 /// nine hosts (some missing), distinct messages, zero to two attributes

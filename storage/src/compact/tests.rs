@@ -10,6 +10,7 @@ use logwarden_ingest::sink::{Segment, Sink};
 use object_store::memory::InMemory;
 
 use super::*;
+use crate::test_support::PIECE_ROWS;
 use crate::{LocalArchive, ObjectStoreArchive};
 
 /// 2026-03-01T10:00:00Z
@@ -34,6 +35,7 @@ fn segment_of(
     body: impl Fn(i64) -> (String, Vec<(String, String)>),
 ) -> Segment {
     let mut b = LogBatchBuilder::new();
+    let mut batches = Vec::new();
     for off in first..first + n {
         let (message, attributes) = body(off);
         let rec = LogRecord {
@@ -49,13 +51,19 @@ fn segment_of(
             offset: off,
         };
         b.append(&rec, &prov, 0);
+        if (off - first + 1) % PIECE_ROWS == 0 {
+            batches.push(b.finish().unwrap());
+        }
+    }
+    if n % PIECE_ROWS != 0 {
+        batches.push(b.finish().unwrap());
     }
     Segment {
         topic: "t".into(),
         partition: p,
         first_offset: first,
         next_offset: first + n,
-        batch: b.finish().unwrap(),
+        batches,
     }
 }
 
@@ -715,7 +723,7 @@ fn files_without_a_declared_order_are_sorted_before_merging() {
         .0
         .to_string();
     // Offsets 1000.. in reverse order, without sorting metadata.
-    let foreign = segment(0, 1000, 40, 1).batch;
+    let foreign = segment(0, 1000, 40, 1).to_batch().expect("rows");
     let rev = arrow::array::UInt32Array::from_iter_values((0..40u32).rev());
     let foreign = take_record_batch(&foreign, &rev).unwrap();
     {
