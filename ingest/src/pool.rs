@@ -310,16 +310,18 @@ impl ParsePool {
     }
 
     /// Adds a message to the open chunk, opening one when there is none.
-    /// Call [`fits`](Self::fits) first. Its key and `headers` are kept in
-    /// strict mode only.
-    pub fn add<'a>(
+    /// Call [`fits`](Self::fits) first. Its key and headers are kept in
+    /// strict mode only (`headers` is called only then).
+    pub fn add<'a, H>(
         &mut self,
         topic: &Arc<str>,
         partition: i32,
         counters: &Arc<TopicCounters>,
         msg: Incoming<'a>,
-        headers: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
-    ) {
+        headers: impl FnOnce() -> H,
+    ) where
+        H: Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+    {
         let chunk = self.open.get_or_insert_with(|| match self.spare.pop() {
             Some(mut c) => {
                 c.topic = topic.clone();
@@ -339,7 +341,7 @@ impl ParsePool {
         let (mut key, first_header) = (None, chunk.headers.len());
         if self.strict {
             key = msg.key.map(&mut copy);
-            for (name, value) in headers {
+            for (name, value) in headers() {
                 let name = copy(name.as_bytes());
                 let value = value.map(&mut copy);
                 chunk.headers.push(HeaderSpan { name, value });
@@ -460,7 +462,7 @@ mod tests {
                     partition,
                     &counters,
                     incoming(offset, Some(5), payload),
-                    std::iter::empty(),
+                    std::iter::empty,
                 );
                 sent.push((partition, offset, payload.is_some()));
             }
@@ -505,7 +507,7 @@ mod tests {
             0,
             &counters,
             incoming(0, None, Some(&big)),
-            std::iter::empty(),
+            std::iter::empty,
         );
         assert!(!pool.fits(&topic, 0), "a chunk of CHUNK_BYTES is full");
         assert!(pool.send().expect("send").is_none());
@@ -557,7 +559,7 @@ mod tests {
                         payload: Some(line),
                         key: Some(key.as_bytes()),
                     },
-                    headers.into_iter(),
+                    || headers.into_iter(),
                 );
             }
             assert!(pool.send().expect("send").is_none());
@@ -624,7 +626,7 @@ mod tests {
                     back.extend(pool.send().expect("send"));
                 }
                 let msg = Incoming { offset, after: offset, transport_time_us: None, payload, key: None };
-                pool.add(&topic, partition, &counters, msg, std::iter::empty());
+                pool.add(&topic, partition, &counters, msg, std::iter::empty);
                 sent[partition as usize].push((offset, kind <= 1));
             }
             back.extend(pool.send().expect("send"));
