@@ -36,13 +36,10 @@ impl Segment {
     /// released once it is copied: the copy costs about one column's worth
     /// of memory at a time, not the whole segment's.
     pub fn join(&mut self) -> Result<(), ArrowError> {
-        let Some(first) = self.batches.first() else {
-            return Ok(());
-        };
-        if self.batches.len() == 1 {
+        if self.batches.len() <= 1 {
             return Ok(());
         }
-        let schema = first.schema();
+        let schema = self.batches[0].schema();
         let mut columns: Vec<Vec<Option<ArrayRef>>> = std::mem::take(&mut self.batches)
             .into_iter()
             .map(|b| b.columns().iter().cloned().map(Some).collect())

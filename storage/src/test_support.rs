@@ -7,25 +7,37 @@ use logwarden_ingest::schema::LogBatchBuilder;
 use logwarden_ingest::sink::Segment;
 
 /// A segment of `n` records from `first` on, one hour apart from the
-/// second half on, so it spans two partitions; in batches of up to
-/// [`PIECE_ROWS`] records, as parsing hands them over.
+/// second half on, so it spans two partitions.
 pub(crate) fn segment(first: i64, n: i64) -> Segment {
-    let mut b = LogBatchBuilder::new();
-    let mut batches = Vec::new();
-    for off in first..first + n {
+    segment_from(0, first, n, |off| {
         let hour = if off - first < n / 2 { 0 } else { 1 };
-        let rec = LogRecord {
+        LogRecord {
             event_time_us: 1_772_359_200_000_000 + hour * 3_600_000_000 + off,
             service: Some("svc".into()),
             message: format!("m{off}"),
             ..Default::default()
-        };
+        }
+    })
+}
+
+/// A segment of topic `t`, partition `p`, offsets `first..first + n`, the
+/// record at each offset from `record`; in batches of up to
+/// [`PIECE_ROWS`] records, as parsing hands them over.
+pub(crate) fn segment_from(
+    p: i32,
+    first: i64,
+    n: i64,
+    record: impl Fn(i64) -> LogRecord,
+) -> Segment {
+    let mut b = LogBatchBuilder::new();
+    let mut batches = Vec::new();
+    for off in first..first + n {
         let prov = Provenance {
             topic: "t".into(),
-            partition: 0,
+            partition: p,
             offset: off,
         };
-        b.append(&rec, &prov, 0);
+        b.append(&record(off), &prov, 0);
         if (off - first + 1) % PIECE_ROWS == 0 {
             batches.push(b.finish().expect("batch"));
         }
@@ -35,7 +47,7 @@ pub(crate) fn segment(first: i64, n: i64) -> Segment {
     }
     Segment {
         topic: "t".into(),
-        partition: 0,
+        partition: p,
         first_offset: first,
         next_offset: first + n,
         batches,
@@ -43,7 +55,7 @@ pub(crate) fn segment(first: i64, n: i64) -> Segment {
 }
 
 /// Most records per batch of a test segment.
-pub(crate) const PIECE_ROWS: i64 = 64;
+const PIECE_ROWS: i64 = 64;
 
 /// `n` records of one topic partition with varied columns: four services,
 /// nine hosts (some missing), distinct messages, zero to two attributes

@@ -4,13 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{AsArray, Int64Array};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
-use logwarden_ingest::record::{LogRecord, Provenance};
-use logwarden_ingest::schema::LogBatchBuilder;
+use logwarden_ingest::record::LogRecord;
 use logwarden_ingest::sink::{Segment, Sink};
 use object_store::memory::InMemory;
 
 use super::*;
-use crate::test_support::PIECE_ROWS;
+use crate::test_support::segment_from;
 use crate::{LocalArchive, ObjectStoreArchive};
 
 /// 2026-03-01T10:00:00Z
@@ -34,37 +33,16 @@ fn segment_of(
     hours: i64,
     body: impl Fn(i64) -> (String, Vec<(String, String)>),
 ) -> Segment {
-    let mut b = LogBatchBuilder::new();
-    let mut batches = Vec::new();
-    for off in first..first + n {
+    segment_from(p, first, n, |off| {
         let (message, attributes) = body(off);
-        let rec = LogRecord {
+        LogRecord {
             event_time_us: T0 + (off % hours) * 3_600_000_000 + off * 1000,
             service: Some(format!("svc{}", off % 3)),
             message,
             attributes,
             ..Default::default()
-        };
-        let prov = Provenance {
-            topic: "t".into(),
-            partition: p,
-            offset: off,
-        };
-        b.append(&rec, &prov, 0);
-        if (off - first + 1) % PIECE_ROWS == 0 {
-            batches.push(b.finish().unwrap());
         }
-    }
-    if n % PIECE_ROWS != 0 {
-        batches.push(b.finish().unwrap());
-    }
-    Segment {
-        topic: "t".into(),
-        partition: p,
-        first_offset: first,
-        next_offset: first + n,
-        batches,
-    }
+    })
 }
 
 fn cfg() -> ArchiveLayout {
